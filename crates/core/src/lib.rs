@@ -1,0 +1,22 @@
+//! pasaporte's domain model: what an office is, when it is open, which slots it
+//! offers, and what a valid booking is. The core does no IO and cannot fail for
+//! IO reasons: the clock, ids and randomness are passed in by the caller.
+//!
+//! Layout: [`person`] parses what a citizen types (documents, names, email);
+//! [`office`] describes an office and its weekly hours; [`holidays`] computes
+//! Colombian and host-country public holidays by rule; [`calendar`] turns an
+//! office, its closures and a date into slots (wall times in the office's zone,
+//! with deliberate handling of clock changes); [`booking`] validates a booking
+//! request as a whole and names every faulty field; [`code`] makes the short
+//! confirmation codes citizens read aloud at the counter.
+
+pub mod booking;
+pub mod calendar;
+pub mod code;
+pub mod field;
+pub mod holidays;
+pub mod office;
+pub mod person;
+
+pub use field::{FieldError, FieldErrors};
+pub use jiff;
