@@ -1,1 +1,156 @@
-//! placeholder
+//! pasaporte's storage: one domain-shaped interface, [`Store`], over SQLite (the
+//! embedded default) and PostgreSQL, through `sqlx::Any` with portable SQL and
+//! one migration folder. SQL lives only here, next to the function that runs it.
+//!
+//! Layout: [`Store`] opens a database and runs migrations; `offices.rs` keeps
+//! offices and closures; `bookings.rs` applies batches of booking writes in one
+//! transaction (group commit) and reads bookings and seat counts; `outbox.rs`
+//! keeps mail until it is sent; [`testing`] makes throw-away databases for tests.
+//!
+//! Invariants the database itself enforces (not code that reads then writes):
+//! a slot never holds more than its capacity (`slot_seats` CHECK), one person
+//! holds at most one active booking (`person_holds` primary key), an
+//! idempotency key names one booking (`idempotency` primary key).
+
+mod bookings;
+mod offices;
+mod outbox;
+pub mod testing;
+
+pub use bookings::*;
+pub use outbox::*;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Connections for readers; writes go through one connection at a time.
+pub const POOL_CONNECTIONS_MAX: u32 = 16;
+/// How long a statement waits for SQLite's write lock before giving up.
+pub const SQLITE_BUSY_TIMEOUT_MS: u32 = 10_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("constraint {constraint} refused the change")]
+    Conflict { constraint: String },
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::Database(db) => match db.kind() {
+                sqlx::error::ErrorKind::UniqueViolation
+                | sqlx::error::ErrorKind::CheckViolation
+                | sqlx::error::ErrorKind::ForeignKeyViolation
+                | sqlx::error::ErrorKind::NotNullViolation => StoreError::Conflict {
+                    constraint: db
+                        .constraint()
+                        .map_or_else(|| db.message().to_string(), str::to_string),
+                },
+                _ => StoreError::Other(e.to_string()),
+            },
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            _ => StoreError::Other(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// The database: a pool and which backend is behind it.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens `database`: a `postgres://` URL, or a SQLite file path (created if
+    /// missing), in WAL mode with `synchronous=FULL` so that a commit is on disk
+    /// before anyone is told it happened.
+    pub async fn open(database: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let (url, backend) =
+            if database.starts_with("postgres://") || database.starts_with("postgresql://") {
+                (database.to_string(), Backend::Postgres)
+            } else {
+                let path = database.strip_prefix("sqlite://").unwrap_or(database);
+                (format!("sqlite://{path}?mode=rwc"), Backend::Sqlite)
+            };
+        let opts = AnyConnectOptions::from_str(&url)
+            .map_err(|e| StoreError::Other(format!("bad database address: {e}")))?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS_MAX)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA busy_timeout = 10000",
+                        ] {
+                            sqlx::query(pragma).execute(&mut *conn).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Brings the schema up to date (idempotent).
+    pub async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    /// Whether the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn to_i64(v: u32) -> i64 {
+    i64::from(v)
+}
+
+fn to_u32(v: i64) -> u32 {
+    u32::try_from(v.max(0)).unwrap_or(u32::MAX)
+}

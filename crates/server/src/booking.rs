@@ -1,0 +1,607 @@
+//! Booking use cases: availability, book, view, reschedule, cancel. Each reads
+//! like its name: parse, ask the core, write through the group-commit writer.
+
+use crate::app::{App, OfficeEntry};
+use crate::crypto::{CryptoError, random_bytes};
+use crate::i18n::Lang;
+use crate::mail::{self, MailKind};
+use pasaporte_core::booking::{BookingInput, parse_request, parse_start};
+use pasaporte_core::calendar::{self, ClosedReason, DayPlan, SlotError};
+use pasaporte_core::code::{CODE_LEN, ConfirmationCode};
+use pasaporte_core::jiff::civil::Date;
+use pasaporte_core::jiff::{SignedDuration, Timestamp};
+use pasaporte_core::person::DocumentType;
+use pasaporte_core::{FieldError, FieldErrors};
+use pasaporte_store::{ApplicantRow, NewBooking, StoreError, WriteError, WriteOp, WriteOutcome};
+use std::sync::Arc;
+
+/// Longest Idempotency-Key accepted.
+pub const IDEMPOTENCY_KEY_CHARS_MAX: usize = 128;
+/// Offices scanned for the earliest free slots, and results returned.
+pub const EARLIEST_RESULTS_MAX: usize = 50;
+/// Attempts at a fresh confirmation code when one is taken (1 in 10^5 at a
+/// million bookings, so three tries are plenty).
+const CODE_ATTEMPTS_MAX: usize = 3;
+
+/// One slot as shown to citizens.
+#[derive(Clone, Debug)]
+pub struct SlotView {
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub capacity: u32,
+    pub remaining: u32,
+}
+
+/// Why a day shows no bookable slot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DayNote {
+    Closed(ClosedReason),
+    BeyondHorizon,
+    Past,
+}
+
+#[derive(Clone, Debug)]
+pub struct DayView {
+    pub date: Date,
+    pub note: Option<DayNote>,
+    pub slots: Vec<SlotView>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AvailabilityError {
+    #[error("unknown office")]
+    UnknownOffice,
+    #[error("invalid query")]
+    Invalid(FieldErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn day_bounds_ms(entry: &OfficeEntry, date: Date) -> (i64, i64) {
+    let tz = entry.office.time_zone.clone();
+    let start = date
+        .to_zoned_datetime(tz.clone())
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(0);
+    let next = date.tomorrow().unwrap_or(date);
+    let end = next
+        .to_zoned_datetime(tz)
+        .map(|z| z.timestamp().as_millisecond())
+        .unwrap_or(i64::MAX);
+    (start, end)
+}
+
+/// The office's slots on one day with the seats left, past slots left out.
+pub async fn office_day(
+    app: &App,
+    entry: &OfficeEntry,
+    date: Date,
+    now: Timestamp,
+) -> Result<DayView, StoreError> {
+    let today = calendar::local_today(&entry.office, now);
+    if date < today {
+        return Ok(DayView {
+            date,
+            note: Some(DayNote::Past),
+            slots: Vec::new(),
+        });
+    }
+    if date > calendar::horizon_end(&entry.office, now) {
+        return Ok(DayView {
+            date,
+            note: Some(DayNote::BeyondHorizon),
+            slots: Vec::new(),
+        });
+    }
+    let slots = match calendar::day_plan(&entry.office, &entry.closures, date) {
+        DayPlan::Closed(r) => {
+            return Ok(DayView {
+                date,
+                note: Some(DayNote::Closed(r)),
+                slots: Vec::new(),
+            });
+        }
+        DayPlan::Open(s) => s,
+    };
+    let (from, to) = day_bounds_ms(entry, date);
+    let booked = app
+        .availability
+        .day(&app.store, &entry.office.code, date, from, to)
+        .await?;
+    let slots = slots
+        .into_iter()
+        .filter(|s| s.start > now)
+        .map(|s| {
+            let taken = booked.get(&s.start.as_millisecond()).copied().unwrap_or(0);
+            SlotView {
+                start: s.start,
+                end: s.end,
+                capacity: s.capacity,
+                remaining: s.capacity.saturating_sub(taken),
+            }
+        })
+        .collect();
+    Ok(DayView {
+        date,
+        note: None,
+        slots,
+    })
+}
+
+/// `days` days of an office's calendar from `from` (the office's today if none).
+pub async fn office_days(
+    app: &App,
+    code: &str,
+    from: Option<&str>,
+    days: Option<u32>,
+    now: Timestamp,
+) -> Result<(Arc<OfficeEntry>, Vec<DayView>), AvailabilityError> {
+    let entry = app.office(code).ok_or(AvailabilityError::UnknownOffice)?;
+    let mut errs = FieldErrors::default();
+    let from = match from.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Some(calendar::local_today(&entry.office, now)),
+        Some(s) => errs.take(s.parse::<Date>().map_err(|_| {
+            FieldError::new(
+                "from",
+                "invalid_date",
+                "Escriba la fecha como AAAA-MM-DD.",
+                "Write the date as YYYY-MM-DD.",
+            )
+        })),
+    };
+    let days = days.unwrap_or(7);
+    if days == 0 || days > calendar::QUERY_DAYS_MAX {
+        errs.push(FieldError::new(
+            "days",
+            "invalid_days",
+            "Pida de 1 a 62 días.",
+            "Ask for 1 to 62 days.",
+        ));
+    }
+    let (Some(from), true) = (from, errs.is_empty()) else {
+        return Err(AvailabilityError::Invalid(errs));
+    };
+    let mut out = Vec::new();
+    for date in calendar::dates(from, days) {
+        out.push(office_day(app, &entry, date, now).await?);
+    }
+    Ok((entry, out))
+}
+
+/// The earliest slot with `seats` free at each office matching the filters,
+/// soonest first.
+pub async fn earliest(
+    app: &App,
+    city: Option<&str>,
+    country: Option<&str>,
+    seats: u32,
+    limit: usize,
+    now: Timestamp,
+) -> Result<Vec<(Arc<OfficeEntry>, SlotView)>, StoreError> {
+    let norm = |s: &str| s.trim().to_lowercase();
+    let mut out = Vec::new();
+    for entry in app.offices().values() {
+        if city.is_some_and(|c| norm(c) != norm(&entry.office.city))
+            || country.is_some_and(|c| norm(c) != norm(&entry.office.country))
+        {
+            continue;
+        }
+        let today = calendar::local_today(&entry.office, now);
+        let days = entry.office.horizon_days + 1;
+        for date in calendar::dates(today, days) {
+            let day = office_day(app, entry, date, now).await?;
+            if let Some(s) = day.slots.into_iter().find(|s| s.remaining >= seats) {
+                out.push((entry.clone(), s));
+                break;
+            }
+        }
+    }
+    out.sort_by_key(|(_, s)| s.start);
+    out.truncate(limit.min(EARLIEST_RESULTS_MAX));
+    Ok(out)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BookError {
+    #[error("unknown office")]
+    UnknownOffice,
+    #[error("invalid request: {0}")]
+    Invalid(FieldErrors),
+    #[error("the slot is full")]
+    SlotFull,
+    #[error("a person already holds an active booking")]
+    AlreadyBooked,
+    #[error("the idempotency key was used for another request")]
+    IdempotencyKeyReused,
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<CryptoError> for BookError {
+    fn from(e: CryptoError) -> Self {
+        BookError::Internal(e.to_string())
+    }
+}
+
+impl From<StoreError> for BookError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => BookError::Unavailable(m),
+            other => BookError::Internal(other.to_string()),
+        }
+    }
+}
+
+/// The answer to a successful booking.
+#[derive(Clone, Debug)]
+pub struct Booked {
+    pub code: String,
+    pub manage_token: String,
+    /// True when an earlier request with the same Idempotency-Key made it.
+    pub replayed: bool,
+}
+
+/// The field error for a start time the calendar refuses.
+pub fn slot_error(e: &SlotError) -> FieldError {
+    let (code, es, en) = match e {
+        SlotError::InPast => (
+            "slot_in_past",
+            "Esa hora ya pasó. Elija otra.",
+            "That time has passed. Choose another.",
+        ),
+        SlotError::BeyondHorizon(_) => (
+            "beyond_horizon",
+            "Esa fecha aún no está abierta para citas. Elija una más cercana.",
+            "That date is not open for booking yet. Choose an earlier one.",
+        ),
+        SlotError::Closed(ClosedReason::NoHours) => (
+            "office_closed",
+            "La oficina no atiende ese día.",
+            "The office is closed that day.",
+        ),
+        SlotError::Closed(ClosedReason::Holiday(_) | ClosedReason::HostHoliday(_)) => (
+            "holiday",
+            "Ese día es festivo y la oficina está cerrada.",
+            "That day is a public holiday; the office is closed.",
+        ),
+        SlotError::Closed(ClosedReason::Closure(_)) => (
+            "office_closed",
+            "La oficina está cerrada ese día.",
+            "The office is closed that day.",
+        ),
+        SlotError::NotASlot => (
+            "not_a_slot",
+            "La oficina no tiene una cita a esa hora (fuera del horario o entre turnos). Elija una hora de la lista.",
+            "The office has no appointment at that time (outside opening hours or between slots). Choose a time from the list.",
+        ),
+    };
+    FieldError::new("start", code, es, en)
+}
+
+fn validate_idempotency_key(key: Option<&str>) -> Result<Option<String>, BookError> {
+    let Some(k) = key else { return Ok(None) };
+    if k.is_empty()
+        || k.len() > IDEMPOTENCY_KEY_CHARS_MAX
+        || !k.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(BookError::Invalid(FieldErrors(vec![FieldError::new(
+            "Idempotency-Key",
+            "invalid_idempotency_key",
+            "La cabecera Idempotency-Key debe tener de 1 a 128 caracteres visibles.",
+            "The Idempotency-Key header must have 1 to 128 visible characters.",
+        )])));
+    }
+    Ok(Some(k.to_string()))
+}
+
+fn canonical(office: &str, input: &BookingInput) -> String {
+    let mut s = format!(
+        "{office}\n{}\n{}\n{}\n",
+        input.start.trim(),
+        input.email.trim(),
+        input.phone.as_deref().unwrap_or("")
+    );
+    for a in &input.applicants {
+        s.push_str(&format!(
+            "{}|{}|{}|{}|{}\n",
+            a.document_type, a.document_number, a.surnames, a.given_names, a.birth_date
+        ));
+    }
+    s
+}
+
+/// Books a slot for one to five people, all seats or none.
+pub async fn book(
+    app: &App,
+    office_code: &str,
+    input: &BookingInput,
+    idempotency_key: Option<&str>,
+    lang: Lang,
+    now: Timestamp,
+) -> Result<Booked, BookError> {
+    let entry = app.office(office_code).ok_or(BookError::UnknownOffice)?;
+    let key = validate_idempotency_key(idempotency_key)?;
+    let today = calendar::local_today(&entry.office, now);
+    let req = parse_request(input, today).map_err(BookError::Invalid)?;
+    let slot = calendar::find_slot(&entry.office, &entry.closures, req.start, now)
+        .map_err(|e| BookError::Invalid(FieldErrors(vec![slot_error(&e)])))?;
+    let keys = &app.keys;
+    let mut applicants = Vec::with_capacity(req.applicants.len());
+    for a in &req.applicants {
+        applicants.push(ApplicantRow {
+            doc_key: keys.person_key(&a.document.identity_text()),
+            document_type: a.document.kind.as_str().to_string(),
+            document_number_enc: keys.seal("document_number", a.document.number.as_str())?,
+            surnames_enc: keys.seal("surnames", a.surnames.as_str())?,
+            given_names_enc: keys.seal("given_names", a.given_names.as_str())?,
+            birth_date_enc: keys.seal("birth_date", &a.birth_date.to_string())?,
+        });
+    }
+    let idempotency = key.map(|k| (k, keys.request_digest(&canonical(office_code, input))));
+    let email_enc = keys.seal("email", req.email.as_str())?;
+    let phone_enc = req
+        .phone
+        .as_ref()
+        .map(|p| keys.seal("phone", p.as_str()))
+        .transpose()?;
+    for _ in 0..CODE_ATTEMPTS_MAX {
+        let id = uuid::Uuid::now_v7().to_string();
+        let code = ConfirmationCode::from_random(random_bytes::<CODE_LEN>()?).to_string();
+        let token = keys.manage_token(&id);
+        let mail = mail::booking_mail(
+            app,
+            MailKind::Confirmed,
+            lang,
+            &entry.office,
+            &id,
+            &code,
+            &token,
+            slot.start,
+            slot.end,
+            req.email.as_str(),
+            now,
+        )?;
+        let op = WriteOp::Book(NewBooking {
+            id: id.clone(),
+            code: code.clone(),
+            office: office_code.to_string(),
+            start_ms: slot.start.as_millisecond(),
+            capacity: slot.capacity,
+            applicants: applicants.clone(),
+            email_enc: email_enc.clone(),
+            phone_enc: phone_enc.clone(),
+            now_ms: now.as_millisecond(),
+            idempotency: idempotency.clone(),
+            mail,
+        });
+        return match app.writer.submit(op).await {
+            Ok(WriteOutcome::Booked { code }) => Ok(Booked {
+                code,
+                manage_token: token,
+                replayed: false,
+            }),
+            Ok(WriteOutcome::Replayed { code }) => {
+                let b = app.store.booking_by_code(&code).await?;
+                Ok(Booked {
+                    code,
+                    manage_token: keys.manage_token(&b.id),
+                    replayed: true,
+                })
+            }
+            Ok(other) => Err(BookError::Internal(format!("unexpected outcome {other:?}"))),
+            Err(WriteError::CodeTaken) => continue,
+            Err(WriteError::SlotFull) => Err(BookError::SlotFull),
+            Err(WriteError::AlreadyBooked) => Err(BookError::AlreadyBooked),
+            Err(WriteError::IdempotencyKeyReused) => Err(BookError::IdempotencyKeyReused),
+            Err(WriteError::Store(e)) => Err(e.into()),
+            Err(e @ (WriteError::NotActive | WriteError::SameSlot)) => {
+                Err(BookError::Internal(e.to_string()))
+            }
+        };
+    }
+    Err(BookError::Internal("no free confirmation code".into()))
+}
+
+/// One applicant as shown to the booking's holder: the document number masked.
+#[derive(Clone, Debug)]
+pub struct ApplicantView {
+    pub document_type: DocumentType,
+    pub document_number_masked: String,
+    pub surnames: String,
+    pub given_names: String,
+    pub birth_date: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct BookingView {
+    pub code: String,
+    pub office: Arc<OfficeEntry>,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub seats: u32,
+    pub active: bool,
+    pub email: String,
+    pub phone: Option<String>,
+    pub applicants: Vec<ApplicantView>,
+    pub manage_token: String,
+    pub id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ManageError {
+    /// Unknown code or wrong token: the same answer for both, so a stranger
+    /// learns nothing about which codes exist.
+    #[error("no such booking")]
+    NotFound,
+    #[error("the booking was cancelled")]
+    NotActive,
+    #[error("invalid request: {0}")]
+    Invalid(FieldErrors),
+    #[error("the slot is full")]
+    SlotFull,
+    #[error("the booking is already at that time")]
+    SameSlot,
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for ManageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ManageError::NotFound,
+            StoreError::Unavailable(m) => ManageError::Unavailable(m),
+            other => ManageError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CryptoError> for ManageError {
+    fn from(e: CryptoError) -> Self {
+        ManageError::Internal(e.to_string())
+    }
+}
+
+fn mask(number: &str) -> String {
+    let n = number.chars().count();
+    number
+        .chars()
+        .enumerate()
+        .map(|(i, c)| if i + 4 < n { '•' } else { c })
+        .collect()
+}
+
+/// The booking `code`, for the holder of its manage token.
+pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, ManageError> {
+    let code = ConfirmationCode::parse(code).ok_or(ManageError::NotFound)?;
+    let row = app.store.booking_by_code(code.as_str()).await?;
+    if !app.keys.check_manage_token(&row.id, token) {
+        return Err(ManageError::NotFound);
+    }
+    let office = app.office(&row.office).ok_or(ManageError::NotFound)?;
+    let k = &app.keys;
+    let start = Timestamp::from_millisecond(row.start_ms)
+        .map_err(|e| ManageError::Internal(e.to_string()))?;
+    let end = start
+        .checked_add(SignedDuration::from_mins(i64::from(
+            office.office.slot_minutes,
+        )))
+        .map_err(|e| ManageError::Internal(e.to_string()))?;
+    let mut applicants = Vec::new();
+    for a in &row.applicants {
+        applicants.push(ApplicantView {
+            document_type: DocumentType::parse(&a.document_type)
+                .ok_or(ManageError::Internal("bad document type".into()))?,
+            document_number_masked: mask(&k.open("document_number", &a.document_number_enc)?),
+            surnames: k.open("surnames", &a.surnames_enc)?,
+            given_names: k.open("given_names", &a.given_names_enc)?,
+            birth_date: k.open("birth_date", &a.birth_date_enc)?,
+        });
+    }
+    Ok(BookingView {
+        code: row.code,
+        office,
+        start,
+        end,
+        seats: row.seats,
+        active: row.status == "active",
+        email: k.open("email", &row.email_enc)?,
+        phone: row
+            .phone_enc
+            .as_deref()
+            .map(|p| k.open("phone", p))
+            .transpose()?,
+        applicants,
+        manage_token: token.to_string(),
+        id: row.id,
+    })
+}
+
+fn write_error(e: WriteError) -> ManageError {
+    match e {
+        WriteError::SlotFull => ManageError::SlotFull,
+        WriteError::NotActive => ManageError::NotActive,
+        WriteError::SameSlot => ManageError::SameSlot,
+        WriteError::Store(s) => s.into(),
+        other => ManageError::Internal(other.to_string()),
+    }
+}
+
+/// Moves a booking to another slot of the same office. The new seats are held
+/// before the old ones are released; if the new slot is full, nothing changes.
+pub async fn reschedule(
+    app: &App,
+    code: &str,
+    token: &str,
+    start: &str,
+    lang: Lang,
+    now: Timestamp,
+) -> Result<BookingView, ManageError> {
+    let b = view(app, code, token).await?;
+    if !b.active {
+        return Err(ManageError::NotActive);
+    }
+    let start =
+        parse_start(start, "start").map_err(|e| ManageError::Invalid(FieldErrors(vec![e])))?;
+    let slot = calendar::find_slot(&b.office.office, &b.office.closures, start, now)
+        .map_err(|e| ManageError::Invalid(FieldErrors(vec![slot_error(&e)])))?;
+    let mail = mail::booking_mail(
+        app,
+        MailKind::Rescheduled,
+        lang,
+        &b.office.office,
+        &b.id,
+        &b.code,
+        token,
+        slot.start,
+        slot.end,
+        &b.email,
+        now,
+    )?;
+    let op = WriteOp::Reschedule {
+        booking_id: b.id.clone(),
+        start_ms: slot.start.as_millisecond(),
+        capacity: slot.capacity,
+        now_ms: now.as_millisecond(),
+        mail,
+    };
+    app.writer.submit(op).await.map_err(write_error)?;
+    view(app, code, token).await
+}
+
+/// Cancels a booking and frees its seats.
+pub async fn cancel(
+    app: &App,
+    code: &str,
+    token: &str,
+    lang: Lang,
+    now: Timestamp,
+) -> Result<BookingView, ManageError> {
+    let b = view(app, code, token).await?;
+    if !b.active {
+        return Err(ManageError::NotActive);
+    }
+    let mail = mail::booking_mail(
+        app,
+        MailKind::Cancelled,
+        lang,
+        &b.office.office,
+        &b.id,
+        &b.code,
+        token,
+        b.start,
+        b.end,
+        &b.email,
+        now,
+    )?;
+    let op = WriteOp::Cancel {
+        booking_id: b.id.clone(),
+        now_ms: now.as_millisecond(),
+        mail,
+    };
+    app.writer.submit(op).await.map_err(write_error)?;
+    view(app, code, token).await
+}

@@ -1,0 +1,709 @@
+//! The JSON API under `/api/v1`, described by the OpenAPI document at
+//! `/api/v1/openapi.json`. API types are separate from domain types so the
+//! domain can change without breaking clients.
+
+use super::{ApiError, ApiJson, AppState, ErrorBody, ReqLang};
+use crate::booking::{self, AvailabilityError, BookError, BookingView, DayNote, ManageError};
+use crate::i18n::Lang;
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pasaporte_core::booking::{ApplicantInput, BookingInput};
+use pasaporte_core::calendar::rfc3339_local;
+use pasaporte_core::jiff::Timestamp;
+use pasaporte_core::jiff::civil::Weekday;
+use pasaporte_core::office::Office;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/offices", get(list_offices))
+        .route("/api/v1/offices/{code}/slots", get(office_slots))
+        .route("/api/v1/availability/earliest", get(earliest))
+        .route("/api/v1/bookings", post(create_booking))
+        .route("/api/v1/bookings/{code}", get(get_booking))
+        .route(
+            "/api/v1/bookings/{code}/reschedule",
+            post(reschedule_booking),
+        )
+        .route("/api/v1/bookings/{code}/cancel", post(cancel_booking))
+        .route(
+            "/api/v1/bookings/{code}/calendar.ics",
+            get(booking_calendar),
+        )
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "pasaporte", description = "Passport appointments: offices, availability and bookings."),
+    paths(list_offices, office_slots, earliest, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
+    components(schemas(ErrorBody)),
+    modifiers(&BearerScheme)
+)]
+struct ApiDoc;
+
+struct BearerScheme;
+
+impl utoipa::Modify for BearerScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        if let Some(c) = openapi.components.as_mut() {
+            c.add_security_scheme(
+                "manage_token",
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+            );
+        }
+    }
+}
+
+/// The OpenAPI 3 document of this API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(openapi_document())
+}
+
+#[derive(Serialize, ToSchema)]
+struct HoursJson {
+    /// `HH:MM-HH:MM`, split days joined by `;`, empty when closed.
+    monday: String,
+    tuesday: String,
+    wednesday: String,
+    thursday: String,
+    friday: String,
+    saturday: String,
+    sunday: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct OfficeJson {
+    code: String,
+    name: String,
+    /// `ministry`, `department` or `consulate`.
+    kind: String,
+    city: String,
+    /// ISO 3166-1 alpha-3.
+    country: String,
+    /// IANA time zone of the office's wall clock.
+    time_zone: String,
+    hours: HoursJson,
+    counters: u32,
+    service_minutes: u32,
+    slot_minutes: u32,
+    /// People one full slot holds.
+    slot_capacity: u32,
+    horizon_days: u32,
+}
+
+fn office_json(o: &Office) -> OfficeJson {
+    let h = |d| o.hours.format_day(d);
+    OfficeJson {
+        code: o.code.clone(),
+        name: o.name.clone(),
+        kind: o.kind.as_str().into(),
+        city: o.city.clone(),
+        country: o.country.clone(),
+        time_zone: o.time_zone_name().into(),
+        hours: HoursJson {
+            monday: h(Weekday::Monday),
+            tuesday: h(Weekday::Tuesday),
+            wednesday: h(Weekday::Wednesday),
+            thursday: h(Weekday::Thursday),
+            friday: h(Weekday::Friday),
+            saturday: h(Weekday::Saturday),
+            sunday: h(Weekday::Sunday),
+        },
+        counters: o.counters,
+        service_minutes: o.service_minutes,
+        slot_minutes: o.slot_minutes,
+        slot_capacity: o.capacity_for(o.slot_minutes),
+        horizon_days: o.horizon_days,
+    }
+}
+
+/// List offices.
+#[utoipa::path(get, path = "/api/v1/offices", responses((status = 200, body = Vec<OfficeJson>)))]
+async fn list_offices(State(app): State<AppState>) -> Json<Vec<OfficeJson>> {
+    Json(
+        app.offices()
+            .values()
+            .map(|e| office_json(&e.office))
+            .collect(),
+    )
+}
+
+#[derive(Deserialize, IntoParams)]
+struct SlotsQuery {
+    /// First local date, `YYYY-MM-DD` (default: the office's today).
+    from: Option<String>,
+    /// Number of days, 1 to 62 (default 7).
+    days: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SlotJson {
+    /// RFC 3339 with the office's UTC offset at that instant.
+    start: String,
+    end: String,
+    capacity: u32,
+    remaining: u32,
+}
+
+#[derive(Serialize, ToSchema)]
+struct DayNoteJson {
+    date: String,
+    /// `holiday`, `host_holiday`, `closure`, `no_hours`, `beyond_horizon`, `past`.
+    reason: String,
+    /// The holiday's name or the closure's reason.
+    detail: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct SlotsJson {
+    office: String,
+    time_zone: String,
+    slots: Vec<SlotJson>,
+    /// Days without bookable slots, and why: capacity is never hidden.
+    unavailable_days: Vec<DayNoteJson>,
+}
+
+fn parse_u32_param(
+    s: Option<&str>,
+    field: &'static str,
+    lang: Lang,
+) -> Result<Option<u32>, ApiError> {
+    match s.map(str::trim).filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                lang,
+                "Un parámetro debe ser un número entero",
+                "A parameter must be a whole number",
+            );
+            e.message = format!("{} ({field}).", e.message);
+            e.fields
+                .push((field.into(), "invalid_number", e.message.clone()));
+            e
+        }),
+    }
+}
+
+fn availability_error(lang: Lang, e: AvailabilityError) -> ApiError {
+    match e {
+        AvailabilityError::UnknownOffice => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "unknown_office",
+            lang,
+            "No existe una oficina con ese código. Consulte /api/v1/offices.",
+            "There is no office with that code. See /api/v1/offices.",
+        ),
+        AvailabilityError::Invalid(errs) => ApiError::invalid(lang, &errs),
+        AvailabilityError::Store(e) => ApiError::unavailable(lang, &e),
+    }
+}
+
+/// An office's slots with the seats left, over a date range.
+#[utoipa::path(
+    get,
+    path = "/api/v1/offices/{code}/slots",
+    params(("code" = String, Path, description = "Office code"), SlotsQuery),
+    responses((status = 200, body = SlotsJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn office_slots(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(code): Path<String>,
+    Query(q): Query<SlotsQuery>,
+) -> Result<Json<SlotsJson>, ApiError> {
+    let days = parse_u32_param(q.days.as_deref(), "days", lang)?;
+    let (entry, days) =
+        booking::office_days(&app, &code, q.from.as_deref(), days, Timestamp::now())
+            .await
+            .map_err(|e| availability_error(lang, e))?;
+    let o = &entry.office;
+    let mut out = SlotsJson {
+        office: o.code.clone(),
+        time_zone: o.time_zone_name().into(),
+        slots: vec![],
+        unavailable_days: vec![],
+    };
+    for d in days {
+        if let Some(note) = &d.note {
+            let (reason, detail) = match note {
+                DayNote::Closed(r) => (r.code(), r.detail().to_string()),
+                DayNote::BeyondHorizon => ("beyond_horizon", String::new()),
+                DayNote::Past => ("past", String::new()),
+            };
+            out.unavailable_days.push(DayNoteJson {
+                date: d.date.to_string(),
+                reason: reason.into(),
+                detail,
+            });
+        }
+        for s in d.slots {
+            out.slots.push(SlotJson {
+                start: rfc3339_local(o, s.start),
+                end: rfc3339_local(o, s.end),
+                capacity: s.capacity,
+                remaining: s.remaining,
+            });
+        }
+    }
+    Ok(Json(out))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct EarliestQuery {
+    /// Only offices in this city (case-insensitive).
+    city: Option<String>,
+    /// Only offices in this country (ISO 3166-1 alpha-3).
+    country: Option<String>,
+    /// Seats needed together (1 to 5, default 1).
+    seats: Option<String>,
+    /// Results (1 to 50, default 10).
+    limit: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct EarliestJson {
+    office: String,
+    office_name: String,
+    city: String,
+    country: String,
+    start: String,
+    end: String,
+    remaining: u32,
+}
+
+/// The earliest free slot at each office, soonest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/availability/earliest",
+    params(EarliestQuery),
+    responses((status = 200, body = Vec<EarliestJson>), (status = 422, body = ErrorBody))
+)]
+async fn earliest(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Query(q): Query<EarliestQuery>,
+) -> Result<Json<Vec<EarliestJson>>, ApiError> {
+    let seats = parse_u32_param(q.seats.as_deref(), "seats", lang)?.unwrap_or(1);
+    let limit = parse_u32_param(q.limit.as_deref(), "limit", lang)?.unwrap_or(10);
+    if !(1..=5).contains(&seats) || !(1..=50).contains(&limit) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            lang,
+            "seats va de 1 a 5 y limit de 1 a 50.",
+            "seats goes from 1 to 5 and limit from 1 to 50.",
+        ));
+    }
+    let found = booking::earliest(
+        &app,
+        q.city.as_deref(),
+        q.country.as_deref(),
+        seats,
+        limit as usize,
+        Timestamp::now(),
+    )
+    .await
+    .map_err(|e| ApiError::unavailable(lang, &e))?;
+    Ok(Json(
+        found
+            .into_iter()
+            .map(|(e, s)| EarliestJson {
+                office: e.office.code.clone(),
+                office_name: e.office.name.clone(),
+                city: e.office.city.clone(),
+                country: e.office.country.clone(),
+                start: rfc3339_local(&e.office, s.start),
+                end: rfc3339_local(&e.office, s.end),
+                remaining: s.remaining,
+            })
+            .collect(),
+    ))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct ApplicantJson {
+    /// `cedula_ciudadania`, `tarjeta_identidad`, `registro_civil` or `pasaporte_extranjero`.
+    document_type: String,
+    document_number: String,
+    surnames: String,
+    given_names: String,
+    /// `YYYY-MM-DD`.
+    birth_date: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+struct BookingRequestJson {
+    office: String,
+    /// The slot's start as listed (RFC 3339 with offset).
+    start: String,
+    /// One to five people: the first any age, the others minors.
+    applicants: Vec<ApplicantJson>,
+    email: String,
+    phone: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ApplicantOutJson {
+    document_type: String,
+    /// Only the last four characters are shown.
+    document_number: String,
+    surnames: String,
+    given_names: String,
+    birth_date: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BookingJson {
+    code: String,
+    /// `active` or `cancelled`.
+    status: String,
+    office: String,
+    office_name: String,
+    time_zone: String,
+    start: String,
+    end: String,
+    seats: u32,
+    applicants: Vec<ApplicantOutJson>,
+    email: String,
+    phone: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct BookedJson {
+    code: String,
+    /// Send as `Authorization: Bearer {manage_token}` to view, reschedule or cancel.
+    manage_token: String,
+    /// The citizen's page for this booking.
+    manage_url: String,
+    booking: BookingJson,
+}
+
+fn booking_json(b: &BookingView) -> BookingJson {
+    let o = &b.office.office;
+    BookingJson {
+        code: b.code.clone(),
+        status: if b.active { "active" } else { "cancelled" }.into(),
+        office: o.code.clone(),
+        office_name: o.name.clone(),
+        time_zone: o.time_zone_name().into(),
+        start: rfc3339_local(o, b.start),
+        end: rfc3339_local(o, b.end),
+        seats: b.seats,
+        applicants: b
+            .applicants
+            .iter()
+            .map(|a| ApplicantOutJson {
+                document_type: a.document_type.as_str().into(),
+                document_number: a.document_number_masked.clone(),
+                surnames: a.surnames.clone(),
+                given_names: a.given_names.clone(),
+                birth_date: a.birth_date.clone(),
+            })
+            .collect(),
+        email: b.email.clone(),
+        phone: b.phone.clone(),
+    }
+}
+
+pub(crate) fn book_error(lang: Lang, e: BookError) -> ApiError {
+    match e {
+        BookError::UnknownOffice => {
+            let mut err = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown_office",
+                lang,
+                "No existe una oficina con ese código. Consulte /api/v1/offices.",
+                "There is no office with that code. See /api/v1/offices.",
+            );
+            err.fields
+                .push(("office".into(), "unknown_office", err.message.clone()));
+            err
+        }
+        BookError::Invalid(errs) => ApiError::invalid(lang, &errs),
+        BookError::SlotFull => ApiError::new(
+            StatusCode::CONFLICT,
+            "slot_full",
+            lang,
+            "Esa hora ya no tiene cupos. Elija otra hora.",
+            "That time has no seats left. Choose another time.",
+        ),
+        BookError::AlreadyBooked => ApiError::new(
+            StatusCode::CONFLICT,
+            "already_booked",
+            lang,
+            "Una de las personas ya tiene una cita activa. Cámbiela o cancélela antes de reservar otra.",
+            "One of the people already has an active appointment. Change or cancel it before booking another.",
+        ),
+        BookError::IdempotencyKeyReused => ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            lang,
+            "Esa Idempotency-Key ya se usó con otra petición. Use una clave nueva para cada reserva.",
+            "That Idempotency-Key was already used with another request. Use a new key for each booking.",
+        ),
+        BookError::Unavailable(m) => ApiError::unavailable(lang, &m),
+        BookError::Internal(m) => ApiError::internal(lang, &m),
+    }
+}
+
+/// Book a slot for one to five people (all seats or none).
+#[utoipa::path(
+    post,
+    path = "/api/v1/bookings",
+    request_body = BookingRequestJson,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
+    responses(
+        (status = 201, body = BookedJson),
+        (status = 200, body = BookedJson, description = "A retry with the same Idempotency-Key"),
+        (status = 409, body = ErrorBody, description = "slot_full or already_booked"),
+        (status = 422, body = ErrorBody, description = "Invalid fields, each named"),
+        (status = 413, body = ErrorBody),
+    )
+)]
+async fn create_booking(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<BookingRequestJson>,
+) -> Result<Response, ApiError> {
+    let key = match headers.get("idempotency-key") {
+        None => None,
+        Some(v) => Some(v.to_str().map_err(|_| {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_idempotency_key",
+                lang,
+                "La cabecera Idempotency-Key debe ser texto visible.",
+                "The Idempotency-Key header must be visible text.",
+            )
+        })?),
+    };
+    let input = BookingInput {
+        start: req.start,
+        applicants: req
+            .applicants
+            .into_iter()
+            .map(|a| ApplicantInput {
+                document_type: a.document_type,
+                document_number: a.document_number,
+                surnames: a.surnames,
+                given_names: a.given_names,
+                birth_date: a.birth_date,
+            })
+            .collect(),
+        email: req.email,
+        phone: req.phone,
+    };
+    let now = Timestamp::now();
+    let booked = booking::book(&app, &req.office, &input, key, lang, now)
+        .await
+        .map_err(|e| book_error(lang, e))?;
+    let view = booking::view(&app, &booked.code, &booked.manage_token)
+        .await
+        .map_err(|e| manage_error(lang, e))?;
+    let status = if booked.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    let body = BookedJson {
+        manage_url: crate::mail::manage_url(&app, &booked.code, &booked.manage_token),
+        code: booked.code,
+        manage_token: booked.manage_token,
+        booking: booking_json(&view),
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// The manage token from `Authorization: Bearer ...`.
+struct Bearer(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let lang = super::ReqLang::from_request_parts(parts, &())
+            .await
+            .map(|l| l.0)
+            .unwrap_or_default();
+        parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| Bearer(t.trim().to_string()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing_token",
+                    lang,
+                    "Envíe la clave de su cita como Authorization: Bearer <clave>.",
+                    "Send your booking's token as Authorization: Bearer <token>.",
+                )
+            })
+    }
+}
+
+pub(crate) fn manage_error(lang: Lang, e: ManageError) -> ApiError {
+    match e {
+        ManageError::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "booking_not_found",
+            lang,
+            "No encontramos una cita con ese código y esa clave.",
+            "No appointment matches that code and token.",
+        ),
+        ManageError::NotActive => ApiError::new(
+            StatusCode::CONFLICT,
+            "booking_cancelled",
+            lang,
+            "Esta cita fue cancelada; reserve una nueva.",
+            "This appointment was cancelled; book a new one.",
+        ),
+        ManageError::Invalid(errs) => ApiError::invalid(lang, &errs),
+        ManageError::SlotFull => ApiError::new(
+            StatusCode::CONFLICT,
+            "slot_full",
+            lang,
+            "Esa hora ya no tiene cupos; su cita sigue en la hora anterior.",
+            "That time has no seats left; your appointment keeps its previous time.",
+        ),
+        ManageError::SameSlot => ApiError::new(
+            StatusCode::CONFLICT,
+            "same_slot",
+            lang,
+            "Su cita ya está a esa hora.",
+            "Your appointment is already at that time.",
+        ),
+        ManageError::Unavailable(m) => ApiError::unavailable(lang, &m),
+        ManageError::Internal(m) => ApiError::internal(lang, &m),
+    }
+}
+
+/// View a booking (its manage token as Bearer).
+#[utoipa::path(
+    get,
+    path = "/api/v1/bookings/{code}",
+    params(("code" = String, Path)),
+    security(("manage_token" = [])),
+    responses((status = 200, body = BookingJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+)]
+async fn get_booking(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(code): Path<String>,
+    Bearer(token): Bearer,
+) -> Result<Json<BookingJson>, ApiError> {
+    let b = booking::view(&app, &code, &token)
+        .await
+        .map_err(|e| manage_error(lang, e))?;
+    Ok(Json(booking_json(&b)))
+}
+
+#[derive(Deserialize, ToSchema)]
+struct RescheduleJson {
+    /// The new slot's start, at the same office.
+    start: String,
+}
+
+/// Move a booking to another slot of the same office (atomic).
+#[utoipa::path(
+    post,
+    path = "/api/v1/bookings/{code}/reschedule",
+    params(("code" = String, Path)),
+    request_body = RescheduleJson,
+    security(("manage_token" = [])),
+    responses((status = 200, body = BookingJson), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn reschedule_booking(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(code): Path<String>,
+    Bearer(token): Bearer,
+    ApiJson(req): ApiJson<RescheduleJson>,
+) -> Result<Json<BookingJson>, ApiError> {
+    let b = booking::reschedule(&app, &code, &token, &req.start, lang, Timestamp::now())
+        .await
+        .map_err(|e| manage_error(lang, e))?;
+    Ok(Json(booking_json(&b)))
+}
+
+/// Cancel a booking and free its seats.
+#[utoipa::path(
+    post,
+    path = "/api/v1/bookings/{code}/cancel",
+    params(("code" = String, Path)),
+    security(("manage_token" = [])),
+    responses((status = 200, body = BookingJson), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+)]
+async fn cancel_booking(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(code): Path<String>,
+    Bearer(token): Bearer,
+) -> Result<Json<BookingJson>, ApiError> {
+    let b = booking::cancel(&app, &code, &token, lang, Timestamp::now())
+        .await
+        .map_err(|e| manage_error(lang, e))?;
+    Ok(Json(booking_json(&b)))
+}
+
+/// The appointment as an iCalendar file in the office's time zone.
+#[utoipa::path(
+    get,
+    path = "/api/v1/bookings/{code}/calendar.ics",
+    params(("code" = String, Path)),
+    security(("manage_token" = [])),
+    responses((status = 200, content_type = "text/calendar", body = String), (status = 404, body = ErrorBody))
+)]
+async fn booking_calendar(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(code): Path<String>,
+    Bearer(token): Bearer,
+) -> Result<Response, ApiError> {
+    let b = booking::view(&app, &code, &token)
+        .await
+        .map_err(|e| manage_error(lang, e))?;
+    Ok(calendar_response(lang, &b))
+}
+
+/// The `.ics` download of a booking (shared with the pages).
+pub(crate) fn calendar_response(lang: Lang, b: &BookingView) -> Response {
+    let ics = crate::ics::appointment(
+        &b.office.office,
+        &b.id,
+        b.start,
+        b.end,
+        Timestamp::now(),
+        lang.pick("Cita de pasaporte", "Passport appointment"),
+        &format!("{}: {}", lang.pick("Código", "Code"), b.code),
+    );
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                "text/calendar; charset=utf-8".to_string(),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"cita-{}.ics\"", b.code),
+            ),
+        ],
+        ics,
+    )
+        .into_response()
+}

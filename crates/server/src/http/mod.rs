@@ -1,0 +1,273 @@
+//! HTTP: thin handlers that extract, call one use case and render JSON
+//! ([`api`]) or a page (`pages`). Only this module knows JSON and HTML.
+//!
+//! Layout: `mod.rs` builds the router and holds what handlers share (the error
+//! type, the JSON extractor, the language); `api.rs` is `/api/v1` with its
+//! OpenAPI document; `pages.rs` the citizen pages.
+
+pub mod api;
+pub mod pages;
+
+use crate::app::App;
+use crate::i18n::Lang;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use pasaporte_core::FieldErrors;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::sync::Arc;
+use tower_http::set_header::SetResponseHeaderLayer;
+
+/// Largest request body: a booking for five people is about 2 KiB.
+pub const BODY_BYTES_MAX: usize = 64 * 1024;
+
+pub type AppState = Arc<App>;
+
+/// The whole service.
+pub fn router(app: AppState) -> Router {
+    Router::new()
+        .merge(api::routes())
+        .merge(pages::routes())
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/readyz", axum::routing::get(readyz))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .with_state(app)
+}
+
+async fn readyz(axum::extract::State(app): axum::extract::State<AppState>) -> Response {
+    match app.store.ping().await {
+        Ok(()) if app.writer.is_running() => (StatusCode::OK, "ready").into_response(),
+        Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, "writer stopped").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+        }
+    }
+}
+
+/// The language of a request: `?lang=` first, then `Accept-Language`, else Spanish.
+pub struct ReqLang(pub Lang);
+
+impl<S: Send + Sync> FromRequestParts<S> for ReqLang {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let from_query = parts.uri.query().and_then(|q| {
+            q.split('&')
+                .find_map(|kv| kv.strip_prefix("lang="))
+                .and_then(Lang::from_param)
+        });
+        let from_header = || {
+            parts
+                .headers
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .map(Lang::from_accept_language)
+                .unwrap_or_default()
+        };
+        Ok(ReqLang(from_query.unwrap_or_else(from_header)))
+    }
+}
+
+/// One field's problem in an error body.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct FieldProblem {
+    /// Where in the request: `email`, `applicants[1].birth_date`.
+    pub field: String,
+    pub code: String,
+    pub message: String,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, for programs: `slot_full`, `already_booked`, `validation_failed`...
+    pub code: String,
+    /// For people, in the request's language (Spanish by default).
+    pub message: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldProblem>,
+}
+
+/// `{"error": {"code": ..., "message": ..., "fields": [...]}}`
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// An API error: 4xx say what to fix; 5xx say nothing of the cause, which goes
+/// to the log (without personal data).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub fields: Vec<(String, &'static str, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, lang: Lang, es: &str, en: &str) -> Self {
+        Self {
+            status,
+            code,
+            message: lang.pick(es, en).to_string(),
+            fields: Vec::new(),
+        }
+    }
+
+    pub fn invalid(lang: Lang, errs: &FieldErrors) -> Self {
+        let mut e = Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            lang,
+            "Revise los campos señalados.",
+            "Check the fields listed.",
+        );
+        e.message = format!(
+            "{} {}",
+            e.message,
+            errs.0
+                .iter()
+                .map(|f| format!("{}: {}", f.field, lang.pick(f.es, f.en)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+        e.fields = errs
+            .0
+            .iter()
+            .map(|f| (f.field.clone(), f.code, lang.pick(f.es, f.en).to_string()))
+            .collect();
+        e
+    }
+
+    pub fn internal(lang: Lang, cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            lang,
+            "Ocurrió un error interno. Intente de nuevo en unos minutos.",
+            "An internal error occurred. Try again in a few minutes.",
+        )
+    }
+
+    pub fn unavailable(lang: Lang, cause: &dyn std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "storage unavailable");
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            lang,
+            "El servicio no está disponible en este momento. Intente de nuevo en unos minutos; su cita no se ha perdido.",
+            "The service is unavailable right now. Try again in a few minutes; nothing was lost.",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+                fields: self
+                    .fields
+                    .into_iter()
+                    .map(|(field, code, message)| FieldProblem {
+                        field,
+                        code: code.to_string(),
+                        message,
+                    })
+                    .collect(),
+            },
+        };
+        let mut resp = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+/// JSON in: like `axum::Json`, but every rejection is an [`ApiError`] that
+/// names what to fix, and a field of the wrong type is named by its path.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let lang = Lang::from_accept_language(
+            req.headers()
+                .get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        );
+        let value = match axum::Json::<serde_json::Value>::from_request(req, state).await {
+            Ok(axum::Json(v)) => v,
+            Err(JsonRejection::MissingJsonContentType(_)) => {
+                return Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    lang,
+                    "Envíe el cuerpo como JSON con Content-Type: application/json.",
+                    "Send the body as JSON with Content-Type: application/json.",
+                ));
+            }
+            Err(JsonRejection::BytesRejection(r))
+                if r.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                return Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "body_too_large",
+                    lang,
+                    "El cuerpo de la petición es demasiado grande (máximo 64 KiB).",
+                    "The request body is too large (at most 64 KiB).",
+                ));
+            }
+            Err(e) => {
+                let mut err = ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    lang,
+                    "El cuerpo no es JSON válido",
+                    "The body is not valid JSON",
+                );
+                err.message = format!("{}: {}", err.message, e.body_text());
+                return Err(err);
+            }
+        };
+        serde_path_to_error::deserialize::<_, T>(value)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner().to_string();
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_type",
+                    lang,
+                    "Un campo tiene un tipo de dato incorrecto o falta",
+                    "A field has the wrong type or is missing",
+                );
+                let field = if path == "." {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                err.message = format!("{} ({field}): {inner}", err.message);
+                err.fields.push((field, "invalid_type", inner));
+                err
+            })
+    }
+}

@@ -1,0 +1,167 @@
+//! Languages: Spanish by default, English on request.
+
+use pasaporte_core::jiff::Timestamp;
+use pasaporte_core::jiff::civil::{Date, Weekday};
+use pasaporte_core::office::Office;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Lang {
+    #[default]
+    Es,
+    En,
+}
+
+impl Lang {
+    pub fn code(self) -> &'static str {
+        match self {
+            Lang::Es => "es",
+            Lang::En => "en",
+        }
+    }
+
+    /// From a `lang` parameter (`es`, `en`).
+    pub fn from_param(s: &str) -> Option<Self> {
+        match s {
+            "es" => Some(Lang::Es),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// From an `Accept-Language` header: the first of es/en named, else Spanish.
+    pub fn from_accept_language(header: &str) -> Self {
+        for part in header.split(',') {
+            let tag = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
+            if tag.starts_with("es") {
+                return Lang::Es;
+            }
+            if tag.starts_with("en") {
+                return Lang::En;
+            }
+        }
+        Lang::Es
+    }
+
+    /// Picks the text for this language.
+    pub fn pick<'a>(self, es: &'a str, en: &'a str) -> &'a str {
+        match self {
+            Lang::Es => es,
+            Lang::En => en,
+        }
+    }
+}
+
+fn weekday_name(lang: Lang, d: Weekday) -> &'static str {
+    let i = d.to_monday_zero_offset() as usize;
+    match lang {
+        Lang::Es => [
+            "lunes",
+            "martes",
+            "miércoles",
+            "jueves",
+            "viernes",
+            "sábado",
+            "domingo",
+        ][i],
+        Lang::En => [
+            "Monday",
+            "Tuesday",
+            "Wednesday",
+            "Thursday",
+            "Friday",
+            "Saturday",
+            "Sunday",
+        ][i],
+    }
+}
+
+fn month_name(lang: Lang, m: i8) -> &'static str {
+    let i = (m.clamp(1, 12) - 1) as usize;
+    match lang {
+        Lang::Es => [
+            "enero",
+            "febrero",
+            "marzo",
+            "abril",
+            "mayo",
+            "junio",
+            "julio",
+            "agosto",
+            "septiembre",
+            "octubre",
+            "noviembre",
+            "diciembre",
+        ][i],
+        Lang::En => [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ][i],
+    }
+}
+
+/// "martes 1 de diciembre de 2026" / "Tuesday 1 December 2026".
+pub fn long_date(lang: Lang, d: Date) -> String {
+    match lang {
+        Lang::Es => format!(
+            "{} {} de {} de {}",
+            weekday_name(lang, d.weekday()),
+            d.day(),
+            month_name(lang, d.month()),
+            d.year()
+        ),
+        Lang::En => format!(
+            "{} {} {} {}",
+            weekday_name(lang, d.weekday()),
+            d.day(),
+            month_name(lang, d.month()),
+            d.year()
+        ),
+    }
+}
+
+/// The appointment time as the office's clock shows it, with its zone.
+pub fn local_when(lang: Lang, office: &Office, t: Timestamp) -> String {
+    let z = t.to_zoned_datetime(office.time_zone.clone());
+    format!(
+        "{}, {} ({})",
+        long_date(lang, z.date()),
+        z.strftime("%H:%M"),
+        office.time_zone_name()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pasaporte_core::jiff::civil::date;
+
+    #[test]
+    fn dates_read_naturally() {
+        assert_eq!(
+            long_date(Lang::Es, date(2026, 12, 1)),
+            "martes 1 de diciembre de 2026"
+        );
+        assert_eq!(
+            long_date(Lang::En, date(2026, 12, 1)),
+            "Tuesday 1 December 2026"
+        );
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr, es;q=0.5"), Lang::Es);
+        assert_eq!(Lang::from_accept_language(""), Lang::Es);
+    }
+}

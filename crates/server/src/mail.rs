@@ -1,0 +1,234 @@
+//! Mail: messages are composed and sealed into the outbox in the same
+//! transaction as the change they tell about; a worker sends them through a
+//! real SMTP client and retries with back-off, so a mail server outage delays
+//! mail but loses none.
+
+use crate::app::App;
+use crate::crypto::CryptoError;
+use crate::i18n::{Lang, local_when};
+use crate::ics;
+use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use pasaporte_core::jiff::Timestamp;
+use pasaporte_core::office::Office;
+use pasaporte_store::MailRow;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Mails sent per pass of the worker.
+pub const MAIL_BATCH_MAX: u32 = 50;
+/// First retry after a failure; doubles each time up to `RETRY_MAX`.
+pub const RETRY_FIRST: Duration = Duration::from_secs(5);
+pub const RETRY_MAX: Duration = Duration::from_secs(3600);
+/// How long one SMTP exchange may take.
+pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailKind {
+    Confirmed,
+    Rescheduled,
+    Cancelled,
+}
+
+/// Where a citizen manages a booking.
+pub fn manage_url(app: &App, code: &str, token: &str) -> String {
+    format!("{}/citas/{code}?clave={token}", app.public_url)
+}
+
+/// Composes and seals the mail for a booking event.
+#[allow(clippy::too_many_arguments)]
+pub fn booking_mail(
+    app: &App,
+    kind: MailKind,
+    lang: Lang,
+    office: &Office,
+    booking_id: &str,
+    code: &str,
+    token: &str,
+    start: Timestamp,
+    end: Timestamp,
+    to: &str,
+    now: Timestamp,
+) -> Result<MailRow, CryptoError> {
+    let when = local_when(lang, office, start);
+    let url = manage_url(app, code, token);
+    let (subject, lead) = match kind {
+        MailKind::Confirmed => (
+            lang.pick(
+                "Su cita de pasaporte está confirmada",
+                "Your passport appointment is confirmed",
+            ),
+            lang.pick("Su cita quedó reservada.", "Your appointment is booked."),
+        ),
+        MailKind::Rescheduled => (
+            lang.pick(
+                "Su cita de pasaporte cambió de hora",
+                "Your passport appointment has a new time",
+            ),
+            lang.pick(
+                "Su cita tiene una nueva hora.",
+                "Your appointment has a new time.",
+            ),
+        ),
+        MailKind::Cancelled => (
+            lang.pick(
+                "Su cita de pasaporte fue cancelada",
+                "Your passport appointment was cancelled",
+            ),
+            lang.pick(
+                "Su cita fue cancelada. Puede reservar otra cuando quiera.",
+                "Your appointment was cancelled. You can book another at any time.",
+            ),
+        ),
+    };
+    let body = format!(
+        "{lead}\n\n{}: {code}\n{}: {}, {}\n{}: {when}\n\n{}:\n{url}\n\n{}\n",
+        lang.pick("Código", "Code"),
+        lang.pick("Oficina", "Office"),
+        office.name,
+        office.city,
+        lang.pick("Fecha y hora", "Date and time"),
+        lang.pick("Para ver, cambiar o cancelar su cita", "To view, change or cancel your appointment"),
+        lang.pick(
+            "Traiga el documento de identidad original de cada persona de la cita. Este enlace es personal: no lo comparta.",
+            "Bring the original identity document of each person in the appointment. This link is personal: do not share it.",
+        ),
+    );
+    let ics = match kind {
+        MailKind::Cancelled => None,
+        MailKind::Confirmed | MailKind::Rescheduled => Some(ics::appointment(
+            office,
+            booking_id,
+            start,
+            end,
+            now,
+            lang.pick("Cita de pasaporte", "Passport appointment"),
+            &format!("{}: {code}", lang.pick("Código", "Code")),
+        )),
+    };
+    let keys = &app.keys;
+    Ok(MailRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        recipient_enc: keys.seal("mail_recipient", to)?,
+        subject: subject.to_string(),
+        body_enc: keys.seal("mail_body", &body)?,
+        ics_enc: ics.map(|i| keys.seal("mail_ics", &i)).transpose()?,
+    })
+}
+
+/// How to reach the mail server.
+#[derive(Clone, Debug)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    /// `none` (plain, for a relay on the same machine), `starttls` or `tls`.
+    pub security: String,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub from: String,
+}
+
+fn transport(cfg: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
+    let builder = match cfg.security.as_str() {
+        "none" => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&cfg.host),
+        "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&cfg.host)?,
+        "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&cfg.host)?,
+        other => anyhow::bail!("SMTP security '{other}': use none, starttls or tls"),
+    };
+    let mut builder = builder.port(cfg.port).timeout(Some(SMTP_TIMEOUT));
+    if let (Some(u), Some(p)) = (&cfg.username, &cfg.password) {
+        builder = builder.credentials(Credentials::new(u.clone(), p.clone()));
+    }
+    Ok(builder.build())
+}
+
+fn compose(
+    app: &App,
+    cfg: &SmtpConfig,
+    row: &pasaporte_store::OutboxRow,
+) -> anyhow::Result<Message> {
+    let keys = &app.keys;
+    let to = keys.open("mail_recipient", &row.recipient_enc)?;
+    let body = keys.open("mail_body", &row.body_enc)?;
+    let builder = Message::builder()
+        .from(cfg.from.parse()?)
+        .to(to.parse()?)
+        .subject(row.subject.clone())
+        .message_id(Some(format!("<{}@pasaporte>", row.id)));
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(body);
+    Ok(match &row.ics_enc {
+        Some(ics) => {
+            let ics = keys.open("mail_ics", ics)?;
+            let att = Attachment::new("cita.ics".into())
+                .body(ics, ContentType::parse("text/calendar; charset=utf-8")?);
+            builder.multipart(MultiPart::mixed().singlepart(text).singlepart(att))?
+        }
+        None => builder.singlepart(text)?,
+    })
+}
+
+fn backoff(attempts: u32) -> Duration {
+    let factor = 1u32 << attempts.min(12);
+    (RETRY_FIRST * factor).min(RETRY_MAX)
+}
+
+/// One pass over the due mails; returns how many were sent.
+pub async fn send_due(
+    app: &App,
+    cfg: &SmtpConfig,
+    smtp: &AsyncSmtpTransport<Tokio1Executor>,
+) -> anyhow::Result<usize> {
+    let now = Timestamp::now().as_millisecond();
+    let mut sent = 0;
+    for row in app.store.due_mail(now, MAIL_BATCH_MAX).await? {
+        let result = match compose(app, cfg, &row) {
+            Ok(msg) => smtp.send(msg).await.map(|_| ()).map_err(|e| e.to_string()),
+            Err(e) => Err(format!("compose: {e}")),
+        };
+        match result {
+            Ok(()) => {
+                app.store
+                    .mark_mail_sent(&row.id, Timestamp::now().as_millisecond())
+                    .await?;
+                sent += 1;
+            }
+            Err(e) => {
+                // lettre's errors name the server and the SMTP reply, not the recipient.
+                let retry = i64::try_from(backoff(row.attempts).as_millis()).unwrap_or(i64::MAX);
+                tracing::warn!(mail = %row.id, attempts = row.attempts + 1, error = %e, "mail not sent; will retry");
+                app.store
+                    .mark_mail_failed(&row.id, now.saturating_add(retry), &e)
+                    .await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Sends the outbox forever, polling every `interval`.
+pub async fn run_outbox(app: Arc<App>, cfg: SmtpConfig, interval: Duration) -> anyhow::Result<()> {
+    let smtp = transport(&cfg)?;
+    loop {
+        match send_due(&app, &cfg, &smtp).await {
+            Ok(n) if n > 0 => tracing::info!(sent = n, "mail sent"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "outbox pass failed"),
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(0), Duration::from_secs(5));
+        assert_eq!(backoff(1), Duration::from_secs(10));
+        assert_eq!(backoff(30), RETRY_MAX);
+    }
+}

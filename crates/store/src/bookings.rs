@@ -1,0 +1,569 @@
+//! Bookings: batches of writes applied in one transaction (group commit: one
+//! fsync for many bookings), each write inside its own savepoint so that one
+//! refused booking does not undo its neighbours.
+
+use crate::{Backend, Result, Store, StoreError, to_i64, to_u32};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
+
+/// One applicant's row: identity as a keyed hash, everything else sealed.
+#[derive(Clone, Debug)]
+pub struct ApplicantRow {
+    pub doc_key: String,
+    pub document_type: String,
+    pub document_number_enc: String,
+    pub surnames_enc: String,
+    pub given_names_enc: String,
+    pub birth_date_enc: String,
+}
+
+/// A mail to queue in the same transaction as the change it tells about.
+#[derive(Clone, Debug)]
+pub struct MailRow {
+    pub id: String,
+    pub recipient_enc: String,
+    pub subject: String,
+    pub body_enc: String,
+    pub ics_enc: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewBooking {
+    pub id: String,
+    pub code: String,
+    pub office: String,
+    pub start_ms: i64,
+    /// The slot's capacity as the calendar computes it now.
+    pub capacity: u32,
+    pub applicants: Vec<ApplicantRow>,
+    pub email_enc: String,
+    pub phone_enc: Option<String>,
+    pub now_ms: i64,
+    /// `(Idempotency-Key, hash of the request)`.
+    pub idempotency: Option<(String, String)>,
+    pub mail: MailRow,
+}
+
+#[derive(Clone, Debug)]
+pub enum WriteOp {
+    Book(NewBooking),
+    /// Moves a booking to another slot of the same office: the new seats are
+    /// taken before the old ones are released, in one transaction.
+    Reschedule {
+        booking_id: String,
+        start_ms: i64,
+        capacity: u32,
+        now_ms: i64,
+        mail: MailRow,
+    },
+    Cancel {
+        booking_id: String,
+        now_ms: i64,
+        mail: MailRow,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteOutcome {
+    Booked {
+        code: String,
+    },
+    /// The idempotency key was seen before with the same request.
+    Replayed {
+        code: String,
+    },
+    Rescheduled {
+        office: String,
+        from_ms: i64,
+        to_ms: i64,
+        seats: u32,
+    },
+    Cancelled {
+        office: String,
+        start_ms: i64,
+        seats: u32,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("the slot has no seats left")]
+    SlotFull,
+    #[error("a person in the request already holds an active booking")]
+    AlreadyBooked,
+    #[error("the idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("the confirmation code is taken")]
+    CodeTaken,
+    #[error("the booking is not active")]
+    NotActive,
+    #[error("the booking is already in that slot")]
+    SameSlot,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(e: sqlx::Error) -> Self {
+        WriteError::Store(e.into())
+    }
+}
+
+/// Maps a refused statement to what it means for the booking.
+fn classify(e: sqlx::Error) -> WriteError {
+    match StoreError::from(e) {
+        StoreError::Conflict { constraint } => {
+            let c = constraint.to_ascii_lowercase();
+            if c.contains("seats_within_capacity") || c.contains("check") {
+                WriteError::SlotFull
+            } else if c.contains("person_holds") {
+                WriteError::AlreadyBooked
+            } else if c.contains("idempotency") {
+                WriteError::IdempotencyKeyReused
+            } else if c.contains("code") {
+                WriteError::CodeTaken
+            } else {
+                WriteError::Store(StoreError::Conflict { constraint })
+            }
+        }
+        other => WriteError::Store(other),
+    }
+}
+
+/// A booking as stored, personal fields still sealed.
+#[derive(Clone, Debug)]
+pub struct BookingRow {
+    pub id: String,
+    pub code: String,
+    pub office: String,
+    pub start_ms: i64,
+    pub seats: u32,
+    pub status: String,
+    pub email_enc: String,
+    pub phone_enc: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+    pub applicants: Vec<ApplicantRow>,
+}
+
+/// Seats taken in one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotCount {
+    pub start_ms: i64,
+    pub capacity: u32,
+    pub booked: u32,
+}
+
+/// A slot whose seat count disagrees with its active bookings, or is over
+/// capacity: the consistency check's finding.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlotMismatch {
+    pub office: String,
+    pub start_ms: i64,
+    pub capacity: i64,
+    pub booked: i64,
+    pub seats_in_bookings: i64,
+}
+
+async fn insert_mail(
+    tx: &mut Transaction<'static, Any>,
+    m: &MailRow,
+    now_ms: i64,
+) -> std::result::Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO outbox (id, created_ms, next_attempt_ms, attempts, sent_ms, recipient_enc, subject, body_enc, ics_enc, last_error)
+         VALUES ($1, $2, $2, 0, NULL, $3, $4, $5, $6, NULL)",
+    )
+    .bind(&m.id)
+    .bind(now_ms)
+    .bind(&m.recipient_enc)
+    .bind(&m.subject)
+    .bind(&m.body_enc)
+    .bind(m.ics_enc.as_deref())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn add_seats(
+    tx: &mut Transaction<'static, Any>,
+    office: &str,
+    start_ms: i64,
+    capacity: u32,
+    seats: u32,
+) -> std::result::Result<(), WriteError> {
+    sqlx::query(
+        "INSERT INTO slot_seats (office_code, start_ms, capacity, booked) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (office_code, start_ms) DO UPDATE SET booked = slot_seats.booked + excluded.booked",
+    )
+    .bind(office)
+    .bind(start_ms)
+    .bind(to_i64(capacity))
+    .bind(to_i64(seats))
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+async fn release_seats(
+    tx: &mut Transaction<'static, Any>,
+    office: &str,
+    start_ms: i64,
+    seats: i64,
+) -> std::result::Result<(), WriteError> {
+    sqlx::query(
+        "UPDATE slot_seats SET booked = booked - $3 WHERE office_code = $1 AND start_ms = $2",
+    )
+    .bind(office)
+    .bind(start_ms)
+    .bind(seats)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    Ok(())
+}
+
+async fn book(
+    tx: &mut Transaction<'static, Any>,
+    b: &NewBooking,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    if let Some((key, hash)) = &b.idempotency {
+        let seen = sqlx::query("SELECT request_hash, booking_code FROM idempotency WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(r) = seen {
+            let first_hash: String = r.try_get("request_hash")?;
+            return if &first_hash == hash {
+                Ok(WriteOutcome::Replayed {
+                    code: r.try_get("booking_code")?,
+                })
+            } else {
+                Err(WriteError::IdempotencyKeyReused)
+            };
+        }
+    }
+    let seats = u32::try_from(b.applicants.len()).unwrap_or(u32::MAX);
+    add_seats(tx, &b.office, b.start_ms, b.capacity, seats).await?;
+    sqlx::query(
+        "INSERT INTO bookings (id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms)
+         VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $8)",
+    )
+    .bind(&b.id)
+    .bind(&b.code)
+    .bind(&b.office)
+    .bind(b.start_ms)
+    .bind(to_i64(seats))
+    .bind(&b.email_enc)
+    .bind(b.phone_enc.as_deref())
+    .bind(b.now_ms)
+    .execute(&mut **tx)
+    .await
+    .map_err(classify)?;
+    for (i, a) in b.applicants.iter().enumerate() {
+        sqlx::query("INSERT INTO person_holds (doc_key, booking_id) VALUES ($1, $2)")
+            .bind(&a.doc_key)
+            .bind(&b.id)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+        sqlx::query(
+            "INSERT INTO applicants (booking_id, position, doc_key, document_type, document_number_enc, surnames_enc, given_names_enc, birth_date_enc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&b.id)
+        .bind(i as i64)
+        .bind(&a.doc_key)
+        .bind(&a.document_type)
+        .bind(&a.document_number_enc)
+        .bind(&a.surnames_enc)
+        .bind(&a.given_names_enc)
+        .bind(&a.birth_date_enc)
+        .execute(&mut **tx)
+        .await
+        .map_err(classify)?;
+    }
+    if let Some((key, hash)) = &b.idempotency {
+        sqlx::query("INSERT INTO idempotency (key, request_hash, booking_code, created_ms) VALUES ($1, $2, $3, $4)")
+            .bind(key)
+            .bind(hash)
+            .bind(&b.code)
+            .bind(b.now_ms)
+            .execute(&mut **tx)
+            .await
+            .map_err(classify)?;
+    }
+    insert_mail(tx, &b.mail, b.now_ms).await?;
+    Ok(WriteOutcome::Booked {
+        code: b.code.clone(),
+    })
+}
+
+async fn active_booking(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+) -> std::result::Result<(String, i64, i64), WriteError> {
+    let row =
+        sqlx::query("SELECT office_code, start_ms, seats, status FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(WriteError::Store(StoreError::NotFound))?;
+    let status: String = row.try_get("status")?;
+    if status != "active" {
+        return Err(WriteError::NotActive);
+    }
+    Ok((
+        row.try_get("office_code")?,
+        row.try_get("start_ms")?,
+        row.try_get("seats")?,
+    ))
+}
+
+async fn reschedule(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    start_ms: i64,
+    capacity: u32,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    let (office, old_start, seats) = active_booking(tx, id).await?;
+    if old_start == start_ms {
+        return Err(WriteError::SameSlot);
+    }
+    // Take the new seats first: if the slot is full, the old seat stays held.
+    add_seats(tx, &office, start_ms, capacity, to_u32(seats)).await?;
+    release_seats(tx, &office, old_start, seats).await?;
+    sqlx::query("UPDATE bookings SET start_ms = $2, updated_ms = $3 WHERE id = $1")
+        .bind(id)
+        .bind(start_ms)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    insert_mail(tx, mail, now_ms).await?;
+    Ok(WriteOutcome::Rescheduled {
+        office,
+        from_ms: old_start,
+        to_ms: start_ms,
+        seats: to_u32(seats),
+    })
+}
+
+async fn cancel(
+    tx: &mut Transaction<'static, Any>,
+    id: &str,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    let (office, start, seats) = active_booking(tx, id).await?;
+    sqlx::query("UPDATE bookings SET status = 'cancelled', updated_ms = $2 WHERE id = $1")
+        .bind(id)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+    release_seats(tx, &office, start, seats).await?;
+    sqlx::query("DELETE FROM person_holds WHERE booking_id = $1")
+        .bind(id)
+        .execute(&mut **tx)
+        .await?;
+    insert_mail(tx, mail, now_ms).await?;
+    Ok(WriteOutcome::Cancelled {
+        office,
+        start_ms: start,
+        seats: to_u32(seats),
+    })
+}
+
+async fn apply_one(
+    tx: &mut Transaction<'static, Any>,
+    op: &WriteOp,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    match op {
+        WriteOp::Book(b) => book(tx, b).await,
+        WriteOp::Reschedule {
+            booking_id,
+            start_ms,
+            capacity,
+            now_ms,
+            mail,
+        } => reschedule(tx, booking_id, *start_ms, *capacity, *now_ms, mail).await,
+        WriteOp::Cancel {
+            booking_id,
+            now_ms,
+            mail,
+        } => cancel(tx, booking_id, *now_ms, mail).await,
+    }
+}
+
+fn booking_from_row(r: &AnyRow) -> Result<BookingRow> {
+    Ok(BookingRow {
+        id: r.try_get("id")?,
+        code: r.try_get("code")?,
+        office: r.try_get("office_code")?,
+        start_ms: r.try_get("start_ms")?,
+        seats: to_u32(r.try_get("seats")?),
+        status: r.try_get("status")?,
+        email_enc: r.try_get("email_enc")?,
+        phone_enc: r.try_get("phone_enc")?,
+        created_ms: r.try_get("created_ms")?,
+        updated_ms: r.try_get("updated_ms")?,
+        applicants: Vec::new(),
+    })
+}
+
+impl Store {
+    /// Applies `ops` in one transaction, each in its own savepoint, and
+    /// commits once: the results are durable when this returns `Ok`. A refused
+    /// write (full slot, person already booked...) is rolled back alone. If the
+    /// transaction itself fails (a deadlock between two servers on PostgreSQL,
+    /// say), nothing was applied and the caller may retry.
+    pub async fn apply_batch(
+        &self,
+        ops: &[WriteOp],
+    ) -> Result<Vec<std::result::Result<WriteOutcome, WriteError>>> {
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(ops.len());
+        for op in ops {
+            sqlx::query("SAVEPOINT op").execute(&mut *tx).await?;
+            match apply_one(&mut tx, op).await {
+                Ok(o) => {
+                    sqlx::query("RELEASE SAVEPOINT op")
+                        .execute(&mut *tx)
+                        .await?;
+                    out.push(Ok(o));
+                }
+                Err(WriteError::Store(e @ (StoreError::Unavailable(_) | StoreError::Other(_)))) => {
+                    // An error the savepoint cannot contain (connection lost,
+                    // deadlock): give up the whole batch.
+                    return Err(e);
+                }
+                Err(e) => {
+                    sqlx::query("ROLLBACK TO SAVEPOINT op")
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("RELEASE SAVEPOINT op")
+                        .execute(&mut *tx)
+                        .await?;
+                    out.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// A booking by its confirmation code, with its applicants.
+    pub async fn booking_by_code(&self, code: &str) -> Result<BookingRow> {
+        let row = sqlx::query(
+            "SELECT id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms
+             FROM bookings WHERE code = $1",
+        )
+        .bind(code)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
+        let mut b = booking_from_row(&row)?;
+        let rows = sqlx::query(
+            "SELECT doc_key, document_type, document_number_enc, surnames_enc, given_names_enc, birth_date_enc
+             FROM applicants WHERE booking_id = $1 ORDER BY position",
+        )
+        .bind(&b.id)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in rows {
+            b.applicants.push(ApplicantRow {
+                doc_key: r.try_get("doc_key")?,
+                document_type: r.try_get("document_type")?,
+                document_number_enc: r.try_get("document_number_enc")?,
+                surnames_enc: r.try_get("surnames_enc")?,
+                given_names_enc: r.try_get("given_names_enc")?,
+                birth_date_enc: r.try_get("birth_date_enc")?,
+            });
+        }
+        Ok(b)
+    }
+
+    /// The code of the active booking a person holds, if any.
+    pub async fn active_booking_of(&self, doc_key: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            "SELECT b.code FROM person_holds h JOIN bookings b ON b.id = h.booking_id WHERE h.doc_key = $1",
+        )
+        .bind(doc_key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => Some(r.try_get("code")?),
+            None => None,
+        })
+    }
+
+    /// Seats taken in the office's slots starting in `[from_ms, to_ms)`.
+    pub async fn slot_counts(
+        &self,
+        office: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<SlotCount>> {
+        let rows = sqlx::query(
+            "SELECT start_ms, capacity, booked FROM slot_seats
+             WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms",
+        )
+        .bind(office)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SlotCount {
+                    start_ms: r.try_get("start_ms")?,
+                    capacity: to_u32(r.try_get("capacity")?),
+                    booked: to_u32(r.try_get("booked")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Active bookings in the database.
+    pub async fn active_bookings(&self) -> Result<i64> {
+        let r = sqlx::query("SELECT COUNT(*) AS n FROM bookings WHERE status = 'active'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Every slot whose seat count is over capacity or differs from the seats
+    /// of its active bookings. Empty on a healthy database.
+    pub async fn check_slots(&self) -> Result<Vec<SlotMismatch>> {
+        let rows = sqlx::query(
+            "SELECT s.office_code, s.start_ms, s.capacity, s.booked,
+                    CAST(COALESCE((SELECT SUM(b.seats) FROM bookings b
+                              WHERE b.office_code = s.office_code AND b.start_ms = s.start_ms AND b.status = 'active'), 0) AS BIGINT) AS seats
+             FROM slot_seats s",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in rows {
+            let m = SlotMismatch {
+                office: r.try_get("office_code")?,
+                start_ms: r.try_get("start_ms")?,
+                capacity: r.try_get("capacity")?,
+                booked: r.try_get("booked")?,
+                seats_in_bookings: r.try_get("seats")?,
+            };
+            if m.booked > m.capacity || m.booked != m.seats_in_bookings {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Whether this backend needs the caller to keep batches small because
+    /// several servers may write at once (PostgreSQL) or not (SQLite).
+    pub fn single_writer(&self) -> bool {
+        self.backend == Backend::Sqlite
+    }
+}

@@ -1,0 +1,143 @@
+//! Offices and their one-off closures.
+
+use crate::{Result, Store, StoreError, to_i64, to_u32};
+use pasaporte_core::calendar::Closure;
+use pasaporte_core::jiff::civil::{Date, Weekday};
+use pasaporte_core::jiff::tz::TimeZone;
+use pasaporte_core::office::{Office, OfficeKind, WeeklyHours};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+const WEEK: [Weekday; 7] = [
+    Weekday::Monday,
+    Weekday::Tuesday,
+    Weekday::Wednesday,
+    Weekday::Thursday,
+    Weekday::Friday,
+    Weekday::Saturday,
+    Weekday::Sunday,
+];
+
+fn hours_text(h: &WeeklyHours) -> String {
+    WEEK.iter()
+        .map(|d| h.format_day(*d))
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn office_from_row(r: &AnyRow) -> Result<Office> {
+    let bad = |what: &str| StoreError::Other(format!("stored office has a bad {what}"));
+    let mut hours = WeeklyHours::default();
+    let text: String = r.try_get("hours")?;
+    for (d, spec) in WEEK.iter().zip(text.split('|')) {
+        hours.set(*d, WeeklyHours::parse_day(spec).map_err(|_| bad("hours"))?);
+    }
+    let tz: String = r.try_get("time_zone")?;
+    let kind: String = r.try_get("kind")?;
+    Ok(Office {
+        code: r.try_get("code")?,
+        name: r.try_get("name")?,
+        kind: OfficeKind::parse(&kind).ok_or_else(|| bad("kind"))?,
+        city: r.try_get("city")?,
+        country: r.try_get("country")?,
+        time_zone: TimeZone::get(&tz).map_err(|_| bad("time zone"))?,
+        hours,
+        counters: to_u32(r.try_get("counters")?),
+        service_minutes: to_u32(r.try_get("service_minutes")?),
+        slot_minutes: to_u32(r.try_get("slot_minutes")?),
+        horizon_days: to_u32(r.try_get("horizon_days")?),
+    })
+}
+
+const OFFICE_COLUMNS: &str = "code, name, kind, city, country, time_zone, hours, counters, service_minutes, slot_minutes, horizon_days";
+
+impl Store {
+    /// Adds an office or replaces its description (bookings are untouched).
+    pub async fn upsert_office(&self, o: &Office) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO offices (code, name, kind, city, country, time_zone, hours, counters, service_minutes, slot_minutes, horizon_days)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, kind = excluded.kind, city = excluded.city,
+               country = excluded.country, time_zone = excluded.time_zone, hours = excluded.hours,
+               counters = excluded.counters, service_minutes = excluded.service_minutes,
+               slot_minutes = excluded.slot_minutes, horizon_days = excluded.horizon_days",
+        )
+        .bind(&o.code)
+        .bind(&o.name)
+        .bind(o.kind.as_str())
+        .bind(&o.city)
+        .bind(&o.country)
+        .bind(o.time_zone_name().to_string())
+        .bind(hours_text(&o.hours))
+        .bind(to_i64(o.counters))
+        .bind(to_i64(o.service_minutes))
+        .bind(to_i64(o.slot_minutes))
+        .bind(to_i64(o.horizon_days))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// All offices, by code.
+    pub async fn offices(&self) -> Result<Vec<Office>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {OFFICE_COLUMNS} FROM offices ORDER BY code"
+        ));
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter().map(office_from_row).collect()
+    }
+
+    pub async fn office(&self, code: &str) -> Result<Office> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {OFFICE_COLUMNS} FROM offices WHERE code = $1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        office_from_row(&row.ok_or(StoreError::NotFound)?)
+    }
+
+    /// Closes an office for one local date (replacing the reason if already closed).
+    pub async fn add_closure(&self, office: &str, day: Date, reason: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO closures (office_code, day, reason) VALUES ($1, $2, $3)
+             ON CONFLICT (office_code, day) DO UPDATE SET reason = excluded.reason",
+        )
+        .bind(office)
+        .bind(day.to_string())
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn remove_closure(&self, office: &str, day: Date) -> Result<()> {
+        sqlx::query("DELETE FROM closures WHERE office_code = $1 AND day = $2")
+            .bind(office)
+            .bind(day.to_string())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The office's closures, oldest first.
+    pub async fn closures(&self, office: &str) -> Result<Vec<Closure>> {
+        let rows =
+            sqlx::query("SELECT day, reason FROM closures WHERE office_code = $1 ORDER BY day")
+                .bind(office)
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let day: String = r.try_get("day")?;
+                Ok(Closure {
+                    date: day
+                        .parse()
+                        .map_err(|_| StoreError::Other("stored closure has a bad date".into()))?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+}

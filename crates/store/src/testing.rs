@@ -1,0 +1,67 @@
+//! Throw-away databases for tests: a fresh SQLite file in a temporary folder,
+//! or a fresh database on the PostgreSQL server that the test script started
+//! (its URL in `PASAPORTE_TEST_PG_URL`).
+
+use crate::{Result, Store, StoreError};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const PG_URL_VAR: &str = "PASAPORTE_TEST_PG_URL";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unique_name(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}_{}_{}_{}",
+        std::process::id(),
+        nanos % 1_000_000_000,
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Which database a test runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestDb {
+    Sqlite,
+    Postgres,
+}
+
+/// A fresh, migrated database and its address (for a second process to open).
+pub async fn fresh(kind: TestDb) -> Result<(Store, String)> {
+    let url = fresh_url(kind).await?;
+    let store = Store::open(&url).await?;
+    store.migrate().await?;
+    Ok((store, url))
+}
+
+/// The address of a fresh, empty database.
+pub async fn fresh_url(kind: TestDb) -> Result<String> {
+    match kind {
+        TestDb::Sqlite => {
+            let dir = std::env::temp_dir().join(unique_name("pasaporte_test"));
+            std::fs::create_dir_all(&dir).map_err(|e| StoreError::Other(e.to_string()))?;
+            Ok(dir.join("test.db").to_string_lossy().into_owned())
+        }
+        TestDb::Postgres => {
+            let admin = std::env::var(PG_URL_VAR).map_err(|_| {
+                StoreError::Unavailable(format!(
+                    "{PG_URL_VAR} is not set: run the tests through ./test.sh, which starts PostgreSQL"
+                ))
+            })?;
+            let name = unique_name("t");
+            let admin_store = Store::open(&admin).await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(admin_store.pool())
+                .await?;
+            admin_store.close().await;
+            let (base, _) = admin
+                .rsplit_once('/')
+                .ok_or_else(|| StoreError::Other("bad PostgreSQL URL".into()))?;
+            Ok(format!("{base}/{name}"))
+        }
+    }
+}
