@@ -1,0 +1,302 @@
+//! `pasaporte`: the service and its command line (the binary is a thin `main`).
+//!
+//! Layout: `main.rs` parses the command line and runs one command; `app.rs`
+//! holds what use cases share; `booking.rs` the booking use cases; `writer.rs`
+//! the group-commit writer; `availability.rs` the in-memory seat view;
+//! `crypto.rs` personal-data sealing; `mail.rs` and `ics.rs` what citizens
+//! receive; `http/` the API and pages; `bench.rs` the benchmark programs.
+
+pub mod app;
+pub mod availability;
+pub mod bench;
+pub mod booking;
+pub mod crypto;
+pub mod http;
+pub mod i18n;
+pub mod ics;
+pub mod mail;
+pub mod writer;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "pasaporte",
+    version,
+    about = "Passport issuance: appointments, applications, production."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the data lives and how it is sealed.
+#[derive(clap::Args, Clone)]
+pub struct DbArgs {
+    /// A SQLite file path, or a postgres:// URL.
+    #[arg(long, env = "PASAPORTE_DATABASE", default_value = "./pasaporte.db")]
+    pub database: String,
+}
+
+#[derive(clap::Args, Clone)]
+pub struct KeyArgs {
+    /// Data keys, `id:hex64[,id:hex64...]`, the first one sealing new data.
+    #[arg(long, env = "PASAPORTE_DATA_KEYS", hide_env_values = true)]
+    pub data_keys: Option<String>,
+    /// The key for lookups by identity (hex64).
+    #[arg(long, env = "PASAPORTE_LOOKUP_KEY", hide_env_values = true)]
+    pub lookup_key: Option<String>,
+    /// Without keys in the environment, read (or create) them in this file.
+    #[arg(long, env = "PASAPORTE_KEY_FILE", default_value = "./pasaporte.keys")]
+    pub key_file: PathBuf,
+}
+
+impl KeyArgs {
+    pub fn keyring(&self) -> anyhow::Result<crypto::Keyring> {
+        Ok(match (&self.data_keys, &self.lookup_key) {
+            (Some(d), Some(l)) => crypto::Keyring::parse(d, l)?,
+            (None, None) => {
+                let k = crypto::Keyring::load_or_create(&self.key_file)?;
+                tracing::warn!(
+                    file = %self.key_file.display(),
+                    "data keys read from a file next to the data; in production pass PASAPORTE_DATA_KEYS and PASAPORTE_LOOKUP_KEY from a secret store"
+                );
+                k
+            }
+            _ => {
+                anyhow::bail!("give both PASAPORTE_DATA_KEYS and PASAPORTE_LOOKUP_KEY, or neither")
+            }
+        })
+    }
+}
+
+#[derive(clap::Args, Clone)]
+pub struct SmtpArgs {
+    /// Mail server; without it mail waits in the outbox.
+    #[arg(long, env = "PASAPORTE_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "PASAPORTE_SMTP_PORT", default_value_t = 587)]
+    pub smtp_port: u16,
+    /// `none`, `starttls` or `tls`.
+    #[arg(long, env = "PASAPORTE_SMTP_SECURITY", default_value = "starttls")]
+    pub smtp_security: String,
+    #[arg(long, env = "PASAPORTE_SMTP_USER")]
+    pub smtp_user: Option<String>,
+    #[arg(long, env = "PASAPORTE_SMTP_PASSWORD", hide_env_values = true)]
+    pub smtp_password: Option<String>,
+    #[arg(
+        long,
+        env = "PASAPORTE_MAIL_FROM",
+        default_value = "Citas de pasaporte <citas@pasaporte.invalid>"
+    )]
+    pub mail_from: String,
+    /// Seconds between passes over the outbox.
+    #[arg(long, env = "PASAPORTE_OUTBOX_INTERVAL_MS", default_value_t = 1000)]
+    pub outbox_interval_ms: u64,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the service.
+    Serve {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        keys: KeyArgs,
+        #[command(flatten)]
+        smtp: SmtpArgs,
+        /// Address to listen on.
+        #[arg(long, env = "PASAPORTE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// The address citizens reach the service at, for links in mail.
+        #[arg(long, env = "PASAPORTE_PUBLIC_URL")]
+        public_url: Option<String>,
+        /// Load the demo offices (shared/data/offices.csv) if missing.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Bring the database schema up to date.
+    Migrate {
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Manage offices.
+    Offices {
+        #[command(subcommand)]
+        cmd: OfficesCommand,
+    },
+    /// Benchmark programs that print figures.
+    Bench {
+        #[command(subcommand)]
+        cmd: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum OfficesCommand {
+    /// Add or update offices from a CSV file (columns of data/offices.csv).
+    Import {
+        file: PathBuf,
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+/// The demo offices, compiled in so `serve --demo` works from any folder.
+pub const DEMO_OFFICES_CSV: &str = include_str!("../../../data/offices.csv");
+
+fn init_logs() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("PASAPORTE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+pub async fn open_store(db: &DbArgs) -> anyhow::Result<pasaporte_store::Store> {
+    let store = pasaporte_store::Store::open(&db.database)
+        .await
+        .with_context(|| "cannot open the database (check --database)")?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+pub async fn import_offices(store: &pasaporte_store::Store, csv: &str) -> anyhow::Result<usize> {
+    let offices = pasaporte_core::office::parse_offices_csv(csv)?;
+    for o in &offices {
+        store.upsert_office(o).await?;
+    }
+    Ok(offices.len())
+}
+
+/// Runs the service until Ctrl-C or SIGTERM.
+pub async fn serve(
+    db: DbArgs,
+    keys: KeyArgs,
+    smtp: SmtpArgs,
+    listen: SocketAddr,
+    public_url: Option<String>,
+    demo: bool,
+    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+) -> anyhow::Result<()> {
+    let store = open_store(&db).await?;
+    if demo && store.offices().await?.is_empty() {
+        let n = import_offices(&store, DEMO_OFFICES_CSV).await?;
+        tracing::info!(offices = n, "demo offices loaded");
+    }
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    let app = app::App::new(store, keys.keyring()?, public_url).await?;
+    match smtp.smtp_host.clone() {
+        Some(host) => {
+            let cfg = mail::SmtpConfig {
+                host,
+                port: smtp.smtp_port,
+                security: smtp.smtp_security.clone(),
+                username: smtp.smtp_user.clone(),
+                password: smtp.smtp_password.clone(),
+                from: smtp.mail_from.clone(),
+            };
+            let worker_app = app.clone();
+            let interval = Duration::from_millis(smtp.outbox_interval_ms.max(10));
+            tokio::spawn(async move {
+                if let Err(e) = mail::run_outbox(worker_app, cfg, interval).await {
+                    tracing::error!(error = %e, "outbox worker stopped");
+                }
+            });
+        }
+        None => tracing::warn!("no SMTP server configured (--smtp-host): mail waits in the outbox"),
+    }
+    tracing::info!(%addr, "pasaporte listening");
+    if let Some(tx) = ready {
+        let _ = tx.send(addr);
+    }
+    let router = http::router(app);
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// Parses the command line and runs one command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logs();
+    let rt = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: anyhow::Result<ExitCode> = rt.block_on(async move {
+        match cli.command {
+            Command::Serve {
+                db,
+                keys,
+                smtp,
+                listen,
+                public_url,
+                demo,
+            } => {
+                serve(db, keys, smtp, listen, public_url, demo, None).await?;
+            }
+            Command::Migrate { db } => {
+                open_store(&db).await?;
+                println!("database is up to date");
+            }
+            Command::Offices {
+                cmd: OfficesCommand::Import { file, db },
+            } => {
+                let csv = std::fs::read_to_string(&file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
+                let store = open_store(&db).await?;
+                let n = import_offices(&store, &csv)
+                    .await
+                    .with_context(|| format!("{}", file.display()))?;
+                println!("{n} offices imported");
+            }
+            Command::Bench { cmd } => bench::run(cmd).await?,
+        }
+        Ok(ExitCode::SUCCESS)
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
