@@ -44,8 +44,10 @@
 
 mod check;
 mod codes;
+pub mod lds;
 mod mrz;
 mod name;
+pub mod tlv;
 pub mod translit;
 
 pub use check::{char_value, check_digit, check_digit_parts};
