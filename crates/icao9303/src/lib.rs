@@ -43,18 +43,27 @@
 //! pasaporte.
 
 mod check;
+pub mod chip;
 mod codes;
 pub mod lds;
 mod mrz;
 mod name;
+pub mod pki;
+pub mod sod;
 pub mod tlv;
 pub mod translit;
 
 pub use check::{char_value, check_digit, check_digit_parts};
+pub use chip::{ChipError, ChipFiles};
 pub use codes::{
     DocumentCode, DocumentCodeError, Format, StateCode, UnknownFormat, UnknownStateCode,
 };
+pub use lds::{build_dg1, build_dg2, build_ef_com};
 pub use mrz::{
     Check, CheckedField, DateError, Field, FieldProblem, MRZ_CHARS_MAX, Mrz, MrzError, MrzFields,
     ParseError, ParsedMrz, Problem,
 };
+pub use pki::{
+    DocumentSigner, PkiError, generate_test_pki, load_certificate_pem, load_signing_key_pem,
+};
+pub use sod::{Report, SodError, Verdict, build_sod, verify_sod};
