@@ -792,7 +792,7 @@ impl Mrz {
             issuing_state: trim(&l1[2..5]),
             surname: words(primary),
             given_names: words(secondary),
-            name_truncated: name_field.last().is_some_and(|&c| c != b'<'),
+            name_may_be_truncated: name_field.last().is_some_and(|&c| c != b'<'),
             document_number,
             nationality: trim(nationality),
             birth_date: s(dob),
@@ -998,8 +998,9 @@ pub struct ParsedMrz {
     pub surname: String,
     /// Secondary identifier.
     pub given_names: String,
-    /// Whether the name field is full (the MRZ's only sign of a truncated name).
-    pub name_truncated: bool,
+    /// Whether the name field is full: the MRZ's only sign of truncation, also true of a
+    /// name that fits exactly.
+    pub name_may_be_truncated: bool,
     /// The whole document number, including its continuation in the optional data.
     pub document_number: String,
     /// Nationality code without filler.

@@ -9,10 +9,13 @@
 //!    backwards, each down to its initial;
 //! 2. if all of them are initials and the name still does not fit, trailing components
 //!    are dropped (the first initial always stays), and any position this frees is given
-//!    back to the first component so the field stays full;
+//!    back to the first component so the field stays full (when every component was a
+//!    single letter to begin with there is nothing to give back, and the field ends with
+//!    one filler: the only case where a truncated name does not fill its field);
 //! 3. only when the primary identifier leaves no room for `<<` and one initial is the
-//!    primary identifier itself cut, to `width − 3` characters followed by `<<` and the
-//!    first initial (or cut to the full width when there is no secondary identifier).
+//!    primary identifier itself shortened, the same way (its last components first), to
+//!    `width − 3` characters followed by `<<` and the first initial; or to the full width
+//!    when there is no secondary identifier.
 
 /// The most components a secondary identifier can have: at most half of
 /// [`crate::translit::NAME_CHARS_MAX`], since components are separated by one `<`.
@@ -37,12 +40,11 @@ pub(crate) fn compose(primary: &[u8], secondary: &[u8], out: &mut [u8]) -> bool 
         return false;
     }
     if secondary.is_empty() {
-        out.copy_from_slice(&primary[..width]);
+        fit_secondary(primary, out, width);
         return true;
     }
     if primary.len() + 3 > width {
-        let cut = width - 3;
-        out[..cut].copy_from_slice(&primary[..cut]);
+        fit_secondary(primary, &mut out[..width - 3], width - 3);
         out[width - 1] = secondary[0];
         return true;
     }
@@ -153,5 +155,8 @@ mod tests {
     fn truncates_a_long_primary() {
         check("ABCDEFGHIJKL", "ANNA", 10, "ABCDEFG<<A", true);
         check("ABCDEFGHIJKL", "", 10, "ABCDEFGHIJ", true);
+        // A cut falling on a separator would leave the field looking complete.
+        check("ABCDEFGHI<JKL", "", 10, "ABCDEFGH<J", true);
+        check("ABCDEFGHI<JKL", "ANNA", 10, "ABCDE<J<<A", true);
     }
 }
