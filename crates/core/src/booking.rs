@@ -122,8 +122,8 @@ pub fn parse_request(input: &BookingInput, today: Date) -> Result<BookingRequest
         let surnames = errs.take(PersonName::parse(&a.surnames, &f("surnames")));
         let given = errs.take(PersonName::parse(&a.given_names, &f("given_names")));
         let birth = errs.take(parse_birth_date(&a.birth_date, today, &f("birth_date")));
-        if let (Some(b), true) = (birth, i > 0) {
-            if age_on(b, today) >= ADULT_AGE {
+        if let (Some(b), true) = (birth, i > 0)
+            && age_on(b, today) >= ADULT_AGE {
                 errs.push(FieldError::new(
                     f("birth_date"),
                     "companion_not_minor",
@@ -131,7 +131,6 @@ pub fn parse_request(input: &BookingInput, today: Date) -> Result<BookingRequest
                     "Only minors can share another person's appointment; adults book their own.",
                 ));
             }
-        }
         if let (Some(k), Some(n), Some(s), Some(g), Some(b)) =
             (kind, number, surnames, given, birth)
         {

@@ -83,14 +83,13 @@ pub fn closed_reason(office: &Office, closures: &[Closure], date: Date) -> Optio
     {
         return Some(ClosedReason::Holiday(h.name));
     }
-    if office.observes_host_holidays() {
-        if let Some(h) = holidays::host_country(&office.country, date.year())
+    if office.observes_host_holidays()
+        && let Some(h) = holidays::host_country(&office.country, date.year())
             .into_iter()
             .find(|h| h.date == date)
         {
             return Some(ClosedReason::HostHoliday(h.name));
         }
-    }
     if office.hours.on(date.weekday()).is_empty() {
         return Some(ClosedReason::NoHours);
     }

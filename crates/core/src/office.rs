@@ -104,11 +104,10 @@ impl WeeklyHours {
             if iv.open >= iv.close {
                 return Err(HoursError::Reversed(part.into()));
             }
-            if let Some(prev) = out.last() {
-                if prev.close > iv.open {
+            if let Some(prev) = out.last()
+                && prev.close > iv.open {
                     return Err(HoursError::Overlap(s.into()));
                 }
-            }
             out.push(iv);
         }
         if out.len() > INTERVALS_PER_DAY_MAX {

@@ -13,6 +13,7 @@ pub mod booking;
 pub mod crypto;
 pub mod http;
 pub mod i18n;
+pub mod icao_cli;
 pub mod ics;
 pub mod mail;
 pub mod writer;
@@ -95,9 +96,12 @@ pub struct SmtpArgs {
         default_value = "Citas de pasaporte <citas@pasaporte.invalid>"
     )]
     pub mail_from: String,
-    /// Seconds between passes over the outbox.
+    /// Milliseconds between passes over the outbox.
     #[arg(long, env = "PASAPORTE_OUTBOX_INTERVAL_MS", default_value_t = 1000)]
     pub outbox_interval_ms: u64,
+    /// Milliseconds before the first retry of a failed mail (doubling after).
+    #[arg(long, env = "PASAPORTE_SMTP_RETRY_MS", default_value_t = 5000)]
+    pub smtp_retry_ms: u64,
 }
 
 #[derive(Subcommand)]
@@ -134,6 +138,21 @@ pub enum Command {
     Bench {
         #[command(subcommand)]
         cmd: bench::BenchCommand,
+    },
+    /// Machine readable zones (ICAO Doc 9303): generate and check.
+    Mrz {
+        #[command(subcommand)]
+        cmd: icao_cli::MrzCommand,
+    },
+    /// Test CSCA and Document Signer keys and certificates.
+    Pki {
+        #[command(subcommand)]
+        cmd: icao_cli::PkiCommand,
+    },
+    /// Chip files (EF.COM, EF.DG1, EF.DG2, EF.SOD): write and verify.
+    Chip {
+        #[command(subcommand)]
+        cmd: icao_cli::ChipCommand,
     },
 }
 
@@ -206,6 +225,7 @@ pub async fn serve(
                 username: smtp.smtp_user.clone(),
                 password: smtp.smtp_password.clone(),
                 from: smtp.mail_from.clone(),
+                retry_first: Duration::from_millis(smtp.smtp_retry_ms),
             };
             let worker_app = app.clone();
             let interval = Duration::from_millis(smtp.outbox_interval_ms.max(10));
@@ -218,6 +238,7 @@ pub async fn serve(
         None => tracing::warn!("no SMTP server configured (--smtp-host): mail waits in the outbox"),
     }
     tracing::info!(%addr, "pasaporte listening");
+    println!("pasaporte listening on http://{addr}");
     if let Some(tx) = ready {
         let _ = tx.send(addr);
     }
@@ -289,6 +310,9 @@ pub fn main() -> ExitCode {
                 println!("{n} offices imported");
             }
             Command::Bench { cmd } => bench::run(cmd).await?,
+            Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
+            Command::Pki { cmd } => return icao_cli::run_pki(cmd),
+            Command::Chip { cmd } => return icao_cli::run_chip(cmd),
         }
         Ok(ExitCode::SUCCESS)
     });

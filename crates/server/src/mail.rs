@@ -7,7 +7,8 @@ use crate::app::App;
 use crate::crypto::CryptoError;
 use crate::i18n::{Lang, local_when};
 use crate::ics;
-use lettre::message::{Attachment, MultiPart, SinglePart, header::ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Attachment, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use pasaporte_core::jiff::Timestamp;
@@ -18,8 +19,8 @@ use std::time::Duration;
 
 /// Mails sent per pass of the worker.
 pub const MAIL_BATCH_MAX: u32 = 50;
-/// First retry after a failure; doubles each time up to `RETRY_MAX`.
-pub const RETRY_FIRST: Duration = Duration::from_secs(5);
+/// Longest wait between retries; the first wait is configurable
+/// (`SmtpConfig::retry_first`) and doubles after each failure.
 pub const RETRY_MAX: Duration = Duration::from_secs(3600);
 /// How long one SMTP exchange may take.
 pub const SMTP_TIMEOUT: Duration = Duration::from_secs(20);
@@ -127,6 +128,8 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     pub password: Option<String>,
     pub from: String,
+    /// Wait before the first retry of a failed mail.
+    pub retry_first: Duration,
 }
 
 fn transport(cfg: &SmtpConfig) -> anyhow::Result<AsyncSmtpTransport<Tokio1Executor>> {
@@ -156,8 +159,10 @@ fn compose(
         .to(to.parse()?)
         .subject(row.subject.clone())
         .message_id(Some(format!("<{}@pasaporte>", row.id)));
+    // Quoted-printable keeps the ASCII parts (code, link) readable in any client.
     let text = SinglePart::builder()
         .header(ContentType::TEXT_PLAIN)
+        .header(ContentTransferEncoding::QuotedPrintable)
         .body(body);
     Ok(match &row.ics_enc {
         Some(ics) => {
@@ -170,9 +175,9 @@ fn compose(
     })
 }
 
-fn backoff(attempts: u32) -> Duration {
+fn backoff(first: Duration, attempts: u32) -> Duration {
     let factor = 1u32 << attempts.min(12);
-    (RETRY_FIRST * factor).min(RETRY_MAX)
+    (first * factor).min(RETRY_MAX)
 }
 
 /// One pass over the due mails; returns how many were sent.
@@ -197,7 +202,8 @@ pub async fn send_due(
             }
             Err(e) => {
                 // lettre's errors name the server and the SMTP reply, not the recipient.
-                let retry = i64::try_from(backoff(row.attempts).as_millis()).unwrap_or(i64::MAX);
+                let retry = i64::try_from(backoff(cfg.retry_first, row.attempts).as_millis())
+                    .unwrap_or(i64::MAX);
                 tracing::warn!(mail = %row.id, attempts = row.attempts + 1, error = %e, "mail not sent; will retry");
                 app.store
                     .mark_mail_failed(&row.id, now.saturating_add(retry), &e)
@@ -227,8 +233,9 @@ mod tests {
 
     #[test]
     fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(0), Duration::from_secs(5));
-        assert_eq!(backoff(1), Duration::from_secs(10));
-        assert_eq!(backoff(30), RETRY_MAX);
+        let first = Duration::from_secs(5);
+        assert_eq!(backoff(first, 0), Duration::from_secs(5));
+        assert_eq!(backoff(first, 1), Duration::from_secs(10));
+        assert_eq!(backoff(first, 30), RETRY_MAX);
     }
 }
