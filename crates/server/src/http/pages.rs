@@ -757,22 +757,31 @@ impl BookPage {
         for e in &errs.0 {
             let id = field_id(&e.field, indexes);
             let message = lang.pick(e.es, e.en).to_string();
+            // The summary names the field (and the minor) the message is about.
+            let mut named = message.clone();
             let persons = std::iter::once(&mut self.first).chain(self.minors.iter_mut());
-            let input = persons
-                .flat_map(|p| p.fields.iter_mut())
-                .chain(self.contact.iter_mut())
-                .find(|f| f.id == id);
-            if let Some(input) = input.filter(|i| i.error.is_none()) {
-                input.set_error(&message);
-            }
-            for p in std::iter::once(&mut self.first).chain(self.minors.iter_mut()) {
-                if p.fields.iter().any(|f| f.id == id) {
+            for (n, p) in persons.enumerate() {
+                if let Some(f) = p.fields.iter_mut().find(|f| f.id == id) {
                     p.open = true;
+                    named = if n == 0 {
+                        format!("{}: {message}", f.label)
+                    } else {
+                        format!("{}, {}: {message}", p.legend, f.label)
+                    };
+                    if f.error.is_none() {
+                        f.set_error(&message);
+                    }
+                }
+            }
+            if let Some(f) = self.contact.iter_mut().find(|f| f.id == id) {
+                named = format!("{}: {message}", f.label);
+                if f.error.is_none() {
+                    f.set_error(&message);
                 }
             }
             self.errors.push(ErrView {
                 href: format!("#{id}"),
-                message,
+                message: named,
             });
         }
     }
