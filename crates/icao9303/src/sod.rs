@@ -380,7 +380,7 @@ pub fn verify_sod(
     r.push(
         "signed attribute content-type",
         ct == Some(ect),
-        format!("{ct:?}"),
+        ct.map_or_else(|| "absent".to_owned(), |oid| oid.to_string()),
     );
     if si.digest_alg.oid == ID_SHA_256 {
         let digest = Sha256::digest(econtent_value);
