@@ -63,7 +63,11 @@ pub use mrz::{
     Check, CheckedField, DateError, Field, FieldProblem, MRZ_CHARS_MAX, Mrz, MrzError, MrzFields,
     ParseError, ParsedMrz, Problem,
 };
+/// The ECDSA P-256 private key type of a Document Signer.
+pub use p256::ecdsa::SigningKey;
 pub use pki::{
     DocumentSigner, PkiError, generate_test_pki, load_certificate_pem, load_signing_key_pem,
 };
 pub use sod::{Report, SodError, Verdict, build_sod, verify_sod};
+/// The X.509 certificate type used for CSCA and Document Signer certificates.
+pub use x509_cert::certificate::Certificate;
