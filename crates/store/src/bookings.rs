@@ -112,21 +112,25 @@ impl From<sqlx::Error> for WriteError {
 /// Maps a refused statement to what it means for the booking.
 fn classify(e: sqlx::Error) -> WriteError {
     match StoreError::from(e) {
-        StoreError::Conflict { constraint } => {
-            let c = constraint.to_ascii_lowercase();
-            if c.contains("seats_within_capacity") || c.contains("check") {
-                WriteError::SlotFull
-            } else if c.contains("person_holds") {
-                WriteError::AlreadyBooked
-            } else if c.contains("idempotency") {
-                WriteError::IdempotencyKeyReused
-            } else if c.contains("code") {
-                WriteError::CodeTaken
-            } else {
-                WriteError::Store(StoreError::Conflict { constraint })
-            }
-        }
+        StoreError::Conflict { constraint } => classify_constraint(constraint),
         other => WriteError::Store(other),
+    }
+}
+
+/// Which constraint refused a write, by its name (PostgreSQL) or message
+/// (SQLite: "CHECK constraint failed: seats_within_capacity").
+pub(crate) fn classify_constraint(constraint: String) -> WriteError {
+    let c = constraint.to_ascii_lowercase();
+    if c.contains("seats_within_capacity") || c.contains("check") {
+        WriteError::SlotFull
+    } else if c.contains("person_holds") {
+        WriteError::AlreadyBooked
+    } else if c.contains("idempotency") {
+        WriteError::IdempotencyKeyReused
+    } else if c.contains("code") {
+        WriteError::CodeTaken
+    } else {
+        WriteError::Store(StoreError::Conflict { constraint })
     }
 }
 
@@ -423,6 +427,23 @@ impl Store {
         &self,
         ops: &[WriteOp],
     ) -> Result<Vec<std::result::Result<WriteOutcome, WriteError>>> {
+        if let Some(path) = &self.sqlite_path {
+            let (writer, path, ops) = (self.sqlite_writer.clone(), path.clone(), ops.to_vec());
+            return tokio::task::spawn_blocking(move || {
+                let mut guard = writer
+                    .lock()
+                    .map_err(|_| StoreError::Other("sqlite writer lock poisoned".into()))?;
+                if guard.is_none() {
+                    *guard = Some(crate::sqlite_writer::SqliteWriter::open(&path)?);
+                }
+                match guard.as_mut() {
+                    Some(w) => w.apply_batch(&ops),
+                    None => Err(StoreError::Other("sqlite writer missing".into())),
+                }
+            })
+            .await
+            .map_err(|e| StoreError::Other(e.to_string()))?;
+        }
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(ops.len());
         for op in ops {

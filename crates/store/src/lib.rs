@@ -15,6 +15,7 @@
 mod bookings;
 mod offices;
 mod outbox;
+mod sqlite_writer;
 pub mod testing;
 
 pub use bookings::*;
@@ -78,6 +79,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite only: the file, and the connection batches are written through
+    /// (opened on first use; see `sqlite_writer.rs`).
+    sqlite_path: Option<String>,
+    sqlite_writer: std::sync::Arc<std::sync::Mutex<Option<sqlite_writer::SqliteWriter>>>,
 }
 
 impl Store {
@@ -86,12 +91,16 @@ impl Store {
     /// before anyone is told it happened.
     pub async fn open(database: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let (url, backend) =
+        let (url, backend, sqlite_path) =
             if database.starts_with("postgres://") || database.starts_with("postgresql://") {
-                (database.to_string(), Backend::Postgres)
+                (database.to_string(), Backend::Postgres, None)
             } else {
                 let path = database.strip_prefix("sqlite://").unwrap_or(database);
-                (format!("sqlite://{path}?mode=rwc"), Backend::Sqlite)
+                (
+                    format!("sqlite://{path}?mode=rwc"),
+                    Backend::Sqlite,
+                    Some(path.to_string()),
+                )
             };
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(|e| StoreError::Other(format!("bad database address: {e}")))?
@@ -117,7 +126,12 @@ impl Store {
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_path,
+            sqlite_writer: Default::default(),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -140,6 +154,31 @@ impl Store {
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// Creates an empty database on this PostgreSQL server (dropping one of
+    /// the same name first) and returns its URL; for tests and benchmarks.
+    pub async fn create_database(&self, admin_url: &str, name: &str) -> Result<String> {
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(StoreError::Other(format!(
+                "database name '{name}': use a-z, 0-9 and _"
+            )));
+        }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .execute(&self.pool)
+        .await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&self.pool)
+            .await?;
+        let (base, _) = admin_url
+            .rsplit_once('/')
+            .ok_or_else(|| StoreError::Other("bad PostgreSQL URL".into()))?;
+        Ok(format!("{base}/{name}"))
     }
 
     pub async fn close(&self) {

@@ -52,16 +52,10 @@ pub async fn fresh_url(kind: TestDb) -> Result<String> {
                     "{PG_URL_VAR} is not set: run the tests through ./test.sh, which starts PostgreSQL"
                 ))
             })?;
-            let name = unique_name("t");
             let admin_store = Store::open(&admin).await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                .execute(admin_store.pool())
-                .await?;
+            let url = admin_store.create_database(&admin, &unique_name("t")).await;
             admin_store.close().await;
-            let (base, _) = admin
-                .rsplit_once('/')
-                .ok_or_else(|| StoreError::Other("bad PostgreSQL URL".into()))?;
-            Ok(format!("{base}/{name}"))
+            url
         }
     }
 }

@@ -97,12 +97,12 @@ async fn kill_nine_loses_no_acknowledged_booking(db: TestDb) {
                     .send()
                     .await;
                 let Ok(r) = r else { continue };
-                if r.status().as_u16() == 201 {
-                    if let Ok(v) = r.json::<serde_json::Value>().await {
-                        let code = v["code"].as_str().unwrap().to_string();
-                        let token = v["manage_token"].as_str().unwrap().to_string();
-                        acked.lock().unwrap().push((code, token));
-                    }
+                if r.status().as_u16() == 201
+                    && let Ok(v) = r.json::<serde_json::Value>().await
+                {
+                    let code = v["code"].as_str().unwrap().to_string();
+                    let token = v["manage_token"].as_str().unwrap().to_string();
+                    acked.lock().unwrap().push((code, token));
                 }
             }
         });

@@ -6,9 +6,12 @@ use pasaporte_store::testing::TestDb;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Mails received: recipients and the raw message.
+type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+
 #[derive(Clone, Default)]
 struct Inbox {
-    mails: Arc<Mutex<Vec<(Vec<String>, String)>>>,
+    mails: Mails,
     to: Vec<String>,
     data: Vec<u8>,
 }
@@ -36,7 +39,7 @@ impl mailin_embedded::Handler for Inbox {
     }
 }
 
-fn start_smtp(listener: std::net::TcpListener) -> Arc<Mutex<Vec<(Vec<String>, String)>>> {
+fn start_smtp(listener: std::net::TcpListener) -> Mails {
     let inbox = Inbox::default();
     let mails = inbox.mails.clone();
     let mut server = mailin_embedded::Server::new(inbox);

@@ -1,0 +1,245 @@
+//! The store conformance suite: the same tests on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+use pasaporte_core::office::parse_offices_csv;
+use pasaporte_store::testing::{TestDb, fresh};
+use pasaporte_store::*;
+
+const CSV: &str =
+    "code,name,kind,city,country,time_zone,weekday_hours,saturday_hours,counters,daily_capacity
+AAA,Oficina A,ministry,Bogotá,COL,America/Bogota,07:00-16:00,,2,100
+MAD,Consulado en Madrid,consulate,Madrid,ESP,Europe/Madrid,08:30-14:00,,6,150
+";
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() { super::$name(super::TestDb::Sqlite).await }
+            #[tokio::test]
+            async fn postgres() { super::$name(super::TestDb::Postgres).await }
+        }
+    )*};
+}
+
+both!(
+    offices_round_trip,
+    batch_contains_each_refusal,
+    reschedule_and_cancel_keep_counts,
+    outbox_lifecycle
+);
+
+async fn setup(db: TestDb) -> Store {
+    let (store, _) = fresh(db).await.unwrap();
+    for o in parse_offices_csv(CSV).unwrap() {
+        store.upsert_office(&o).await.unwrap();
+    }
+    store
+}
+
+fn mail(id: &str) -> MailRow {
+    MailRow {
+        id: id.into(),
+        recipient_enc: "r".into(),
+        subject: "s".into(),
+        body_enc: "b".into(),
+        ics_enc: None,
+    }
+}
+
+fn booking(id: &str, start_ms: i64, people: &[&str], capacity: u32, key: Option<&str>) -> WriteOp {
+    WriteOp::Book(NewBooking {
+        id: id.into(),
+        code: format!("C{id}"),
+        office: "AAA".into(),
+        start_ms,
+        capacity,
+        applicants: people
+            .iter()
+            .map(|p| ApplicantRow {
+                doc_key: p.to_string(),
+                document_type: "cedula_ciudadania".into(),
+                document_number_enc: "x".into(),
+                surnames_enc: "x".into(),
+                given_names_enc: "x".into(),
+                birth_date_enc: "x".into(),
+            })
+            .collect(),
+        email_enc: "e".into(),
+        phone_enc: None,
+        now_ms: 1,
+        idempotency: key.map(|k| (k.to_string(), format!("hash-{id}"))),
+        mail: mail(&format!("m{id}")),
+    })
+}
+
+async fn offices_round_trip(db: TestDb) {
+    let store = setup(db).await;
+    let offices = store.offices().await.unwrap();
+    assert_eq!(offices.len(), 2);
+    let mad = store.office("MAD").await.unwrap();
+    assert_eq!(mad.time_zone_name(), "Europe/Madrid");
+    assert_eq!(
+        mad.hours
+            .format_day(pasaporte_core::jiff::civil::Weekday::Monday),
+        "08:30-14:00"
+    );
+    assert!(matches!(
+        store.office("ZZZ").await,
+        Err(StoreError::NotFound)
+    ));
+    let d = pasaporte_core::jiff::civil::date(2026, 12, 2);
+    store.add_closure("AAA", d, "Paro").await.unwrap();
+    store.add_closure("AAA", d, "Paro nacional").await.unwrap();
+    let c = store.closures("AAA").await.unwrap();
+    assert_eq!((c.len(), c[0].reason.as_str()), (1, "Paro nacional"));
+    store.remove_closure("AAA", d).await.unwrap();
+    assert!(store.closures("AAA").await.unwrap().is_empty());
+}
+
+async fn batch_contains_each_refusal(db: TestDb) {
+    let store = setup(db).await;
+    // Capacity 3; one batch with a family that does not fit, a repeated person,
+    // a repeated idempotency key with the same request, and good bookings.
+    let ops = vec![
+        booking("1", 1000, &["p1"], 3, Some("k1")),
+        booking("2", 1000, &["p2", "p3", "p4"], 3, None),
+        booking("3", 1000, &["p1"], 3, None),
+        booking("1", 1000, &["p1"], 3, Some("k1")),
+        booking("5", 1000, &["p5", "p6"], 3, None),
+        booking("6", 1000, &["p7"], 3, None),
+    ];
+    let r = store.apply_batch(&ops).await.unwrap();
+    assert!(matches!(&r[0], Ok(WriteOutcome::Booked { code }) if code == "C1"));
+    assert!(matches!(r[1], Err(WriteError::SlotFull)));
+    assert!(matches!(r[2], Err(WriteError::AlreadyBooked)));
+    assert!(matches!(&r[3], Ok(WriteOutcome::Replayed { code }) if code == "C1"));
+    assert!(matches!(r[4], Ok(WriteOutcome::Booked { .. })));
+    assert!(matches!(r[5], Err(WriteError::SlotFull)));
+    assert_eq!(
+        store.slot_counts("AAA", 0, 2000).await.unwrap(),
+        vec![SlotCount {
+            start_ms: 1000,
+            capacity: 3,
+            booked: 3
+        }]
+    );
+    assert_eq!(store.active_bookings().await.unwrap(), 2);
+    assert!(store.check_slots().await.unwrap().is_empty());
+    // Nothing of the refused family was kept: p3 can book elsewhere.
+    let r = store
+        .apply_batch(&[booking("7", 2000, &["p3"], 3, None)])
+        .await
+        .unwrap();
+    assert!(r[0].is_ok());
+    // The same key with another request.
+    let mut other = booking("8", 2000, &["p9"], 3, Some("k1"));
+    if let WriteOp::Book(b) = &mut other {
+        b.idempotency = Some(("k1".into(), "another-hash".into()));
+    }
+    let r = store.apply_batch(&[other]).await.unwrap();
+    assert!(matches!(r[0], Err(WriteError::IdempotencyKeyReused)));
+    assert_eq!(
+        store.active_booking_of("p3").await.unwrap().as_deref(),
+        Some("C7")
+    );
+    assert_eq!(store.active_booking_of("p9").await.unwrap(), None);
+}
+
+async fn reschedule_and_cancel_keep_counts(db: TestDb) {
+    let store = setup(db).await;
+    store
+        .apply_batch(&[
+            booking("1", 1000, &["p1", "p2"], 2, None),
+            booking("2", 3000, &["p3"], 2, None),
+        ])
+        .await
+        .unwrap();
+    let moved = |to: i64| WriteOp::Reschedule {
+        booking_id: "1".into(),
+        start_ms: to,
+        capacity: 2,
+        now_ms: 2,
+        mail: mail(&format!("r{to}")),
+    };
+    // Into a slot with one seat left: refused, nothing moved.
+    let r = store.apply_batch(&[moved(3000)]).await.unwrap();
+    assert!(matches!(r[0], Err(WriteError::SlotFull)));
+    let r = store.apply_batch(&[moved(1000)]).await.unwrap();
+    assert!(matches!(r[0], Err(WriteError::SameSlot)));
+    let r = store.apply_batch(&[moved(2000)]).await.unwrap();
+    assert!(matches!(
+        &r[0],
+        Ok(WriteOutcome::Rescheduled {
+            from_ms: 1000,
+            to_ms: 2000,
+            seats: 2,
+            ..
+        })
+    ));
+    let counts = store.slot_counts("AAA", 0, 4000).await.unwrap();
+    assert_eq!(
+        counts
+            .iter()
+            .map(|c| (c.start_ms, c.booked))
+            .collect::<Vec<_>>(),
+        vec![(1000, 0), (2000, 2), (3000, 1)]
+    );
+    let cancel = WriteOp::Cancel {
+        booking_id: "1".into(),
+        now_ms: 3,
+        mail: mail("c1"),
+    };
+    let r = store.apply_batch(&[cancel.clone(), cancel]).await.unwrap();
+    assert!(matches!(r[0], Ok(WriteOutcome::Cancelled { seats: 2, .. })));
+    assert!(matches!(r[1], Err(WriteError::NotActive)));
+    assert_eq!(store.active_booking_of("p1").await.unwrap(), None);
+    let r = store
+        .apply_batch(&[WriteOp::Cancel {
+            booking_id: "nope".into(),
+            now_ms: 3,
+            mail: mail("c2"),
+        }])
+        .await
+        .unwrap();
+    assert!(matches!(r[0], Err(WriteError::Store(StoreError::NotFound))));
+    assert!(store.check_slots().await.unwrap().is_empty());
+    let b = store.booking_by_code("C1").await.unwrap();
+    assert_eq!(
+        (b.status.as_str(), b.start_ms, b.applicants.len()),
+        ("cancelled", 2000, 2)
+    );
+}
+
+async fn outbox_lifecycle(db: TestDb) {
+    let store = setup(db).await;
+    store
+        .apply_batch(&[
+            booking("1", 1000, &["p1"], 5, None),
+            booking("2", 1000, &["p2"], 5, None),
+        ])
+        .await
+        .unwrap();
+    let due = store.due_mail(10, 10).await.unwrap();
+    assert_eq!(due.len(), 2);
+    store
+        .mark_mail_failed(&due[0].id, 500, "connection refused")
+        .await
+        .unwrap();
+    store.mark_mail_sent(&due[1].id, 20).await.unwrap();
+    assert_eq!(
+        store.outbox_stats().await.unwrap(),
+        OutboxStats {
+            waiting: 1,
+            sent: 1,
+            failing: 1
+        }
+    );
+    assert!(
+        store.due_mail(100, 10).await.unwrap().is_empty(),
+        "not due before its retry time"
+    );
+    let again = store.due_mail(500, 10).await.unwrap();
+    assert_eq!((again.len(), again[0].attempts), (1, 1));
+}
