@@ -123,14 +123,15 @@ pub fn parse_request(input: &BookingInput, today: Date) -> Result<BookingRequest
         let given = errs.take(PersonName::parse(&a.given_names, &f("given_names")));
         let birth = errs.take(parse_birth_date(&a.birth_date, today, &f("birth_date")));
         if let (Some(b), true) = (birth, i > 0)
-            && age_on(b, today) >= ADULT_AGE {
-                errs.push(FieldError::new(
+            && age_on(b, today) >= ADULT_AGE
+        {
+            errs.push(FieldError::new(
                     f("birth_date"),
                     "companion_not_minor",
                     "Solo los menores de edad pueden ir en la cita de otra persona; los adultos reservan su propia cita.",
                     "Only minors can share another person's appointment; adults book their own.",
                 ));
-            }
+        }
         if let (Some(k), Some(n), Some(s), Some(g), Some(b)) =
             (kind, number, surnames, given, birth)
         {

@@ -87,9 +87,9 @@ pub fn closed_reason(office: &Office, closures: &[Closure], date: Date) -> Optio
         && let Some(h) = holidays::host_country(&office.country, date.year())
             .into_iter()
             .find(|h| h.date == date)
-        {
-            return Some(ClosedReason::HostHoliday(h.name));
-        }
+    {
+        return Some(ClosedReason::HostHoliday(h.name));
+    }
     if office.hours.on(date.weekday()).is_empty() {
         return Some(ClosedReason::NoHours);
     }

@@ -105,9 +105,10 @@ impl WeeklyHours {
                 return Err(HoursError::Reversed(part.into()));
             }
             if let Some(prev) = out.last()
-                && prev.close > iv.open {
-                    return Err(HoursError::Overlap(s.into()));
-                }
+                && prev.close > iv.open
+            {
+                return Err(HoursError::Overlap(s.into()));
+            }
             out.push(iv);
         }
         if out.len() > INTERVALS_PER_DAY_MAX {

@@ -3,10 +3,12 @@
 use crate::availability::Availability;
 use crate::crypto::Keyring;
 use crate::writer::Writer;
-use pasaporte_core::calendar::Closure;
+use pasaporte_core::calendar::{self, Closure, DayPlan};
+use pasaporte_core::jiff::civil::Date;
 use pasaporte_core::office::Office;
 use pasaporte_store::{Backend, Store};
 use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -14,11 +16,79 @@ use std::time::Duration;
 /// availability view when several share one PostgreSQL database.
 pub const SHARED_VIEW_TTL: Duration = Duration::from_secs(1);
 
+/// Days of computed slots kept per office; past that the memo starts afresh.
+pub const PLANNED_DAYS_MAX: usize = 800;
+
+/// One day's slots as computed from the rules, with their RFC 3339 texts:
+/// computed once per office and day, since rules only change on reload.
+#[derive(Debug)]
+pub struct PlannedDay {
+    pub plan: DayPlan,
+    /// `(start, end)` of each open slot, RFC 3339 with the office's offset.
+    pub texts: Vec<(String, String)>,
+    /// The local day as `[start, end)` unix ms.
+    pub bounds_ms: (i64, i64),
+}
+
 /// An office with its one-off closures, as the calendar needs them.
 #[derive(Debug)]
 pub struct OfficeEntry {
     pub office: Office,
     pub closures: Vec<Closure>,
+    planned: RwLock<HashMap<Date, Arc<PlannedDay>>>,
+}
+
+impl OfficeEntry {
+    pub fn new(office: Office, closures: Vec<Closure>) -> Self {
+        Self {
+            office,
+            closures,
+            planned: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The day's plan, from the memo or computed now.
+    pub fn planned_day(&self, date: Date) -> Arc<PlannedDay> {
+        if let Some(p) = self.planned.read().ok().and_then(|m| m.get(&date).cloned()) {
+            return p;
+        }
+        let plan = calendar::day_plan(&self.office, &self.closures, date);
+        let texts = match &plan {
+            DayPlan::Open(slots) => slots
+                .iter()
+                .map(|s| {
+                    (
+                        calendar::rfc3339_local(&self.office, s.start),
+                        calendar::rfc3339_local(&self.office, s.end),
+                    )
+                })
+                .collect(),
+            DayPlan::Closed(_) => Vec::new(),
+        };
+        let tz = self.office.time_zone.clone();
+        let start = date
+            .to_zoned_datetime(tz.clone())
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(0);
+        let end = date
+            .tomorrow()
+            .ok()
+            .and_then(|d| d.to_zoned_datetime(tz).ok())
+            .map(|z| z.timestamp().as_millisecond())
+            .unwrap_or(i64::MAX);
+        let day = Arc::new(PlannedDay {
+            plan,
+            texts,
+            bounds_ms: (start, end),
+        });
+        if let Ok(mut m) = self.planned.write() {
+            if m.len() >= PLANNED_DAYS_MAX {
+                m.clear();
+            }
+            m.insert(date, day.clone());
+        }
+        day
+    }
 }
 
 pub struct App {
@@ -58,7 +128,7 @@ impl App {
             let closures = self.store.closures(&office.code).await?;
             map.insert(
                 office.code.clone(),
-                Arc::new(OfficeEntry { office, closures }),
+                Arc::new(OfficeEntry::new(office, closures)),
             );
         }
         if let Ok(mut w) = self.offices.write() {

@@ -227,12 +227,10 @@ async fn bench_backend(database: &str, o: &Opts) -> anyhow::Result<Figures> {
         move |_| {
             let (client, base) = (client.clone(), base.clone());
             async move {
-                client
-                    .get(format!("{base}/healthz"))
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
+                match client.get(format!("{base}/healthz")).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
             }
         }
     })
@@ -332,14 +330,13 @@ async fn bench_backend(database: &str, o: &Opts) -> anyhow::Result<Figures> {
                             .ok()
                     });
                 let Some(from) = from else { return false };
-                client
-                    .get(format!(
-                        "{base}/api/v1/offices/BENCH{office}/slots?from={from}&days=1"
-                    ))
-                    .send()
-                    .await
-                    .map(|r| r.status().is_success())
-                    .unwrap_or(false)
+                // The whole body is read, as a client would (so the
+                // connection goes back to the pool).
+                let url = format!("{base}/api/v1/offices/BENCH{office}/slots?from={from}&days=1");
+                match client.get(url).send().await {
+                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                    Err(_) => false,
+                }
             }
         }
     })

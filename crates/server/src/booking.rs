@@ -30,6 +30,9 @@ pub struct SlotView {
     pub end: Timestamp,
     pub capacity: u32,
     pub remaining: u32,
+    /// `start` and `end` in RFC 3339 with the office's offset.
+    pub start_text: String,
+    pub end_text: String,
 }
 
 /// Why a day shows no bookable slot.
@@ -57,20 +60,6 @@ pub enum AvailabilityError {
     Store(#[from] StoreError),
 }
 
-fn day_bounds_ms(entry: &OfficeEntry, date: Date) -> (i64, i64) {
-    let tz = entry.office.time_zone.clone();
-    let start = date
-        .to_zoned_datetime(tz.clone())
-        .map(|z| z.timestamp().as_millisecond())
-        .unwrap_or(0);
-    let next = date.tomorrow().unwrap_or(date);
-    let end = next
-        .to_zoned_datetime(tz)
-        .map(|z| z.timestamp().as_millisecond())
-        .unwrap_or(i64::MAX);
-    (start, end)
-}
-
 /// The office's slots on one day with the seats left, past slots left out.
 pub async fn office_day(
     app: &App,
@@ -93,31 +82,35 @@ pub async fn office_day(
             slots: Vec::new(),
         });
     }
-    let slots = match calendar::day_plan(&entry.office, &entry.closures, date) {
+    let planned = entry.planned_day(date);
+    let slots = match &planned.plan {
         DayPlan::Closed(r) => {
             return Ok(DayView {
                 date,
-                note: Some(DayNote::Closed(r)),
+                note: Some(DayNote::Closed(r.clone())),
                 slots: Vec::new(),
             });
         }
         DayPlan::Open(s) => s,
     };
-    let (from, to) = day_bounds_ms(entry, date);
+    let (from, to) = planned.bounds_ms;
     let booked = app
         .availability
         .day(&app.store, &entry.office.code, date, from, to)
         .await?;
     let slots = slots
-        .into_iter()
-        .filter(|s| s.start > now)
-        .map(|s| {
+        .iter()
+        .zip(&planned.texts)
+        .filter(|(s, _)| s.start > now)
+        .map(|(s, (start_text, end_text))| {
             let taken = booked.get(&s.start.as_millisecond()).copied().unwrap_or(0);
             SlotView {
                 start: s.start,
                 end: s.end,
                 capacity: s.capacity,
                 remaining: s.capacity.saturating_sub(taken),
+                start_text: start_text.clone(),
+                end_text: end_text.clone(),
             }
         })
         .collect();
@@ -241,6 +234,8 @@ pub struct Booked {
     pub manage_token: String,
     /// True when an earlier request with the same Idempotency-Key made it.
     pub replayed: bool,
+    /// The booking as made (none for a replay, which the caller reads back).
+    pub view: Option<BookingView>,
 }
 
 /// The field error for a start time the calendar refuses.
@@ -377,17 +372,45 @@ pub async fn book(
             mail,
         });
         return match app.writer.submit(op).await {
-            Ok(WriteOutcome::Booked { code }) => Ok(Booked {
-                code,
-                manage_token: token,
-                replayed: false,
-            }),
+            Ok(WriteOutcome::Booked { code }) => {
+                // The response is built from what was just written: no read back.
+                let view = BookingView {
+                    code: code.clone(),
+                    office: entry.clone(),
+                    start: slot.start,
+                    end: slot.end,
+                    seats: req.seats(),
+                    active: true,
+                    email: req.email.as_str().to_string(),
+                    phone: req.phone.as_ref().map(|p| p.as_str().to_string()),
+                    applicants: req
+                        .applicants
+                        .iter()
+                        .map(|a| ApplicantView {
+                            document_type: a.document.kind,
+                            document_number_masked: mask(a.document.number.as_str()),
+                            surnames: a.surnames.as_str().to_string(),
+                            given_names: a.given_names.as_str().to_string(),
+                            birth_date: a.birth_date.to_string(),
+                        })
+                        .collect(),
+                    manage_token: token.clone(),
+                    id,
+                };
+                Ok(Booked {
+                    code,
+                    manage_token: token,
+                    replayed: false,
+                    view: Some(view),
+                })
+            }
             Ok(WriteOutcome::Replayed { code }) => {
                 let b = app.store.booking_by_code(&code).await?;
                 Ok(Booked {
                     code,
                     manage_token: keys.manage_token(&b.id),
                     replayed: true,
+                    view: None,
                 })
             }
             Ok(other) => Err(BookError::Internal(format!("unexpected outcome {other:?}"))),

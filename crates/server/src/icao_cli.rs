@@ -316,7 +316,10 @@ fn check_mrz(text: &str, json: bool, out: &mut impl Write) -> anyhow::Result<Exi
         for (k, v) in &fields {
             f.insert((*k).to_owned(), serde_json::Value::String(v.clone()));
         }
-        f.insert("name_may_be_truncated".into(), parsed.name_may_be_truncated.into());
+        f.insert(
+            "name_may_be_truncated".into(),
+            parsed.name_may_be_truncated.into(),
+        );
         let checks: Vec<_> = parsed
             .checks
             .iter()

@@ -116,6 +116,8 @@ impl Store {
                             "PRAGMA synchronous = FULL",
                             "PRAGMA foreign_keys = ON",
                             "PRAGMA busy_timeout = 10000",
+                            // 16 MiB of page cache per reader connection.
+                            "PRAGMA cache_size = -16384",
                         ] {
                             sqlx::query(pragma).execute(&mut *conn).await?;
                         }

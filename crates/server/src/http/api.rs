@@ -251,8 +251,8 @@ async fn office_slots(
         }
         for s in d.slots {
             out.slots.push(SlotJson {
-                start: rfc3339_local(o, s.start),
-                end: rfc3339_local(o, s.end),
+                start: s.start_text,
+                end: s.end_text,
                 capacity: s.capacity,
                 remaining: s.remaining,
             });
@@ -325,8 +325,8 @@ async fn earliest(
                 office_name: e.office.name.clone(),
                 city: e.office.city.clone(),
                 country: e.office.country.clone(),
-                start: rfc3339_local(&e.office, s.start),
-                end: rfc3339_local(&e.office, s.end),
+                start: s.start_text,
+                end: s.end_text,
                 remaining: s.remaining,
             })
             .collect(),
@@ -511,9 +511,12 @@ async fn create_booking(
     let booked = booking::book(&app, &req.office, &input, key, lang, now)
         .await
         .map_err(|e| book_error(lang, e))?;
-    let view = booking::view(&app, &booked.code, &booked.manage_token)
-        .await
-        .map_err(|e| manage_error(lang, e))?;
+    let view = match booked.view {
+        Some(v) => v,
+        None => booking::view(&app, &booked.code, &booked.manage_token)
+            .await
+            .map_err(|e| manage_error(lang, e))?,
+    };
     let status = if booked.replayed {
         StatusCode::OK
     } else {
