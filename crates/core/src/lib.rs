@@ -8,8 +8,13 @@
 //! office, its closures and a date into slots (wall times in the office's zone,
 //! with deliberate handling of clock changes); [`booking`] validates a booking
 //! request as a whole and names every faulty field; [`code`] makes the short
-//! confirmation codes citizens read aloud at the counter.
+//! confirmation codes citizens read aloud at the counter; [`application`] is
+//! the application state machine (states, commands, who may give them, the
+//! queue and deadline that own every live application); [`audit`] defines the
+//! audit event, its hash chain and signed checkpoints, and verifies a trail.
 
+pub mod application;
+pub mod audit;
 pub mod booking;
 pub mod calendar;
 pub mod code;

@@ -12,12 +12,14 @@
 //! holds at most one active booking (`person_holds` primary key), an
 //! idempotency key names one booking (`idempotency` primary key).
 
+mod audit;
 mod bookings;
 mod offices;
 mod outbox;
 mod sqlite_writer;
 pub mod testing;
 
+pub use audit::*;
 pub use bookings::*;
 pub use outbox::*;
 
