@@ -15,6 +15,7 @@
 //! demos, not a production CSCA.
 
 use crate::codes::StateCode;
+use crate::sod::SignerParts;
 use der::asn1::{GeneralizedTime, OctetString, PrintableString, SetOfVec};
 use der::{Decode, DecodePem, Encode, EncodePem, Sequence, pem::LineEnding};
 use p256::ecdsa::{DerSignature, SigningKey};
@@ -23,6 +24,7 @@ use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey};
 use sha2::{Digest, Sha256};
 use spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned, SubjectPublicKeyInfoRef};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use x509_cert::builder::profile::BuilderProfile;
 use x509_cert::builder::{Builder, CertificateBuilder};
@@ -73,10 +75,22 @@ pub enum PkiError {
 }
 
 /// A Document Signer: the key that signs EF.SOD and its certificate.
+///
+/// Everything an SOD needs from the signer that does not change from one SOD to the next
+/// (the certificate's DER, the signer identifier, the signing key in the form the signer
+/// uses) is prepared once, here.
 #[derive(Clone)]
 pub struct DocumentSigner {
+    // With AWS-LC signing, the p256 key only checks the certificate (and the tests).
+    #[cfg_attr(feature = "aws-lc", allow(dead_code))]
     pub(crate) key: SigningKey,
     pub(crate) cert: Certificate,
+    pub(crate) parts: Arc<SignerParts>,
+    /// The same key for AWS-LC's assembly P-256 (the `aws-lc` feature).
+    #[cfg(feature = "aws-lc")]
+    aws: Arc<aws_lc_rs::signature::EcdsaKeyPair>,
+    #[cfg(feature = "aws-lc")]
+    rng: aws_lc_rs::rand::SystemRandom,
 }
 
 impl std::fmt::Debug for DocumentSigner {
@@ -99,7 +113,43 @@ impl DocumentSigner {
         if &spki != cert.tbs_certificate().subject_public_key_info() {
             return Err(PkiError::KeyMismatch);
         }
-        Ok(Self { key, cert })
+        let parts = Arc::new(SignerParts::new(&cert).map_err(PkiError::Certificate)?);
+        #[cfg(feature = "aws-lc")]
+        let aws = {
+            use aws_lc_rs::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
+            let pkcs8 = key
+                .to_pkcs8_der()
+                .map_err(|e| PkiError::Key(e.to_string()))?;
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8.as_bytes())
+                .map_err(|e| PkiError::Key(e.to_string()))?;
+            Arc::new(pair)
+        };
+        Ok(Self {
+            key,
+            cert,
+            parts,
+            #[cfg(feature = "aws-lc")]
+            aws,
+            #[cfg(feature = "aws-lc")]
+            rng: aws_lc_rs::rand::SystemRandom::new(),
+        })
+    }
+
+    /// The DER ECDSA P-256 / SHA-256 signature of `message` (AWS-LC with the `aws-lc`
+    /// feature, the pure-Rust `p256` crate without it).
+    #[cfg(feature = "aws-lc")]
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<impl AsRef<[u8]> + use<>, String> {
+        self.aws
+            .sign(&self.rng, message)
+            .map_err(|e| format!("ECDSA signing: {e}"))
+    }
+
+    /// The DER ECDSA P-256 / SHA-256 signature of `message` (AWS-LC with the `aws-lc`
+    /// feature, the pure-Rust `p256` crate without it).
+    #[cfg(not(feature = "aws-lc"))]
+    pub(crate) fn sign(&self, message: &[u8]) -> Result<impl AsRef<[u8]> + use<>, String> {
+        signature::Signer::<DerSignature>::try_sign(&self.key, message)
+            .map_err(|e| format!("ECDSA signing: {e}"))
     }
 
     /// Loads the PKCS#8 PEM key and the PEM certificate.

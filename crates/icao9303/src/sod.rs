@@ -4,10 +4,9 @@
 
 use crate::pki::DocumentSigner;
 use crate::tlv::{self, Tlv};
-use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
 use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
 use cms::content_info::ContentInfo;
-use cms::signed_data::{EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo};
+use cms::signed_data::{SignedData, SignerIdentifier, SignerInfo};
 use der::asn1::OctetString;
 use der::{Any, Decode, Encode, Sequence, Tag, Tagged};
 use p256::ecdsa::DerSignature;
@@ -79,67 +78,192 @@ pub enum SodError {
     DataGroup(u8),
 }
 
-fn sha256_alg() -> AlgorithmIdentifierOwned {
-    AlgorithmIdentifierOwned {
-        oid: ID_SHA_256,
-        parameters: None,
-    }
-}
+/// `LDSSecurityObject` v0 up to its list of hashes: version 0 and the SHA-256
+/// AlgorithmIdentifier (no parameters).
+const LSO_HEAD: [u8; 16] = [
+    0x02, 0x01, 0x00, // version 0
+    0x30, 0x0B, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, // id-sha256
+];
+/// `DataGroupHash` up to its number, then between the number and the hash.
+const DG_HASH_HEAD: [u8; 4] = [0x30, 0x25, 0x02, 0x01];
+const DG_HASH_MID: [u8; 2] = [0x04, 0x20];
 
 /// The DER of the LDS Security Object holding the SHA-256 of each data group file.
 pub fn lds_security_object(data_groups: &[(u8, &[u8])]) -> Result<Vec<u8>, SodError> {
-    let mut hashes: Vec<DataGroupHash> = Vec::with_capacity(data_groups.len());
+    // Indexed by number - 1: sorted and free of duplicates by construction.
+    let mut hashes: [Option<[u8; 32]>; 16] = [None; 16];
     for &(n, bytes) in data_groups {
-        if !(1..=16).contains(&n) || hashes.iter().any(|h| h.data_group_number == n) {
-            return Err(SodError::DataGroup(n));
+        let slot = usize::from(n)
+            .checked_sub(1)
+            .and_then(|i| hashes.get_mut(i))
+            .filter(|h| h.is_none())
+            .ok_or(SodError::DataGroup(n))?;
+        *slot = Some(Sha256::digest(bytes).into());
+    }
+    let list_len = data_groups.len() * (DG_HASH_HEAD.len() + 1 + DG_HASH_MID.len() + 32);
+    let content_len = LSO_HEAD.len() + tlv_len(list_len);
+    let mut out = Vec::with_capacity(tlv_len(content_len));
+    out.push(0x30);
+    tlv::write_len(&mut out, content_len);
+    out.extend_from_slice(&LSO_HEAD);
+    out.push(0x30);
+    tlv::write_len(&mut out, list_len);
+    for (n, hash) in (1u8..).zip(hashes) {
+        if let Some(hash) = hash {
+            out.extend_from_slice(&DG_HASH_HEAD);
+            out.push(n);
+            out.extend_from_slice(&DG_HASH_MID);
+            out.extend_from_slice(&hash);
         }
-        hashes.push(DataGroupHash {
-            data_group_number: n,
-            data_group_hash_value: OctetString::new(Sha256::digest(bytes).as_slice())?,
-        });
     }
-    hashes.sort_by_key(|h| h.data_group_number);
-    Ok(LdsSecurityObject {
-        version: 0,
-        hash_algorithm: sha256_alg(),
-        data_group_hash_values: hashes,
-    }
-    .to_der()?)
+    Ok(out)
 }
+
+/// The length of a TLV with a one-byte tag and `content` bytes of value.
+fn tlv_len(content: usize) -> usize {
+    let len_len = if content < 0x80 {
+        1
+    } else {
+        1 + (usize::BITS - content.leading_zeros()).div_ceil(8) as usize
+    };
+    1 + len_len + content
+}
+
+/// What every SOD of one Document Signer shares, DER-encoded once when the
+/// [`DocumentSigner`] is made.
+#[derive(Debug)]
+pub(crate) struct SignerParts {
+    /// `certificates [0] IMPLICIT CertificateSet` holding the Document Signer certificate.
+    certificates: Vec<u8>,
+    /// `sid`: the certificate's IssuerAndSerialNumber.
+    sid: Vec<u8>,
+}
+
+impl SignerParts {
+    pub(crate) fn new(cert: &Certificate) -> Result<Self, der::Error> {
+        let tbs = cert.tbs_certificate();
+        let sid = IssuerAndSerialNumber {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        }
+        .to_der()?;
+        let mut certificates = Vec::new();
+        tlv::write(&mut certificates, &[0xA0], &cert.to_der()?);
+        Ok(Self { certificates, sid })
+    }
+}
+
+/// ContentInfo's contentType: id-signedData.
+const CONTENT_TYPE_SIGNED_DATA: [u8; 11] = [
+    0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02,
+];
+/// SignedData's CMSVersion 3: the eContentType is not id-data (RFC 5652 section 5.1).
+const CMS_VERSION_3: [u8; 3] = [0x02, 0x01, 0x03];
+/// SignerInfo's CMSVersion 1: signer identified by issuer and serial number.
+const CMS_VERSION_1: [u8; 3] = [0x02, 0x01, 0x01];
+/// id-sha256 without parameters.
+const SHA_256_ALG: [u8; 13] = [
+    0x30, 0x0B, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+];
+/// eContentType: id-icao-ldsSecurityObject.
+const ECONTENT_TYPE_LDS: [u8; 8] = [0x06, 0x06, 0x67, 0x81, 0x08, 0x01, 0x01, 0x01];
+/// ecdsa-with-SHA256 without parameters.
+const ECDSA_WITH_SHA_256_ALG: [u8; 12] = [
+    0x30, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02,
+];
+/// The DER SET OF signed attributes before the message digest's 32 bytes: the SET, the
+/// content-type attribute (id-icao-ldsSecurityObject), then the message-digest attribute
+/// (DER order: the shorter content-type encoding sorts first).
+const SIGNED_ATTRS_HEAD: [u8; 42] = [
+    0x31, 0x48, // SET OF, 72 bytes
+    0x30, 0x15, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09,
+    0x03, // content-type
+    0x31, 0x08, 0x06, 0x06, 0x67, 0x81, 0x08, 0x01, 0x01, 0x01, // id-icao-ldsSecurityObject
+    0x30, 0x2F, 0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09,
+    0x04, // message-digest
+    0x31, 0x22, 0x04, 0x20, // SET { OCTET STRING (32) }
+];
+/// The signed attributes' DER length: head and the SHA-256 digest.
+const SIGNED_ATTRS_LEN: usize = SIGNED_ATTRS_HEAD.len() + 32;
 
 /// Builds EF.SOD over the data group files (`(number, file bytes)`), signed by `signer`
 /// with ECDSA P-256 / SHA-256, the Document Signer certificate included. Signed attributes:
 /// content type and message digest.
+///
+/// The DER is written directly (the same bytes as the `cms` crate's SignedDataBuilder
+/// gives, which a test checks): the parts that do not change are encoded once per
+/// [`DocumentSigner`], and the signature is the only cryptography besides the hashes.
 pub fn build_sod(
     data_groups: &[(u8, &[u8])],
     signer: &DocumentSigner,
 ) -> Result<Vec<u8>, SodError> {
+    assemble_sod(data_groups, &signer.parts, |m| {
+        signer.sign(m).map_err(SodError::Build)
+    })
+}
+
+/// EF.SOD from its data groups, the signer's fixed parts and a function giving the DER
+/// ECDSA signature of the DER signed attributes.
+pub(crate) fn assemble_sod<S: AsRef<[u8]>>(
+    data_groups: &[(u8, &[u8])],
+    parts: &SignerParts,
+    sign: impl FnOnce(&[u8]) -> Result<S, SodError>,
+) -> Result<Vec<u8>, SodError> {
     let lso = lds_security_object(data_groups)?;
-    // The eContent OCTET STRING holds the LDS Security Object's DER directly.
-    let econtent = Any::new(Tag::OctetString, lso)?;
-    let eci = EncapsulatedContentInfo {
-        econtent_type: ID_LDS_SECURITY_OBJECT,
-        econtent: Some(econtent),
+    let mut signed_attrs = [0u8; SIGNED_ATTRS_LEN];
+    let (head, digest) = signed_attrs.split_at_mut(SIGNED_ATTRS_HEAD.len());
+    head.copy_from_slice(&SIGNED_ATTRS_HEAD);
+    digest.copy_from_slice(&Sha256::digest(&lso));
+    let signature = sign(&signed_attrs)?;
+    let signature = signature.as_ref();
+
+    // Lengths, innermost first.
+    let signer_info = CMS_VERSION_1.len()
+        + parts.sid.len()
+        + SHA_256_ALG.len()
+        + SIGNED_ATTRS_LEN // [0] IMPLICIT: same length as the SET
+        + ECDSA_WITH_SHA_256_ALG.len()
+        + tlv_len(signature.len());
+    let signer_infos = tlv_len(signer_info);
+    let econtent = tlv_len(lso.len());
+    let eci = ECONTENT_TYPE_LDS.len() + tlv_len(econtent);
+    let signed_data = CMS_VERSION_3.len()
+        + tlv_len(SHA_256_ALG.len())
+        + tlv_len(eci)
+        + parts.certificates.len()
+        + tlv_len(signer_infos);
+    let content = tlv_len(signed_data);
+    let content_info = CONTENT_TYPE_SIGNED_DATA.len() + tlv_len(content);
+
+    let mut out = Vec::with_capacity(tlv_len(tlv_len(content_info)));
+    let open = |out: &mut Vec<u8>, tag: u8, len: usize| {
+        out.push(tag);
+        tlv::write_len(out, len);
     };
-    let tbs = signer.cert.tbs_certificate();
-    let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
-        issuer: tbs.issuer().clone(),
-        serial_number: tbs.serial_number().clone(),
-    });
-    let build = |e: cms::builder::Error| SodError::Build(e.to_string());
-    let signer_info = SignerInfoBuilder::new(sid, sha256_alg(), &eci, None).map_err(build)?;
-    let mut builder = SignedDataBuilder::new(&eci);
-    builder
-        .add_digest_algorithm(sha256_alg())
-        .map_err(build)?
-        .add_certificate(CertificateChoices::Certificate(signer.cert.clone()))
-        .map_err(build)?
-        .add_signer_info::<_, DerSignature>(signer_info, &signer.key)
-        .map_err(build)?;
-    let content_info = builder.build().map_err(build)?;
-    let der = content_info.to_der()?;
-    let mut out = Vec::with_capacity(der.len() + 4);
-    tlv::write(&mut out, &[SOD_TAG], &der);
+    open(&mut out, SOD_TAG, tlv_len(content_info));
+    open(&mut out, 0x30, content_info);
+    out.extend_from_slice(&CONTENT_TYPE_SIGNED_DATA);
+    open(&mut out, 0xA0, content);
+    open(&mut out, 0x30, signed_data);
+    out.extend_from_slice(&CMS_VERSION_3);
+    open(&mut out, 0x31, SHA_256_ALG.len());
+    out.extend_from_slice(&SHA_256_ALG);
+    open(&mut out, 0x30, eci);
+    out.extend_from_slice(&ECONTENT_TYPE_LDS);
+    open(&mut out, 0xA0, econtent);
+    open(&mut out, 0x04, lso.len());
+    out.extend_from_slice(&lso);
+    out.extend_from_slice(&parts.certificates);
+    open(&mut out, 0x31, signer_infos);
+    open(&mut out, 0x30, signer_info);
+    out.extend_from_slice(&CMS_VERSION_1);
+    out.extend_from_slice(&parts.sid);
+    out.extend_from_slice(&SHA_256_ALG);
+    out.push(0xA0); // signedAttrs [0] IMPLICIT SET OF
+    out.extend_from_slice(&signed_attrs[1..]);
+    out.extend_from_slice(&ECDSA_WITH_SHA_256_ALG);
+    open(&mut out, 0x04, signature.len());
+    out.extend_from_slice(signature);
     Ok(out)
 }
 
@@ -504,4 +628,117 @@ pub fn verify_sod(
         }
     }
     r
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::codes::StateCode;
+    use cms::builder::{SignedDataBuilder, SignerInfoBuilder};
+    use cms::signed_data::EncapsulatedContentInfo;
+
+    fn sha256_alg() -> AlgorithmIdentifierOwned {
+        AlgorithmIdentifierOwned {
+            oid: ID_SHA_256,
+            parameters: None,
+        }
+    }
+
+    /// EF.SOD as the `cms` crate's builder writes it (the way this crate built it before
+    /// writing the DER itself), signed with the deterministic (RFC 6979) `p256` signer.
+    fn build_sod_with_cms(data_groups: &[(u8, &[u8])], signer: &DocumentSigner) -> Vec<u8> {
+        let mut hashes: Vec<DataGroupHash> = data_groups
+            .iter()
+            .map(|&(n, bytes)| DataGroupHash {
+                data_group_number: n,
+                data_group_hash_value: OctetString::new(Sha256::digest(bytes).as_slice()).unwrap(),
+            })
+            .collect();
+        hashes.sort_by_key(|h| h.data_group_number);
+        let lso = LdsSecurityObject {
+            version: 0,
+            hash_algorithm: sha256_alg(),
+            data_group_hash_values: hashes,
+        }
+        .to_der()
+        .unwrap();
+        assert_eq!(lso, lds_security_object(data_groups).unwrap());
+        let eci = EncapsulatedContentInfo {
+            econtent_type: ID_LDS_SECURITY_OBJECT,
+            econtent: Some(Any::new(Tag::OctetString, lso).unwrap()),
+        };
+        let tbs = signer.cert.tbs_certificate();
+        let sid = SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: tbs.issuer().clone(),
+            serial_number: tbs.serial_number().clone(),
+        });
+        let signer_info = SignerInfoBuilder::new(sid, sha256_alg(), &eci, None).unwrap();
+        let mut builder = SignedDataBuilder::new(&eci);
+        builder
+            .add_digest_algorithm(sha256_alg())
+            .unwrap()
+            .add_certificate(CertificateChoices::Certificate(signer.cert.clone()))
+            .unwrap()
+            .add_signer_info::<_, DerSignature>(signer_info, &signer.key)
+            .unwrap();
+        let der = builder.build().unwrap().to_der().unwrap();
+        let mut out = Vec::new();
+        tlv::write(&mut out, &[SOD_TAG], &der);
+        out
+    }
+
+    #[test]
+    fn same_bytes_as_the_cms_builder() {
+        let (csca, ds) =
+            crate::pki::generate_test_pki(StateCode::parse("COL").unwrap(), SystemTime::now())
+                .unwrap();
+        let signer = DocumentSigner::new(ds.key, ds.cert).unwrap();
+        let dg1 = vec![0x61u8; 93];
+        let dg2 = vec![0x75u8; 5000];
+        let dg3 = vec![0x63u8; 10];
+        let sets: [&[(u8, &[u8])]; 4] = [
+            &[(1, &dg1), (2, &dg2)],
+            &[(2, &dg2), (1, &dg1)],
+            &[(1, &dg1)],
+            &[
+                (16, &dg3),
+                (1, &dg1),
+                (2, &dg2),
+                (3, &dg3),
+                (4, &dg3),
+                (5, &dg3),
+            ],
+        ];
+        for dgs in sets {
+            let ours = assemble_sod(dgs, &signer.parts, |m| {
+                signature::Signer::<DerSignature>::try_sign(&signer.key, m)
+                    .map_err(|e| SodError::Build(e.to_string()))
+            })
+            .unwrap();
+            assert_eq!(ours, build_sod_with_cms(dgs, &signer));
+            // And the signer's own (possibly AWS-LC) signature verifies.
+            let sod = build_sod(dgs, &signer).unwrap();
+            assert!(verify_sod(&sod, dgs, &csca.cert, SystemTime::now()).is_ok());
+        }
+    }
+
+    #[test]
+    fn refuses_bad_data_group_numbers() {
+        for dgs in [&[(0u8, &[][..])][..], &[(17, &[])], &[(3, &[]), (3, &[1])]] {
+            assert!(matches!(
+                lds_security_object(dgs),
+                Err(SodError::DataGroup(_))
+            ));
+        }
+    }
+
+    #[test]
+    fn tlv_lengths() {
+        for n in [0usize, 1, 127, 128, 255, 256, 65_535, 65_536] {
+            let mut out = Vec::new();
+            tlv::write(&mut out, &[0x04], &vec![0; n]);
+            assert_eq!(tlv_len(n), out.len());
+        }
+    }
 }
