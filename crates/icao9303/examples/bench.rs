@@ -8,7 +8,8 @@
 //! 1. MRZ generate-and-validate on one core (TD3, transliteration and check digits).
 //! 2. `pasaporte mrz generate --jsonl` end to end through the binary given with
 //!    `--pasaporte` (skipped without it).
-//! 3. EF.SOD built and signed per second (ECDSA P-256 over DG1 and a DG2 with a photo),
+//! 3. EF.SOD built and signed per second (ECDSA P-256 over DG1 and a DG2 with a photo;
+//!    AWS-LC with the default `aws-lc` feature, `p256` without it),
 //!    beside `openssl speed -seconds 3 ecdsap256`'s signing rate.
 
 use icao9303::{
