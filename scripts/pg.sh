@@ -60,6 +60,7 @@ pg_stop() {
     rm -rf "$PG_DIR"
 }
 trap pg_stop EXIT
+trap "exit 130" INT TERM
 
 export PASAPORTE_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
 echo "pg.sh: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on port $PG_PORT" >&2

@@ -7,6 +7,7 @@
 //! receive; `http/` the API and pages; `bench.rs` the benchmark programs.
 
 pub mod app;
+pub mod audit_cli;
 pub mod availability;
 pub mod bench;
 pub mod booking;
@@ -133,6 +134,11 @@ pub enum Command {
     Offices {
         #[command(subcommand)]
         cmd: OfficesCommand,
+    },
+    /// The tamper-evident audit trail: verify it, sign a checkpoint.
+    Audit {
+        #[command(subcommand)]
+        cmd: audit_cli::AuditCommand,
     },
     /// Benchmark programs that print figures.
     Bench {
@@ -310,6 +316,7 @@ pub fn main() -> ExitCode {
                 println!("{n} offices imported");
             }
             Command::Bench { cmd } => bench::run(cmd).await?,
+            Command::Audit { cmd } => return audit_cli::run(cmd).await,
             Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),
