@@ -30,12 +30,24 @@ pub struct PlannedDay {
     pub bounds_ms: (i64, i64),
 }
 
+/// A day's availability answer as `http/` rendered it, reused while the
+/// office's availability generation is unchanged (and within the view's TTL).
+#[derive(Debug)]
+pub struct RenderedDay {
+    pub generation: u64,
+    pub at: std::time::Instant,
+    /// The day's slot objects, comma-separated, ready to go inside a JSON array.
+    pub slots: String,
+}
+
 /// An office with its one-off closures, as the calendar needs them.
 #[derive(Debug)]
 pub struct OfficeEntry {
     pub office: Office,
     pub closures: Vec<Closure>,
     planned: RwLock<HashMap<Date, Arc<PlannedDay>>>,
+    /// Rendered future days; see [`RenderedDay`].
+    pub rendered: RwLock<HashMap<Date, Arc<RenderedDay>>>,
 }
 
 impl OfficeEntry {
@@ -44,6 +56,7 @@ impl OfficeEntry {
             office,
             closures,
             planned: RwLock::new(HashMap::new()),
+            rendered: RwLock::new(HashMap::new()),
         }
     }
 

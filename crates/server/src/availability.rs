@@ -117,6 +117,21 @@ impl Availability {
         Ok(counts.iter().map(|c| (c.start_ms, c.booked)).collect())
     }
 
+    /// Changes applied so far to the office's counts: an answer computed at
+    /// one generation is still right while the generation is the same (and
+    /// within `ttl`, for other servers' changes).
+    pub fn generation(&self, office: &str) -> u64 {
+        self.inner
+            .read()
+            .ok()
+            .and_then(|i| i.generation.get(office).copied())
+            .unwrap_or(0)
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
     /// Forgets everything (after an import or a change of closures).
     pub fn clear(&self) {
         if let Ok(mut inner) = self.inner.write() {

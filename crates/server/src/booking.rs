@@ -121,14 +121,14 @@ pub async fn office_day(
     })
 }
 
-/// `days` days of an office's calendar from `from` (the office's today if none).
-pub async fn office_days(
+/// The office and the validated date range of an availability query.
+pub fn office_range(
     app: &App,
     code: &str,
     from: Option<&str>,
     days: Option<u32>,
     now: Timestamp,
-) -> Result<(Arc<OfficeEntry>, Vec<DayView>), AvailabilityError> {
+) -> Result<(Arc<OfficeEntry>, Date, u32), AvailabilityError> {
     let entry = app.office(code).ok_or(AvailabilityError::UnknownOffice)?;
     let mut errs = FieldErrors::default();
     let from = match from.map(str::trim).filter(|s| !s.is_empty()) {
@@ -151,9 +151,21 @@ pub async fn office_days(
             "Ask for 1 to 62 days.",
         ));
     }
-    let (Some(from), true) = (from, errs.is_empty()) else {
-        return Err(AvailabilityError::Invalid(errs));
-    };
+    match (from, errs.is_empty()) {
+        (Some(from), true) => Ok((entry, from, days)),
+        _ => Err(AvailabilityError::Invalid(errs)),
+    }
+}
+
+/// `days` days of an office's calendar from `from` (the office's today if none).
+pub async fn office_days(
+    app: &App,
+    code: &str,
+    from: Option<&str>,
+    days: Option<u32>,
+    now: Timestamp,
+) -> Result<(Arc<OfficeEntry>, Vec<DayView>), AvailabilityError> {
+    let (entry, from, days) = office_range(app, code, from, days, now)?;
     let mut out = Vec::new();
     for date in calendar::dates(from, days) {
         out.push(office_day(app, &entry, date, now).await?);

@@ -3,6 +3,7 @@
 //! domain can change without breaking clients.
 
 use super::{ApiError, ApiJson, AppState, ErrorBody, ReqLang};
+use crate::app::RenderedDay;
 use crate::booking::{self, AvailabilityError, BookError, BookingView, DayNote, ManageError};
 use crate::i18n::Lang;
 use axum::extract::{FromRequestParts, Path, Query, State};
@@ -17,6 +18,7 @@ use pasaporte_core::jiff::Timestamp;
 use pasaporte_core::jiff::civil::Weekday;
 use pasaporte_core::office::Office;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
 pub fn routes() -> Router<AppState> {
@@ -223,42 +225,95 @@ async fn office_slots(
     ReqLang(lang): ReqLang,
     Path(code): Path<String>,
     Query(q): Query<SlotsQuery>,
-) -> Result<Json<SlotsJson>, ApiError> {
+) -> Result<Response, ApiError> {
     let days = parse_u32_param(q.days.as_deref(), "days", lang)?;
-    let (entry, days) =
-        booking::office_days(&app, &code, q.from.as_deref(), days, Timestamp::now())
-            .await
-            .map_err(|e| availability_error(lang, e))?;
+    let now = Timestamp::now();
+    let (entry, from, days) = booking::office_range(&app, &code, q.from.as_deref(), days, now)
+        .map_err(|e| availability_error(lang, e))?;
     let o = &entry.office;
-    let mut out = SlotsJson {
-        office: o.code.clone(),
-        time_zone: o.time_zone_name().into(),
-        slots: vec![],
-        unavailable_days: vec![],
-    };
-    for d in days {
+    let today = pasaporte_core::calendar::local_today(o, now);
+    let horizon = pasaporte_core::calendar::horizon_end(o, now);
+    // Assembled by hand from per-day fragments: a future day's fragment is
+    // reused until a booking changes the office's counts (see RenderedDay).
+    let mut slots = String::new();
+    let mut notes = Vec::new();
+    for date in pasaporte_core::calendar::dates(from, days) {
+        let cacheable = date > today && date <= horizon;
+        let generation = app.availability.generation(&o.code);
+        if cacheable {
+            let hit = entry
+                .rendered
+                .read()
+                .ok()
+                .and_then(|m| m.get(&date).cloned())
+                .filter(|r| r.generation == generation && r.at.elapsed() < app.availability.ttl());
+            if let Some(r) = hit {
+                push_fragment(&mut slots, &r.slots);
+                continue;
+            }
+        }
+        let d = booking::office_day(&app, &entry, date, now)
+            .await
+            .map_err(|e| ApiError::unavailable(lang, &e))?;
         if let Some(note) = &d.note {
             let (reason, detail) = match note {
                 DayNote::Closed(r) => (r.code(), r.detail().to_string()),
                 DayNote::BeyondHorizon => ("beyond_horizon", String::new()),
                 DayNote::Past => ("past", String::new()),
             };
-            out.unavailable_days.push(DayNoteJson {
+            notes.push(DayNoteJson {
                 date: d.date.to_string(),
                 reason: reason.into(),
                 detail,
             });
         }
+        let mut fragment = String::new();
         for s in d.slots {
-            out.slots.push(SlotJson {
+            let json = SlotJson {
                 start: s.start_text,
                 end: s.end_text,
                 capacity: s.capacity,
                 remaining: s.remaining,
+            };
+            push_fragment(
+                &mut fragment,
+                &serde_json::to_string(&json).map_err(|e| ApiError::internal(lang, &e))?,
+            );
+        }
+        push_fragment(&mut slots, &fragment);
+        if cacheable && d.note.is_none() {
+            let rendered = Arc::new(RenderedDay {
+                generation,
+                at: std::time::Instant::now(),
+                slots: fragment,
             });
+            if let Ok(mut m) = entry.rendered.write() {
+                if m.len() >= crate::app::PLANNED_DAYS_MAX {
+                    m.clear();
+                }
+                m.insert(date, rendered);
+            }
         }
     }
-    Ok(Json(out))
+    let text = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let body = format!(
+        "{{\"office\":{},\"time_zone\":{},\"slots\":[{slots}],\"unavailable_days\":{}}}",
+        text(&o.code),
+        text(o.time_zone_name()),
+        serde_json::to_string(&notes).map_err(|e| ApiError::internal(lang, &e))?
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// Appends a comma-separated JSON fragment to another.
+fn push_fragment(out: &mut String, fragment: &str) {
+    if fragment.is_empty() {
+        return;
+    }
+    if !out.is_empty() {
+        out.push(',');
+    }
+    out.push_str(fragment);
 }
 
 #[derive(Deserialize, IntoParams)]

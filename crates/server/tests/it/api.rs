@@ -588,6 +588,37 @@ async fn availability_and_discovery(db: TestDb) {
     app.book(&booking_body("TST", &start, vec![person(1), minor(1)]))
         .await;
     assert_eq!(remaining(&app, "TST", &start).await, 48);
+    // Also on a future day whose answer was rendered (and kept) before.
+    let later = app
+        .free_slots("TST")
+        .await
+        .into_iter()
+        .rev()
+        .find(|s| !s.starts_with(&start[..10]))
+        .unwrap();
+    let day = later[..10].to_string();
+    let read = || async {
+        let (_, v) = app
+            .get(&format!("/api/v1/offices/TST/slots?from={day}&days=1"))
+            .await;
+        v["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["start"] == later)
+            .unwrap()["remaining"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(read().await, 50);
+    assert_eq!(read().await, 50, "served again from the rendered day");
+    app.book(&booking_body("TST", &later, vec![person(2)]))
+        .await;
+    assert_eq!(
+        read().await,
+        49,
+        "the rendered day is not reused after a booking"
+    );
     // The OpenAPI document and health checks.
     let (s, doc) = app.get("/api/v1/openapi.json").await;
     assert_eq!(s, 200);
