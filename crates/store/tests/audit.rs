@@ -218,7 +218,14 @@ async fn concurrent_appends_never_fork_the_chain(db: TestDb) {
                     };
                     match done {
                         Ok(()) => break,
-                        Err(StoreError::Conflict { .. } | StoreError::Other(_)) => lost += 1,
+                        Err(StoreError::Conflict { .. } | StoreError::Other(_)) => {
+                            lost += 1;
+                            // Back off a little, differently per writer, as a
+                            // use case would: without it one writer can lose
+                            // every race on a loaded machine.
+                            let pause = 1 + (w as u64 * 3 + lost as u64) % 7;
+                            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+                        }
                         Err(err) => panic!("unexpected error: {err}"),
                     }
                 }
