@@ -565,6 +565,43 @@ fn write_error(e: WriteError) -> ManageError {
     }
 }
 
+/// The booking for its holder, refused if it was cancelled.
+async fn active_view(app: &App, code: &str, token: &str) -> Result<BookingView, ManageError> {
+    let b = view(app, code, token).await?;
+    if !b.active {
+        return Err(ManageError::NotActive);
+    }
+    Ok(b)
+}
+
+impl BookingView {
+    /// The sealed mail telling the holder about `kind`, for a slot `start..end`.
+    fn mail(
+        &self,
+        app: &App,
+        kind: MailKind,
+        lang: Lang,
+        start: Timestamp,
+        end: Timestamp,
+        now: Timestamp,
+    ) -> Result<pasaporte_store::MailRow, CryptoError> {
+        let o = &self.office.office;
+        mail::booking_mail(
+            app,
+            kind,
+            lang,
+            o,
+            &self.id,
+            &self.code,
+            &self.manage_token,
+            start,
+            end,
+            &self.email,
+            now,
+        )
+    }
+}
+
 /// Moves a booking to another slot of the same office. The new seats are held
 /// before the old ones are released; if the new slot is full, nothing changes.
 pub async fn reschedule(
@@ -575,33 +612,17 @@ pub async fn reschedule(
     lang: Lang,
     now: Timestamp,
 ) -> Result<BookingView, ManageError> {
-    let b = view(app, code, token).await?;
-    if !b.active {
-        return Err(ManageError::NotActive);
-    }
+    let b = active_view(app, code, token).await?;
     let start =
         parse_start(start, "start").map_err(|e| ManageError::Invalid(FieldErrors(vec![e])))?;
     let slot = calendar::find_slot(&b.office.office, &b.office.closures, start, now)
         .map_err(|e| ManageError::Invalid(FieldErrors(vec![slot_error(&e)])))?;
-    let mail = mail::booking_mail(
-        app,
-        MailKind::Rescheduled,
-        lang,
-        &b.office.office,
-        &b.id,
-        &b.code,
-        token,
-        slot.start,
-        slot.end,
-        &b.email,
-        now,
-    )?;
     let op = WriteOp::Reschedule {
         booking_id: b.id.clone(),
         start_ms: slot.start.as_millisecond(),
         capacity: slot.capacity,
         now_ms: now.as_millisecond(),
-        mail,
+        mail: b.mail(app, MailKind::Rescheduled, lang, slot.start, slot.end, now)?,
     };
     app.writer.submit(op).await.map_err(write_error)?;
     view(app, code, token).await
@@ -615,27 +636,11 @@ pub async fn cancel(
     lang: Lang,
     now: Timestamp,
 ) -> Result<BookingView, ManageError> {
-    let b = view(app, code, token).await?;
-    if !b.active {
-        return Err(ManageError::NotActive);
-    }
-    let mail = mail::booking_mail(
-        app,
-        MailKind::Cancelled,
-        lang,
-        &b.office.office,
-        &b.id,
-        &b.code,
-        token,
-        b.start,
-        b.end,
-        &b.email,
-        now,
-    )?;
+    let b = active_view(app, code, token).await?;
     let op = WriteOp::Cancel {
         booking_id: b.id.clone(),
         now_ms: now.as_millisecond(),
-        mail,
+        mail: b.mail(app, MailKind::Cancelled, lang, b.start, b.end, now)?,
     };
     app.writer.submit(op).await.map_err(write_error)?;
     view(app, code, token).await
