@@ -11,7 +11,8 @@
 //! confirmation codes citizens read aloud at the counter; [`application`] is
 //! the application state machine (states, commands, who may give them, the
 //! queue and deadline that own every live application); [`audit`] defines the
-//! audit event, its hash chain and signed checkpoints, and verifies a trail.
+//! audit event, its hash chain and signed checkpoints, and verifies a trail; [`policy`] is the one role-by-action table staff routes are
+//! checked against.
 
 pub mod application;
 pub mod audit;
@@ -22,6 +23,7 @@ pub mod field;
 pub mod holidays;
 pub mod office;
 pub mod person;
+pub mod policy;
 
 pub use field::{FieldError, FieldErrors};
 pub use jiff;

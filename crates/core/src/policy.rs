@@ -1,0 +1,209 @@
+//! Who may do what: the one role-by-action table that every staff route is
+//! checked against.
+//!
+//! A route names its [`Action`]; the HTTP layer asks [`allows`] with the
+//! signed-in person's [`Role`] before the use case runs, and, for the actions
+//! where [`Action::needs_fresh_sign_in`] is true, also asks for the password
+//! again when the last sign-in is older than [`FRESH_SIGN_IN_MINUTES`].
+//! Office scoping (a clerk of BOG sees only BOG) is checked beside it: every
+//! action on an office's data names the office.
+//!
+//! Citizens are not in this table: a citizen reaches exactly one booking,
+//! through its manage token, and nothing else.
+
+use crate::application::Role;
+
+/// Supervisor decisions ask for the password again after this long.
+pub const FRESH_SIGN_IN_MINUTES: i64 = 10;
+
+/// Everything staff can ask for. Exhaustive matches keep the table complete.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Action {
+    /// The day's appointments and queue of an office.
+    ViewOfficeDay,
+    /// Check a citizen in, call them to a counter, give a walk-in a ticket.
+    CheckIn,
+    /// Record photo, fingerprints, signature and the applicant's data.
+    Capture,
+    /// Read one application and its history.
+    ViewApplication,
+    /// Record a cash or card payment at the counter, ask for a fee waiver.
+    TakePayment,
+    /// Approve a paid application that no automatic check flagged.
+    Approve,
+    /// Decide flagged applications, reject, cancel.
+    Decide,
+    /// Let an application past an unavailable civil registry, with a reason.
+    OverrideRegistry,
+    /// Grant a fee waiver.
+    ApproveWaiver,
+    /// The supervisor queues: flagged, pending registry, waivers, overdue.
+    ViewSupervisorQueues,
+    /// References, payments and refunds.
+    ViewReconciliation,
+    /// Create staff accounts, assign roles and offices.
+    ManageStaff,
+    /// Read the audit trail and verify it.
+    ViewAudit,
+}
+
+impl Action {
+    pub const ALL: [Action; 13] = [
+        Action::ViewOfficeDay,
+        Action::CheckIn,
+        Action::Capture,
+        Action::ViewApplication,
+        Action::TakePayment,
+        Action::Approve,
+        Action::Decide,
+        Action::OverrideRegistry,
+        Action::ApproveWaiver,
+        Action::ViewSupervisorQueues,
+        Action::ViewReconciliation,
+        Action::ManageStaff,
+        Action::ViewAudit,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::ViewOfficeDay => "view_office_day",
+            Action::CheckIn => "check_in",
+            Action::Capture => "capture",
+            Action::ViewApplication => "view_application",
+            Action::TakePayment => "take_payment",
+            Action::Approve => "approve",
+            Action::Decide => "decide",
+            Action::OverrideRegistry => "override_registry",
+            Action::ApproveWaiver => "approve_waiver",
+            Action::ViewSupervisorQueues => "view_supervisor_queues",
+            Action::ViewReconciliation => "view_reconciliation",
+            Action::ManageStaff => "manage_staff",
+            Action::ViewAudit => "view_audit",
+        }
+    }
+
+    /// Decisions a supervisor takes alone ask for the password again when the
+    /// sign-in is older than [`FRESH_SIGN_IN_MINUTES`].
+    pub fn needs_fresh_sign_in(self) -> bool {
+        match self {
+            Action::Decide
+            | Action::OverrideRegistry
+            | Action::ApproveWaiver
+            | Action::ManageStaff => true,
+            Action::ViewOfficeDay
+            | Action::CheckIn
+            | Action::Capture
+            | Action::ViewApplication
+            | Action::TakePayment
+            | Action::Approve
+            | Action::ViewSupervisorQueues
+            | Action::ViewReconciliation
+            | Action::ViewAudit => false,
+        }
+    }
+
+    /// Whether the action reads or changes one office's data (and so is
+    /// limited to the offices the person is assigned to).
+    pub fn is_office_scoped(self) -> bool {
+        match self {
+            Action::ViewOfficeDay
+            | Action::CheckIn
+            | Action::Capture
+            | Action::ViewApplication
+            | Action::TakePayment
+            | Action::Approve
+            | Action::Decide
+            | Action::OverrideRegistry
+            | Action::ApproveWaiver
+            | Action::ViewSupervisorQueues
+            | Action::ViewReconciliation => true,
+            Action::ManageStaff | Action::ViewAudit => false,
+        }
+    }
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+use Role::{Administrator, Auditor, Clerk, Supervisor};
+
+/// The table. Auditors read and change nothing; administrators manage staff
+/// and read the trail but decide no application (separation of duties).
+pub const POLICY: &[(Action, &[Role])] = &[
+    (Action::ViewOfficeDay, &[Clerk, Supervisor]),
+    (Action::CheckIn, &[Clerk, Supervisor]),
+    (Action::Capture, &[Clerk, Supervisor]),
+    (Action::ViewApplication, &[Clerk, Supervisor, Auditor]),
+    (Action::TakePayment, &[Clerk, Supervisor]),
+    (Action::Approve, &[Clerk, Supervisor]),
+    (Action::Decide, &[Supervisor]),
+    (Action::OverrideRegistry, &[Supervisor]),
+    (Action::ApproveWaiver, &[Supervisor]),
+    (Action::ViewSupervisorQueues, &[Supervisor, Auditor]),
+    (Action::ViewReconciliation, &[Supervisor, Auditor]),
+    (Action::ManageStaff, &[Administrator]),
+    (Action::ViewAudit, &[Auditor, Administrator]),
+];
+
+/// Whether `role` may do `action`.
+pub fn allows(role: Role, action: Action) -> bool {
+    POLICY
+        .iter()
+        .find(|(a, _)| *a == action)
+        .is_some_and(|(_, roles)| roles.contains(&role))
+}
+
+/// The staff roles (those that sign in to the console).
+pub const STAFF_ROLES: [Role; 4] = [Clerk, Supervisor, Administrator, Auditor];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_is_in_the_table_once() {
+        for a in Action::ALL {
+            assert_eq!(POLICY.iter().filter(|(x, _)| *x == a).count(), 1, "{a}");
+        }
+        assert_eq!(POLICY.len(), Action::ALL.len());
+    }
+
+    #[test]
+    fn citizens_and_the_system_hold_no_staff_action() {
+        for a in Action::ALL {
+            assert!(!allows(Role::Citizen, a), "{a}");
+            assert!(!allows(Role::System, a), "{a}");
+        }
+    }
+
+    #[test]
+    fn auditors_only_read() {
+        for a in Action::ALL {
+            let reads = matches!(
+                a,
+                Action::ViewApplication
+                    | Action::ViewSupervisorQueues
+                    | Action::ViewReconciliation
+                    | Action::ViewAudit
+            );
+            assert_eq!(allows(Role::Auditor, a), reads, "{a}");
+        }
+    }
+
+    #[test]
+    fn administrators_decide_no_application() {
+        for a in [
+            Action::Approve,
+            Action::Decide,
+            Action::OverrideRegistry,
+            Action::ApproveWaiver,
+            Action::CheckIn,
+            Action::Capture,
+        ] {
+            assert!(!allows(Role::Administrator, a), "{a}");
+        }
+    }
+}
