@@ -393,6 +393,7 @@ pub async fn book(
                     end: slot.end,
                     seats: req.seats(),
                     active: true,
+                    status: "active".into(),
                     email: req.email.as_str().to_string(),
                     phone: req.phone.as_ref().map(|p| p.as_str().to_string()),
                     applicants: req
@@ -457,6 +458,8 @@ pub struct BookingView {
     pub end: Timestamp,
     pub seats: u32,
     pub active: bool,
+    /// As stored: `active`, `checked_in`, `no_show` or `cancelled`.
+    pub status: String,
     pub email: String,
     pub phone: Option<String>,
     pub applicants: Vec<ApplicantView>,
@@ -543,6 +546,7 @@ pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, Man
         end,
         seats: row.seats,
         active: row.status == "active",
+        status: row.status.clone(),
         email: k.open("email", &row.email_enc)?,
         phone: row
             .phone_enc

@@ -556,12 +556,13 @@ impl Store {
     }
 
     /// Every slot whose seat count is over capacity or differs from the seats
-    /// of its active bookings. Empty on a healthy database.
+    /// of its bookings that hold seats (active, checked in, or no-show: a
+    /// past seat is not given back). Empty on a healthy database.
     pub async fn check_slots(&self) -> Result<Vec<SlotMismatch>> {
         let rows = sqlx::query(
             "SELECT s.office_code, s.start_ms, s.capacity, s.booked,
                     CAST(COALESCE((SELECT SUM(b.seats) FROM bookings b
-                              WHERE b.office_code = s.office_code AND b.start_ms = s.start_ms AND b.status = 'active'), 0) AS BIGINT) AS seats
+                              WHERE b.office_code = s.office_code AND b.start_ms = s.start_ms AND b.status IN ('active', 'checked_in', 'no_show')), 0) AS BIGINT) AS seats
              FROM slot_seats s",
         )
         .fetch_all(&self.pool)

@@ -5,13 +5,16 @@
 //! Layout: [`Store`] opens a database and runs migrations; `offices.rs` keeps
 //! offices and closures; `bookings.rs` applies batches of booking writes in one
 //! transaction (group commit) and reads bookings and seat counts; `outbox.rs`
-//! keeps mail until it is sent; [`testing`] makes throw-away databases for tests.
+//! keeps mail until it is sent; `applications.rs` the office workflow's rows
+//! (written inside the caller's transaction with their audit event); `audit.rs`
+//! the hash-chained trail; [`testing`] makes throw-away databases for tests.
 //!
 //! Invariants the database itself enforces (not code that reads then writes):
 //! a slot never holds more than its capacity (`slot_seats` CHECK), one person
 //! holds at most one active booking (`person_holds` primary key), an
 //! idempotency key names one booking (`idempotency` primary key).
 
+mod applications;
 mod audit;
 mod bookings;
 mod offices;
@@ -19,6 +22,7 @@ mod outbox;
 mod sqlite_writer;
 pub mod testing;
 
+pub use applications::*;
 pub use audit::*;
 pub use bookings::*;
 pub use outbox::*;

@@ -423,7 +423,7 @@ struct ApplicantOutJson {
 #[derive(Serialize, ToSchema)]
 struct BookingJson {
     code: String,
-    /// `active` or `cancelled`.
+    /// `active`, `checked_in` (the citizen arrived), `no_show` or `cancelled`.
     status: String,
     office: String,
     office_name: String,
@@ -450,7 +450,7 @@ fn booking_json(b: &BookingView) -> BookingJson {
     let o = &b.office.office;
     BookingJson {
         code: b.code.clone(),
-        status: if b.active { "active" } else { "cancelled" }.into(),
+        status: b.status.clone(),
         office: o.code.clone(),
         office_name: o.name.clone(),
         time_zone: o.time_zone_name().into(),

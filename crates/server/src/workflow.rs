@@ -1,0 +1,743 @@
+//! The office workflow's use cases: check-in, calling to a counter, walk-ins,
+//! no-shows, capture, the registry check, payment, adjudication and the
+//! supervisor's decisions. Each reads like its name: open a write
+//! transaction, load, ask the core's state machine, save, append the audit
+//! event, commit. The audit event is always written in the same transaction
+//! as the change it records.
+//!
+//! Layout: this file holds the shared steps ([`transition`], the error type,
+//! sealed identity documents) and the counter's use cases; `workers.rs` runs
+//! the ones nobody clicks (no-shows, registry checks, payment references,
+//! refunds).
+
+use crate::app::App;
+use crate::crypto::CryptoError;
+use pasaporte_core::application::{
+    Actor, Application, Command, NO_SHOW_GRACE_MINUTES, Role, State, TransitionError,
+};
+use pasaporte_core::audit::AuditEvent;
+use pasaporte_core::calendar;
+use pasaporte_core::code::ConfirmationCode;
+use pasaporte_core::jiff::{SignedDuration, Timestamp};
+use pasaporte_core::office::OfficeKind;
+use pasaporte_core::person::{Document, DocumentNumber, DocumentType};
+use pasaporte_core::{FieldError, FieldErrors};
+use pasaporte_store::{self as store, ApplicationRow, StateChange, StoreError, Tx};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A citizen may check in this long before the appointment (an early bus).
+pub const CHECK_IN_EARLY_MINUTES: i64 = 120;
+/// Walk-in tickets per counter and day at offices that take walk-ins
+/// (ministry and departmental offices; consulates see people by appointment).
+pub const WALK_INS_PER_COUNTER_DAY: i64 = 4;
+/// A write transaction that lost a race (SQLite busy, a PostgreSQL
+/// serialisation or audit-sequence conflict) is retried this many times.
+pub const WRITE_ATTEMPTS_MAX: u32 = 6;
+/// Counter names are short labels ("Ventanilla 12").
+pub const COUNTER_CHARS_MAX: usize = 40;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkError {
+    /// Unknown, or outside the offices the person may see: the same answer.
+    #[error("not found")]
+    NotFound,
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    /// A business rule refused it; `code` is stable, the messages are for people.
+    #[error("{code}")]
+    Refused {
+        code: &'static str,
+        es: &'static str,
+        en: &'static str,
+    },
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for WorkError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => WorkError::NotFound,
+            StoreError::Unavailable(m) => WorkError::Unavailable(m),
+            other => WorkError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<CryptoError> for WorkError {
+    fn from(e: CryptoError) -> Self {
+        WorkError::Internal(e.to_string())
+    }
+}
+
+impl WorkError {
+    pub fn refused(code: &'static str, es: &'static str, en: &'static str) -> Self {
+        WorkError::Refused { code, es, en }
+    }
+
+    /// Whether the whole transaction may be tried again.
+    fn is_retryable(&self) -> bool {
+        matches!(self, WorkError::Unavailable(_))
+    }
+}
+
+/// Runs `$body` (an async block returning `Result<T, WorkError>` that opens
+/// and commits its own transaction) until it succeeds or fails for a reason
+/// other than a lost race. A constraint conflict on the audit sequence or a
+/// changed version are lost races too.
+macro_rules! retrying {
+    ($body:expr) => {{
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            match $body.await {
+                Err(e) if e.retryable_race() && attempt < WRITE_ATTEMPTS_MAX => {
+                    tokio::time::sleep(crate::workflow::race_backoff(attempt)).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use retrying;
+
+/// Back-off between attempts of a write that lost a race: 5, 10, 20... ms.
+pub(crate) fn race_backoff(attempt: u32) -> Duration {
+    Duration::from_millis(5u64 << attempt.min(8))
+}
+
+/// A raw store result inside a transaction body.
+pub(crate) type TxResult<T> = Result<T, WorkError>;
+
+impl WorkError {
+    pub(crate) fn retryable_race(&self) -> bool {
+        self.is_retryable()
+            || matches!(self, WorkError::Internal(m) if m.contains("changed by someone else") || m.contains("audit_events"))
+    }
+}
+
+/// The identity of an applicant as sealed in `applications.identity_enc`.
+/// At check-in it holds what the booking said; capture completes it with
+/// the civil-registry fields.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdentityDoc {
+    pub document_type: String,
+    pub document_number: String,
+    pub surnames: String,
+    pub given_names: String,
+    pub birth_date: String,
+    #[serde(default)]
+    pub birth_place: String,
+    #[serde(default)]
+    pub sex: String,
+    #[serde(default)]
+    pub nationality: String,
+}
+
+impl IdentityDoc {
+    pub fn seal(&self, app: &App) -> Result<String, WorkError> {
+        let json = serde_json::to_string(self).map_err(|e| WorkError::Internal(e.to_string()))?;
+        Ok(app.keys.seal("application.identity", &json)?)
+    }
+
+    pub fn open(app: &App, sealed: &str) -> Result<Self, WorkError> {
+        let json = app.keys.open("application.identity", sealed)?;
+        serde_json::from_str(&json).map_err(|e| WorkError::Internal(e.to_string()))
+    }
+}
+
+fn ts(ms: i64) -> Result<Timestamp, WorkError> {
+    Timestamp::from_millisecond(ms).map_err(|e| WorkError::Internal(e.to_string()))
+}
+
+/// The core's view of a stored application.
+pub fn domain(row: &ApplicationRow) -> Result<Application, WorkError> {
+    let state = State::parse(&row.state)
+        .ok_or_else(|| WorkError::Internal(format!("unknown state '{}'", row.state)))?;
+    Ok(Application::restore(
+        row.id.clone(),
+        row.office.clone(),
+        ts(row.appointment_ms)?,
+        state,
+        ts(row.state_since_ms)?,
+    ))
+}
+
+/// Saves `next` (from the core) over `row` and appends `event`, in `tx`.
+pub async fn save_transition(
+    tx: &mut Tx,
+    row: &ApplicationRow,
+    next: &Application,
+    event: &AuditEvent,
+    now: Timestamp,
+) -> TxResult<()> {
+    store::save_state(
+        tx,
+        &StateChange {
+            id: &row.id,
+            version: row.version,
+            state: next.state().as_str(),
+            state_since_ms: next.state_since().as_millisecond(),
+            deadline_ms: next.deadline().map(|d| d.as_millisecond()),
+            queue: next.queue().as_str(),
+            now_ms: now.as_millisecond(),
+        },
+    )
+    .await?;
+    store::append_audit_event(tx, event).await?;
+    Ok(())
+}
+
+/// Loads the application in `tx`, applies `command`, saves and audits it;
+/// returns the row as read and the next application. Not committed.
+pub async fn transition(
+    tx: &mut Tx,
+    id: &str,
+    command: &Command,
+    actor: &Actor,
+    now: Timestamp,
+) -> TxResult<(ApplicationRow, Application)> {
+    let row = store::application_in(tx, id).await?;
+    let (next, event) = domain(&row)?.apply(command, actor, now)?;
+    save_transition(tx, &row, &next, &event, now).await?;
+    Ok((row, next))
+}
+
+/// Who may see which office: the signed-in staff member's assignment.
+pub trait OfficeScope {
+    fn may_use_office(&self, office: &str) -> bool;
+}
+
+/// How the clerk finds the citizen at check-in.
+#[derive(Clone, Debug)]
+pub enum Arrival {
+    Code(String),
+    Document {
+        document_type: String,
+        document_number: String,
+    },
+}
+
+/// The applications created by a check-in (one per applicant).
+#[derive(Clone, Debug)]
+pub struct CheckedIn {
+    pub booking_code: String,
+    pub application_ids: Vec<String>,
+    pub tickets: Vec<String>,
+}
+
+/// Finds the booking a citizen arrives with.
+async fn find_booking(app: &App, by: &Arrival) -> Result<pasaporte_store::BookingRow, WorkError> {
+    let code = match by {
+        Arrival::Code(c) => ConfirmationCode::parse(c)
+            .ok_or_else(|| {
+                WorkError::Invalid(FieldErrors(vec![FieldError::new(
+                    "code",
+                    "code_invalid",
+                    "El código de la cita tiene 8 letras y números, como K7M2Q9XH.",
+                    "The booking code has 8 letters and digits, like K7M2Q9XH.",
+                )]))
+            })?
+            .as_str()
+            .to_string(),
+        Arrival::Document {
+            document_type,
+            document_number,
+        } => {
+            let doc = parse_document(document_type, document_number)?;
+            let key = app.keys.person_key(&doc.identity_text());
+            app.store
+                .active_booking_of(&key)
+                .await?
+                .ok_or(WorkError::NotFound)?
+        }
+    };
+    Ok(app.store.booking_by_code(&code).await?)
+}
+
+pub fn parse_document(document_type: &str, number: &str) -> Result<Document, WorkError> {
+    let mut errs = FieldErrors::default();
+    let kind = DocumentType::parse(document_type.trim());
+    if kind.is_none() {
+        errs.push(FieldError::new(
+            "document_type",
+            "document_type_invalid",
+            "Elija el tipo de documento.",
+            "Choose the document type.",
+        ));
+    }
+    let number = kind.and_then(|k| errs.take(DocumentNumber::parse(k, number, "document_number")));
+    match (kind, number) {
+        (Some(kind), Some(number)) if errs.is_empty() => Ok(Document { kind, number }),
+        _ => Err(WorkError::Invalid(errs)),
+    }
+}
+
+/// The office's local day of `now`, as `YYYY-MM-DD`.
+fn local_day(app: &App, office: &str, now: Timestamp) -> Result<String, WorkError> {
+    let entry = app.office(office).ok_or(WorkError::NotFound)?;
+    Ok(calendar::local_today(&entry.office, now).to_string())
+}
+
+fn ticket(prefix: char, n: i64) -> String {
+    format!("{prefix}-{n:03}")
+}
+
+/// A citizen with a booking arrives: one application per applicant, each
+/// with a waiting-room ticket, in one transaction with their audit events.
+pub async fn check_in(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    by: Arrival,
+    now: Timestamp,
+) -> Result<CheckedIn, WorkError> {
+    let booking = find_booking(app, &by).await?;
+    if !scope.may_use_office(&booking.office) {
+        return Err(WorkError::NotFound);
+    }
+    match booking.status.as_str() {
+        "active" => {}
+        "checked_in" => {
+            return Err(WorkError::refused(
+                "already_checked_in",
+                "Esta cita ya se registró; las personas están en la fila.",
+                "This booking is already checked in; the people are in the queue.",
+            ));
+        }
+        _ => {
+            return Err(WorkError::refused(
+                "booking_not_active",
+                "La cita fue cancelada o se marcó como inasistencia; el ciudadano puede pedir una nueva.",
+                "The booking was cancelled or marked a no-show; the citizen may book again.",
+            ));
+        }
+    }
+    let appointment = ts(booking.start_ms)?;
+    let opens = appointment
+        .checked_sub(SignedDuration::from_mins(CHECK_IN_EARLY_MINUTES))
+        .unwrap_or(appointment);
+    let closes = appointment
+        .checked_add(SignedDuration::from_mins(NO_SHOW_GRACE_MINUTES))
+        .unwrap_or(appointment);
+    if now < opens {
+        return Err(WorkError::refused(
+            "too_early",
+            "La cita es más tarde: el registro abre dos horas antes de la hora de la cita.",
+            "The appointment is later: check-in opens two hours before the appointment time.",
+        ));
+    }
+    if now > closes {
+        return Err(WorkError::refused(
+            "too_late",
+            "Pasó el tiempo de espera de la cita (30 minutos); atienda como turno sin cita si la oficina los recibe.",
+            "The appointment's grace period (30 minutes) has passed; serve as a walk-in if the office takes them.",
+        ));
+    }
+    let day = local_day(app, &booking.office, now)?;
+    let mut identities = Vec::with_capacity(booking.applicants.len());
+    for a in &booking.applicants {
+        let k = &app.keys;
+        identities.push(
+            IdentityDoc {
+                document_type: a.document_type.clone(),
+                document_number: k.open("document_number", &a.document_number_enc)?,
+                surnames: k.open("surnames", &a.surnames_enc)?,
+                given_names: k.open("given_names", &a.given_names_enc)?,
+                birth_date: k.open("birth_date", &a.birth_date_enc)?,
+                ..IdentityDoc::default()
+            }
+            .seal(app)?,
+        );
+    }
+    let ids: Vec<String> = booking
+        .applicants
+        .iter()
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let tickets = retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        store::mark_booking_checked_in(&mut tx, &booking.id, now.as_millisecond())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } => WorkError::refused(
+                    "booking_not_active",
+                    "La cita ya no está activa (registrada, cancelada o inasistencia).",
+                    "The booking is no longer active (checked in, cancelled or a no-show).",
+                ),
+                other => other.into(),
+            })?;
+        let mut tickets = Vec::new();
+        for (i, a) in booking.applicants.iter().enumerate() {
+            let booked = Application::booked(ids[i].clone(), booking.office.clone(), appointment, now);
+            let (next, event) = booked.apply(&Command::CheckIn, actor, now)?;
+            let n = store::next_ticket(&mut tx, &booking.office, &day).await?;
+            let t = ticket('C', n);
+            store::insert_application(
+                &mut tx,
+                &ApplicationRow {
+                    id: ids[i].clone(),
+                    booking_id: Some(booking.id.clone()),
+                    position: i as i64,
+                    office: booking.office.clone(),
+                    appointment_ms: booking.start_ms,
+                    doc_key: a.doc_key.clone(),
+                    state: next.state().as_str().into(),
+                    state_since_ms: now.as_millisecond(),
+                    deadline_ms: next.deadline().map(|d| d.as_millisecond()),
+                    queue: next.queue().as_str().into(),
+                    ticket: t.clone(),
+                    created_ms: now.as_millisecond(),
+                    ..ApplicationRow::default()
+                },
+            )
+            .await
+            .map_err(live_application_conflict)?;
+            sqlx_seal_identity(&mut tx, &ids[i], &identities[i]).await?;
+            store::append_audit_event(&mut tx, &event).await?;
+            tickets.push(t);
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(tickets)
+    })?;
+    Ok(CheckedIn {
+        booking_code: booking.code,
+        application_ids: ids,
+        tickets,
+    })
+}
+
+/// The one-live-application-per-person index refused an insert.
+fn live_application_conflict(e: StoreError) -> WorkError {
+    match e {
+        StoreError::Conflict { constraint } if constraint.contains("doc_key") || constraint.contains("applications") => {
+            WorkError::refused(
+                "application_in_progress",
+                "Esta persona ya tiene una solicitud en curso; búsquela en la fila o en las colas.",
+                "This person already has an application in progress; find it in the queue or the work lists.",
+            )
+        }
+        other => other.into(),
+    }
+}
+
+async fn sqlx_seal_identity(tx: &mut Tx, id: &str, identity_enc: &str) -> TxResult<()> {
+    store::save_identity(tx, id, identity_enc).await?;
+    Ok(())
+}
+
+/// What a clerk types for a walk-in (no booking).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct WalkInInput {
+    pub document_type: String,
+    pub document_number: String,
+    pub surnames: String,
+    pub given_names: String,
+    pub birth_date: String,
+}
+
+/// A walk-in gets a ticket when the office takes walk-ins and today's quota
+/// is not used up.
+pub async fn walk_in(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    office: &str,
+    input: &WalkInInput,
+    now: Timestamp,
+) -> Result<(String, String), WorkError> {
+    let entry = app.office(office).ok_or(WorkError::NotFound)?;
+    if !scope.may_use_office(office) {
+        return Err(WorkError::NotFound);
+    }
+    if entry.office.kind == OfficeKind::Consulate {
+        return Err(WorkError::refused(
+            "walk_ins_not_taken",
+            "Esta oficina atiende solo con cita.",
+            "This office serves by appointment only.",
+        ));
+    }
+    let today = calendar::local_today(&entry.office, now);
+    let mut errs = FieldErrors::default();
+    let doc = match parse_document(&input.document_type, &input.document_number) {
+        Ok(d) => Some(d),
+        Err(WorkError::Invalid(e)) => {
+            errs.0.extend(e.0);
+            None
+        }
+        Err(other) => return Err(other),
+    };
+    let surnames = errs.take(pasaporte_core::person::PersonName::parse(&input.surnames, "surnames"));
+    let given = errs.take(pasaporte_core::person::PersonName::parse(
+        &input.given_names,
+        "given_names",
+    ));
+    let birth = errs.take(pasaporte_core::person::parse_birth_date(
+        &input.birth_date,
+        today,
+        "birth_date",
+    ));
+    let (Some(doc), Some(surnames), Some(given), Some(birth)) = (doc, surnames, given, birth) else {
+        return Err(WorkError::Invalid(errs));
+    };
+    let doc_key = app.keys.person_key(&doc.identity_text());
+    if app.store.active_booking_of(&doc_key).await?.is_some() {
+        return Err(WorkError::refused(
+            "has_booking",
+            "Esta persona tiene una cita: regístrela con su código o documento en «Registrar llegada».",
+            "This person has a booking: check them in with its code or document under “Check in”.",
+        ));
+    }
+    let identity = IdentityDoc {
+        document_type: doc.kind.as_str().into(),
+        document_number: doc.number.as_str().into(),
+        surnames: surnames.as_str().into(),
+        given_names: given.as_str().into(),
+        birth_date: birth.to_string(),
+        ..IdentityDoc::default()
+    }
+    .seal(app)?;
+    let limit = i64::from(entry.office.counters) * WALK_INS_PER_COUNTER_DAY;
+    let day = today.to_string();
+    let id = uuid::Uuid::now_v7().to_string();
+    let t = retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        // Walk-in numbers have their own counter so that the quota is exact.
+        let n = store::next_ticket(&mut tx, office, &format!("{day}/walk-in")).await?;
+        if n > limit {
+            return Err(WorkError::refused(
+                "walk_ins_full",
+                "Hoy no quedan turnos sin cita en esta oficina; la persona puede reservar una cita.",
+                "No walk-in tickets are left today at this office; the person may book an appointment.",
+            ));
+        }
+        let booked = Application::booked(id.clone(), office.to_string(), now, now);
+        let (next, event) = booked.apply(&Command::CheckIn, actor, now)?;
+        let t = ticket('T', n);
+        store::insert_application(
+            &mut tx,
+            &ApplicationRow {
+                id: id.clone(),
+                booking_id: None,
+                position: 0,
+                office: office.to_string(),
+                appointment_ms: now.as_millisecond(),
+                doc_key: doc_key.clone(),
+                state: next.state().as_str().into(),
+                state_since_ms: now.as_millisecond(),
+                deadline_ms: next.deadline().map(|d| d.as_millisecond()),
+                queue: next.queue().as_str().into(),
+                ticket: t.clone(),
+                created_ms: now.as_millisecond(),
+                ..ApplicationRow::default()
+            },
+        )
+        .await
+        .map_err(live_application_conflict)?;
+        sqlx_seal_identity(&mut tx, &id, &identity).await?;
+        let mut event = event;
+        event.action = "application.walk_in".into();
+        store::append_audit_event(&mut tx, &event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(t)
+    })?;
+    Ok((id, t))
+}
+
+/// Calls a checked-in applicant to a counter: the named one, or the longest
+/// waiting of the office.
+pub async fn call_to_counter(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    office: &str,
+    application_id: Option<&str>,
+    counter: &str,
+    now: Timestamp,
+) -> Result<ApplicationRow, WorkError> {
+    if !scope.may_use_office(office) {
+        return Err(WorkError::NotFound);
+    }
+    let counter = counter.trim();
+    if counter.is_empty() || counter.chars().count() > COUNTER_CHARS_MAX {
+        return Err(WorkError::Invalid(FieldErrors(vec![FieldError::new(
+            "counter",
+            "counter_invalid",
+            "Escriba el nombre de su ventanilla (hasta 40 caracteres).",
+            "Type your counter's name (up to 40 characters).",
+        )])));
+    }
+    let id = match application_id {
+        Some(id) => id.to_string(),
+        None => {
+            let waiting = app
+                .store
+                .applications_in_states(Some(office), &["checked_in"])
+                .await?;
+            waiting
+                .into_iter()
+                .filter(|a| a.counter.is_none())
+                .min_by_key(|a| a.created_ms)
+                .map(|a| a.id)
+                .ok_or_else(|| {
+                    WorkError::refused(
+                        "queue_empty",
+                        "No hay nadie esperando.",
+                        "Nobody is waiting.",
+                    )
+                })?
+        }
+    };
+    retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        let row = store::application_in(&mut tx, &id).await?;
+        if row.office != office {
+            return Err(WorkError::NotFound);
+        }
+        if row.state != "checked_in" {
+            return Err(WorkError::refused(
+                "not_waiting",
+                "Esta persona ya no está esperando.",
+                "This person is no longer waiting.",
+            ));
+        }
+        store::call_to_counter(&mut tx, &id, row.version, counter, now.as_millisecond()).await?;
+        let mut event = AuditEvent::by(actor, now.as_millisecond(), "application.call_to_counter", office, &id);
+        event.detail = counter.to_string();
+        store::append_audit_event(&mut tx, &event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(row)
+    })
+}
+
+/// Marks bookings whose grace period passed without a check-in as no-shows
+/// (the no-show worker's step); returns how many.
+pub async fn mark_no_shows(app: &App, now: Timestamp, limit: u32) -> Result<usize, WorkError> {
+    let cutoff = now
+        .checked_sub(SignedDuration::from_mins(NO_SHOW_GRACE_MINUTES))
+        .map_err(|e| WorkError::Internal(e.to_string()))?;
+    let due = app
+        .store
+        .bookings_past_grace(cutoff.as_millisecond(), limit)
+        .await?;
+    let system = Actor {
+        id: "system:no-show".into(),
+        role: Role::System,
+    };
+    let mut marked = 0;
+    for booking_id in due {
+        let r = retrying!(async {
+            let mut tx = app.store.begin_write().await?;
+            let (id, office, start_ms, status) =
+                store::booking_for_check_in(&mut tx, &booking_id).await?;
+            if status != "active" {
+                return Ok::<_, WorkError>(false);
+            }
+            let booked = Application::booked(id.clone(), office, ts(start_ms)?, ts(start_ms)?);
+            let (_, mut event) = booked.apply(&Command::MarkNoShow, &system, now)?;
+            event.action = "booking.no_show".into();
+            store::mark_booking_no_show(&mut tx, &id, now.as_millisecond()).await?;
+            store::append_audit_event(&mut tx, &event).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok(true)
+        });
+        match r {
+            Ok(true) => marked += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(error = %e, "marking a no-show failed; next round retries"),
+        }
+    }
+    if marked > 0 {
+        app.availability.clear();
+    }
+    Ok(marked)
+}
+
+/// A person's decision on an application (approve, reject, flag, cancel,
+/// override an unavailable registry), checked by the state machine and
+/// recorded with its audit event. Ending an application frees the person
+/// to book again.
+pub async fn decide(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    id: &str,
+    command: Command,
+    now: Timestamp,
+) -> Result<Application, WorkError> {
+    let next = retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        let row = store::application_in(&mut tx, id).await?;
+        if !scope.may_use_office(&row.office) {
+            return Err(WorkError::NotFound);
+        }
+        let (next, event) = domain(&row)?.apply(&command, actor, now)?;
+        save_transition(&mut tx, &row, &next, &event, now).await?;
+        after_transition(&mut tx, &row, &next, now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(next)
+    })?;
+    Ok(next)
+}
+
+/// What follows a transition in the same transaction: an ended
+/// application frees the person's hold.
+pub async fn after_transition(
+    tx: &mut Tx,
+    row: &ApplicationRow,
+    next: &Application,
+    _now: Timestamp,
+) -> TxResult<()> {
+    match next.state() {
+        State::Rejected | State::Cancelled | State::NoShow => {
+            store::release_person(tx, &row.doc_key).await?;
+        }
+        State::Booked
+        | State::CheckedIn
+        | State::Captured
+        | State::PendingRegistry
+        | State::RegistryVerified
+        | State::Paid
+        | State::Flagged
+        | State::Approved => {}
+    }
+    Ok(())
+}
+
+/// One application as staff see it: the row, the identity opened, and its
+/// history from the audit trail.
+#[derive(Clone, Debug)]
+pub struct ApplicationView {
+    pub row: ApplicationRow,
+    pub identity: Option<IdentityDoc>,
+    pub history: Vec<AuditEvent>,
+}
+
+/// Reads one application for a person allowed to see its office.
+pub async fn view_application(
+    app: &App,
+    scope: &dyn OfficeScope,
+    id: &str,
+) -> Result<ApplicationView, WorkError> {
+    let row = app.store.application(id).await?;
+    if !scope.may_use_office(&row.office) {
+        return Err(WorkError::NotFound);
+    }
+    let identity = row
+        .identity_enc
+        .as_deref()
+        .map(|s| IdentityDoc::open(app, s))
+        .transpose()?;
+    let history = app.store.audit_events_of(id).await?;
+    Ok(ApplicationView {
+        row,
+        identity,
+        history,
+    })
+}
