@@ -456,7 +456,7 @@ pub const EDGES: &[Edge] = &[
         S::RegistryVerified,
         K::PaymentConfirmed,
         S::Paid,
-        &[Clerk, System],
+        &[Clerk, Supervisor, System],
     ),
     edge(
         S::RegistryVerified,
@@ -634,7 +634,8 @@ impl Application {
                 | K::Reject => None,
             },
             State::RegistryVerified => match command {
-                K::PaymentConfirmed => Some((S::Paid, &[Clerk, System])),
+                // A supervisor's approved fee waiver counts as the payment.
+                K::PaymentConfirmed => Some((S::Paid, &[Clerk, Supervisor, System])),
                 K::Cancel => Some((S::Cancelled, &[Supervisor, System])),
                 K::CheckIn
                 | K::MarkNoShow

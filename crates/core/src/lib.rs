@@ -14,6 +14,7 @@
 //! audit event, its hash chain and signed checkpoints, and verifies a trail; [`policy`] is the one role-by-action table staff routes are
 //! checked against.
 
+pub mod adjudication;
 pub mod application;
 pub mod audit;
 pub mod booking;
