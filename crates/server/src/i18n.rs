@@ -165,3 +165,22 @@ mod tests {
         assert_eq!(Lang::from_accept_language(""), Lang::Es);
     }
 }
+
+/// An application state as staff read it.
+pub fn state_label(lang: Lang, s: pasaporte_core::application::State) -> &'static str {
+    use pasaporte_core::application::State as S;
+    let (es, en) = match s {
+        S::Booked => ("con cita", "booked"),
+        S::CheckedIn => ("en espera", "checked in"),
+        S::Captured => ("datos tomados", "captured"),
+        S::PendingRegistry => ("esperando al registro civil", "waiting for the civil registry"),
+        S::RegistryVerified => ("verificada, por pagar", "verified, awaiting payment"),
+        S::Paid => ("pagada, por decidir", "paid, awaiting decision"),
+        S::Flagged => ("en revisión del supervisor", "in supervisor review"),
+        S::Approved => ("aprobada", "approved"),
+        S::Rejected => ("rechazada", "rejected"),
+        S::Cancelled => ("cancelada", "cancelled"),
+        S::NoShow => ("no se presentó", "no-show"),
+    };
+    lang.pick(es, en)
+}
