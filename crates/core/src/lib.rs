@@ -19,6 +19,7 @@ pub mod application;
 pub mod audit;
 pub mod booking;
 pub mod calendar;
+pub mod capture;
 pub mod code;
 pub mod field;
 pub mod holidays;

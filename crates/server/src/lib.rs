@@ -17,6 +17,7 @@ pub mod i18n;
 pub mod icao_cli;
 pub mod ics;
 pub mod mail;
+pub mod photo;
 pub mod workflow;
 pub mod writer;
 
