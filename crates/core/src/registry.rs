@@ -323,12 +323,18 @@ mod tests {
         assert_eq!(compare(&c, &r), expected, "{c:?} vs {r:?}");
     }
 
+    type Case = (
+        fn(&mut CapturedIdentity),
+        fn(&mut RegistryRecord),
+        Vec<Mismatch>,
+    );
+
     #[test]
     fn compare_table() {
         use Mismatch as M;
         let same_c: fn(&mut CapturedIdentity) = |_| {};
         let same_r: fn(&mut RegistryRecord) = |_| {};
-        let cases: Vec<(fn(&mut CapturedIdentity), fn(&mut RegistryRecord), Vec<M>)> = vec![
+        let cases: Vec<Case> = vec![
             (same_c, same_r, vec![]),
             (|c| c.surnames = "MUNOZ GARCIA".into(), same_r, vec![]),
             (|c| c.surnames = "Munoz Garcia".into(), same_r, vec![]),
