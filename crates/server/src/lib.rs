@@ -4,7 +4,8 @@
 //! holds what use cases share; `booking.rs` the booking use cases; `writer.rs`
 //! the group-commit writer; `availability.rs` the in-memory seat view;
 //! `crypto.rs` personal-data sealing; `mail.rs` and `ics.rs` what citizens
-//! receive; `http/` the API and pages; `bench.rs` the benchmark programs.
+//! receive; `http/` the API and pages; `bench.rs` the benchmark programs;
+//! `registry/` the civil registry adapter and its simulator.
 
 pub mod app;
 pub mod audit_cli;
@@ -17,6 +18,7 @@ pub mod i18n;
 pub mod icao_cli;
 pub mod ics;
 pub mod mail;
+pub mod registry;
 pub mod writer;
 
 use anyhow::Context;
@@ -124,6 +126,8 @@ pub enum Command {
         /// Load the demo offices (shared/data/offices.csv) if missing.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        registry: Box<registry::RegistryArgs>,
     },
     /// Bring the database schema up to date.
     Migrate {
@@ -159,6 +163,11 @@ pub enum Command {
     Chip {
         #[command(subcommand)]
         cmd: icao_cli::ChipCommand,
+    },
+    /// A civil registry simulator over local HTTP (latency, failures, outages).
+    RegistrySim {
+        #[command(flatten)]
+        args: registry::sim::SimArgs,
     },
 }
 
@@ -297,6 +306,7 @@ pub fn main() -> ExitCode {
                 listen,
                 public_url,
                 demo,
+                registry: _,
             } => {
                 serve(db, keys, smtp, listen, public_url, demo, None).await?;
             }
@@ -320,6 +330,7 @@ pub fn main() -> ExitCode {
             Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),
+            Command::RegistrySim { args } => registry::sim::run(args).await?,
         }
         Ok(ExitCode::SUCCESS)
     });
