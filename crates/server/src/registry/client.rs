@@ -1,7 +1,8 @@
 //! [`HttpRegistry`]: the civil registry over HTTP (the protocol is described
 //! in `sim.rs`). Each attempt has its own timeout; failed attempts (timeouts,
 //! connection errors, 5xx) are retried with exponential back-off and jitter;
-//! a 4xx other than 404 is not retried. A lookup that fails after its retries
+//! a 4xx is not retried (a 404 means "not found" only with the protocol's
+//! `{"found":false}` body). A lookup that fails after its retries
 //! counts against the circuit breaker; while the circuit is open lookups are
 //! refused at once, without calling the registry.
 
@@ -132,9 +133,6 @@ impl HttpRegistry {
             Err(_) => return Attempt::Retry("request failed"),
         };
         let status = resp.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Attempt::Answer(Lookup::NotFound);
-        }
         if status.is_server_error() {
             return Attempt::Retry(if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
                 "service unavailable (503)"
@@ -142,7 +140,10 @@ impl HttpRegistry {
                 "server error (5xx)"
             });
         }
-        if !status.is_success() {
+        // A 404 is "not found" only when the body says so: a 404 from a wrong
+        // URL must not turn every applicant into a person the registry lacks.
+        let not_found = status == reqwest::StatusCode::NOT_FOUND;
+        if !status.is_success() && !not_found {
             return Attempt::Fatal(format!("the registry refused the request ({status})"));
         }
         let mut bytes = Vec::new();
@@ -161,8 +162,16 @@ impl HttpRegistry {
         }
         let parsed: LookupResponse = match serde_json::from_slice(&bytes) {
             Ok(p) => p,
+            Err(_) if not_found => {
+                return Attempt::Fatal(
+                    "no lookup route at this URL (404): check the registry URL".into(),
+                );
+            }
             Err(_) => return Attempt::Fatal("answer is not the expected JSON".into()),
         };
+        if not_found && parsed.found {
+            return Attempt::Fatal("found with a 404 status".into());
+        }
         match (parsed.found, parsed.person) {
             (false, _) => Attempt::Answer(Lookup::NotFound),
             (true, None) => Attempt::Fatal("found without a person".into()),
