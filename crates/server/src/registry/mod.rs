@@ -53,6 +53,45 @@ pub enum Lookup {
     NotFound,
 }
 
+impl Lookup {
+    /// What the answer means for the application, given what the clerk
+    /// captured.
+    pub fn verdict(&self, captured: &CapturedIdentity) -> Verdict {
+        match self {
+            Lookup::NotFound => Verdict::NotFound,
+            Lookup::Found(record) => {
+                let mismatches = compare(captured, record);
+                if mismatches.is_empty() {
+                    Verdict::Match
+                } else {
+                    Verdict::Mismatch(mismatches)
+                }
+            }
+        }
+    }
+}
+
+/// The registry check's result for one application.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The registry knows the person and every field agrees.
+    Match,
+    /// The registry knows the person; these fields disagree, or the person is
+    /// deceased or the document cancelled.
+    Mismatch(Vec<Mismatch>),
+    /// The registry does not know the document.
+    NotFound,
+}
+
+/// Asks the registry about `q` and compares the answer with `captured`.
+pub async fn check(
+    registry: &dyn CivilRegistry,
+    q: &RegistryQuery,
+    captured: &CapturedIdentity,
+) -> Result<Verdict, RegistryError> {
+    Ok(registry.lookup(q).await?.verdict(captured))
+}
+
 /// Why no answer was obtained. Messages carry no personal data.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RegistryError {
@@ -68,6 +107,26 @@ pub enum RegistryError {
     /// refused the request (4xx other than 404): retrying will not help.
     #[error("unexpected answer from the civil registry: {0}")]
     Protocol(String),
+}
+
+impl RegistryError {
+    /// Whether asking again later may succeed (`Unavailable`, `CircuitOpen`):
+    /// keep the application in the pending-registry queue. `Protocol` needs a
+    /// person (a wrong URL, a changed protocol): retrying will not help.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryError::Unavailable { .. } | RegistryError::CircuitOpen { .. } => true,
+            RegistryError::Protocol(_) => false,
+        }
+    }
+
+    /// When to ask again, if the adapter knows (the circuit's cool-down).
+    pub fn retry_after_ms(&self) -> Option<u64> {
+        match self {
+            RegistryError::CircuitOpen { retry_after_ms } => Some(*retry_after_ms),
+            RegistryError::Unavailable { .. } | RegistryError::Protocol(_) => None,
+        }
+    }
 }
 
 /// The circuit breaker's state, as shown on the console.
@@ -98,6 +157,15 @@ impl RegistryStatus {
         match self.breaker {
             BreakerState::Closed | BreakerState::HalfOpen => true,
             BreakerState::Open { .. } => false,
+        }
+    }
+
+    /// For "Registro civil: no disponible desde …": unix milliseconds since
+    /// which the circuit has been open, while it is.
+    pub fn unavailable_since_ms(&self) -> Option<i64> {
+        match self.breaker {
+            BreakerState::Open { since_ms } => Some(since_ms),
+            BreakerState::Closed | BreakerState::HalfOpen => None,
         }
     }
 }
@@ -191,6 +259,15 @@ pub struct RegistryArgs {
 }
 
 impl RegistryArgs {
+    /// The adapter to hold in the app, or `None` when no registry URL was
+    /// given (applications then stay in the pending-registry queue).
+    pub fn registry(&self) -> Result<Option<std::sync::Arc<dyn CivilRegistry>>, RegistryError> {
+        match self.config() {
+            Some(c) => Ok(Some(std::sync::Arc::new(HttpRegistry::new(c)?))),
+            None => Ok(None),
+        }
+    }
+
     /// The client configuration, or `None` when no registry URL was given.
     pub fn config(&self) -> Option<RegistryConfig> {
         let url = self.registry_url.as_deref()?.trim();
@@ -367,6 +444,50 @@ mod tests {
             ..RegistryConfig::default()
         };
         assert_eq!(zero.attempts(), 1);
+    }
+
+    #[derive(clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        registry: RegistryArgs,
+    }
+
+    #[test]
+    fn flags_make_the_config() {
+        use clap::Parser;
+        let f = Flags::try_parse_from(["x"]).unwrap();
+        assert!(f.registry.config().is_none());
+        assert!(f.registry.registry().unwrap().is_none());
+        let f = Flags::try_parse_from([
+            "x",
+            "--registry-url",
+            "http://127.0.0.1:8090/",
+            "--registry-timeout-ms",
+            "500",
+            "--registry-cool-down-ms",
+            "1000",
+        ])
+        .unwrap();
+        assert_eq!(
+            f.registry.config(),
+            Some(RegistryConfig {
+                url: "http://127.0.0.1:8090/".into(),
+                timeout_ms: 500,
+                cool_down_ms: 1000,
+                ..RegistryConfig::default()
+            })
+        );
+        let reg = f.registry.registry().unwrap().unwrap();
+        assert_eq!(reg.status().breaker, BreakerState::Closed);
+    }
+
+    #[test]
+    fn errors_say_whether_to_retry() {
+        assert!(RegistryError::Unavailable { reason: "timeout" }.is_transient());
+        let open = RegistryError::CircuitOpen { retry_after_ms: 42 };
+        assert!(open.is_transient());
+        assert_eq!(open.retry_after_ms(), Some(42));
+        assert!(!RegistryError::Protocol("x".into()).is_transient());
     }
 
     #[test]

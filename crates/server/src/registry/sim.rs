@@ -457,7 +457,9 @@ pub fn router(controls: SimControls) -> Router {
         .with_state(controls)
 }
 
-/// A simulator serving in the background; stops when dropped.
+/// A simulator serving in the background. Dropping it stops accepting
+/// connections (connections already open are served until they close): for an
+/// outage use [`SimControls::set_down`].
 pub struct RunningSim {
     pub addr: SocketAddr,
     pub controls: SimControls,

@@ -5,7 +5,7 @@
 use pasaporte::registry::sim::{SimConfig, SimStats, spawn_registry_sim};
 use pasaporte::registry::{
     BreakerState, CapturedIdentity, CivilRegistry, HttpRegistry, Lookup, Mismatch, RegistryConfig,
-    RegistryError, RegistryQuery, Sex, compare,
+    RegistryError, RegistryQuery, Sex, Verdict, check, compare,
 };
 use pasaporte_core::jiff::civil::date;
 use pasaporte_core::person::{DocumentNumber, DocumentType};
@@ -83,6 +83,19 @@ async fn found_not_found_and_compared() {
         ..captured.clone()
     };
     assert_eq!(compare(&wrong, &record), [Mismatch::GivenNames]);
+    // The worker's one call: lookup and compare.
+    assert_eq!(
+        check(&reg, &cedula("52123456"), &wrong).await,
+        Ok(Verdict::Mismatch(vec![Mismatch::GivenNames]))
+    );
+    assert_eq!(
+        check(&reg, &cedula("52123456"), &captured).await,
+        Ok(Verdict::Match)
+    );
+    assert_eq!(
+        check(&reg, &cedula("99999998"), &captured).await,
+        Ok(Verdict::NotFound)
+    );
 
     // The deceased and the cancelled document come back as such.
     let Lookup::Found(dead) = reg.lookup(&cedula("7123456")).await.unwrap() else {
@@ -125,7 +138,7 @@ async fn found_not_found_and_compared() {
     assert_eq!(status, 400, "{body}");
 
     let s = stats(&sim.url()).await;
-    assert_eq!(s.lookups_received, 6);
+    assert_eq!(s.lookups_received, 9);
     assert_eq!(s.failures_injected, 0);
     let st = reg.status();
     assert_eq!(st.breaker, BreakerState::Closed);
