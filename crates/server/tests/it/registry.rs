@@ -435,3 +435,52 @@ async fn the_cli_prints_its_address_and_serves() {
     ));
     child.kill().await.unwrap();
 }
+
+/// Half-open lets one probe through, however many lookups arrive together.
+#[tokio::test]
+async fn half_open_lets_exactly_one_probe_through() {
+    use std::sync::Arc;
+    let sim = spawn_registry_sim(SimConfig {
+        failure_rate: 1.0,
+        ..SimConfig::demo().unwrap()
+    })
+    .await
+    .unwrap();
+    let reg = Arc::new(
+        HttpRegistry::new(RegistryConfig {
+            attempts: 1,
+            breaker_failures: 1,
+            cool_down_ms: 200,
+            ..config(sim.url())
+        })
+        .unwrap(),
+    );
+    let q = cedula("52123456");
+    assert!(reg.lookup(&q).await.is_err());
+    assert!(matches!(reg.status().breaker, BreakerState::Open { .. }));
+    sim.controls.set_failure_rate(0.0).unwrap();
+    // A slow answer keeps the probe in flight while the others arrive.
+    sim.controls.set_latency(1_000, 0).unwrap();
+    let deadline = Instant::now() + WAIT_MAX;
+    while reg.status().breaker != BreakerState::HalfOpen {
+        assert!(Instant::now() < deadline, "never half-open");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let reg = reg.clone();
+        let q = q.clone();
+        tasks.spawn(async move { reg.lookup(&q).await });
+    }
+    let (mut found, mut refused) = (0, 0);
+    while let Some(r) = tasks.join_next().await {
+        match r.unwrap() {
+            Ok(Lookup::Found(_)) => found += 1,
+            Err(RegistryError::CircuitOpen { .. }) => refused += 1,
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!((found, refused), (1, 9));
+    assert_eq!(stats(&sim.url()).await.lookups_received, 2);
+    assert_eq!(reg.status().breaker, BreakerState::Closed);
+}
