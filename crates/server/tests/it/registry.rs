@@ -459,8 +459,9 @@ async fn half_open_lets_exactly_one_probe_through() {
     assert!(reg.lookup(&q).await.is_err());
     assert!(matches!(reg.status().breaker, BreakerState::Open { .. }));
     sim.controls.set_failure_rate(0.0).unwrap();
-    // A slow answer keeps the probe in flight while the others arrive.
-    sim.controls.set_latency(1_000, 0).unwrap();
+    // A slow answer (within the 1 s timeout) keeps the probe in flight while
+    // the others arrive.
+    sim.controls.set_latency(500, 0).unwrap();
     let deadline = Instant::now() + WAIT_MAX;
     while reg.status().breaker != BreakerState::HalfOpen {
         assert!(Instant::now() < deadline, "never half-open");
