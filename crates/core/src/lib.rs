@@ -12,7 +12,8 @@
 //! the application state machine (states, commands, who may give them, the
 //! queue and deadline that own every live application); [`audit`] defines the
 //! audit event, its hash chain and signed checkpoints, and verifies a trail; [`policy`] is the one role-by-action table staff routes are
-//! checked against.
+//! checked against; [`registry`] compares a captured identity with the civil
+//! registry's record.
 
 pub mod adjudication;
 pub mod application;
@@ -26,6 +27,7 @@ pub mod holidays;
 pub mod office;
 pub mod person;
 pub mod policy;
+pub mod registry;
 
 pub use field::{FieldError, FieldErrors};
 pub use jiff;

@@ -4,7 +4,8 @@
 //! holds what use cases share; `booking.rs` the booking use cases; `writer.rs`
 //! the group-commit writer; `availability.rs` the in-memory seat view;
 //! `crypto.rs` personal-data sealing; `mail.rs` and `ics.rs` what citizens
-//! receive; `http/` the API and pages; `bench.rs` the benchmark programs.
+//! receive; `http/` the API and pages; `bench.rs` the benchmark programs;
+//! `registry/` the civil registry adapter and its simulator.
 
 pub mod app;
 pub mod audit_cli;
@@ -18,6 +19,7 @@ pub mod icao_cli;
 pub mod ics;
 pub mod mail;
 pub mod photo;
+pub mod registry;
 pub mod workflow;
 pub mod writer;
 
@@ -126,6 +128,8 @@ pub enum Command {
         /// Load the demo offices (shared/data/offices.csv) if missing.
         #[arg(long)]
         demo: bool,
+        #[command(flatten)]
+        registry: Box<registry::RegistryArgs>,
     },
     /// Bring the database schema up to date.
     Migrate {
@@ -161,6 +165,11 @@ pub enum Command {
     Chip {
         #[command(subcommand)]
         cmd: icao_cli::ChipCommand,
+    },
+    /// A civil registry simulator over local HTTP (latency, failures, outages).
+    RegistrySim {
+        #[command(flatten)]
+        args: registry::sim::SimArgs,
     },
 }
 
@@ -299,6 +308,7 @@ pub fn main() -> ExitCode {
                 listen,
                 public_url,
                 demo,
+                registry: _,
             } => {
                 serve(db, keys, smtp, listen, public_url, demo, None).await?;
             }
@@ -322,6 +332,7 @@ pub fn main() -> ExitCode {
             Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),
+            Command::RegistrySim { args } => registry::sim::run(args).await?,
         }
         Ok(ExitCode::SUCCESS)
     });
