@@ -138,17 +138,23 @@ impl StaffSession {
         Ok(())
     }
 
-    /// [`authorize`](Self::authorize) now, with the refusal as a response
-    /// fit for `uri` (JSON under `/api`, else a page or a redirect).
+    /// [`authorize`](Self::authorize) now, with the refusal ready to answer
+    /// `uri` (JSON under `/api`, else a page or a redirect). A [`Refusal`] is
+    /// `IntoResponse` and converts into `Response`, so `?` works in handlers
+    /// returning `Result<_, Response>`.
     pub fn require(
         &self,
         action: Action,
         office: Option<&str>,
         uri: &Uri,
         lang: Lang,
-    ) -> Result<(), Response> {
+    ) -> Result<(), Refusal> {
         self.authorize(action, office, now_ms())
-            .map_err(|d| denied_response(d, uri, lang))
+            .map_err(|denied| Refusal {
+                denied,
+                uri: uri.clone(),
+                lang,
+            })
     }
 
     /// Who acts, for the application state machine and the audit trail.
@@ -194,6 +200,26 @@ pub fn enc(s: &str) -> String {
 fn path_and_query(uri: &Uri) -> String {
     uri.path_and_query()
         .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string())
+}
+
+/// A [`Denied`] with what it takes to answer it; see [`denied_response`].
+#[derive(Debug)]
+pub struct Refusal {
+    pub denied: Denied,
+    pub uri: Uri,
+    pub lang: Lang,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        denied_response(self.denied, &self.uri, self.lang)
+    }
+}
+
+impl From<Refusal> for Response {
+    fn from(r: Refusal) -> Response {
+        r.into_response()
+    }
 }
 
 /// The response for a refusal: API → 403 `forbidden` or 401

@@ -156,7 +156,6 @@ struct SignInForm {
     sign_in_token: String,
 }
 
-#[allow(clippy::too_many_arguments)]
 fn sign_in_view(
     lang: Lang,
     next: &str,
@@ -511,7 +510,7 @@ async fn api_authorize(
     };
     match s.require(action, q.office.as_deref(), &uri, lang) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(r) => r,
+        Err(r) => r.into_response(),
     }
 }
 
