@@ -555,6 +555,32 @@ mod tests {
     }
 
     #[test]
+    fn refusals_answer_pages_and_api_differently() {
+        let page: Uri = "/console/supervisor?x=1"
+            .parse()
+            .unwrap_or_else(|_| unreachable!());
+        let api: Uri = "/api/v1/x".parse().unwrap_or_else(|_| unreachable!());
+        let r = denied_response(Denied::NeedsFreshSignIn, &page, Lang::Es);
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "/console/reauth?next=%2Fconsole%2Fsupervisor%3Fx%3D1&lang=es"
+        );
+        assert_eq!(
+            denied_response(Denied::Forbidden, &page, Lang::Es).status(),
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            denied_response(Denied::NeedsFreshSignIn, &api, Lang::Es).status(),
+            StatusCode::UNAUTHORIZED
+        );
+        assert_eq!(
+            denied_response(Denied::Forbidden, &api, Lang::Es).status(),
+            StatusCode::FORBIDDEN
+        );
+    }
+
+    #[test]
     fn next_stays_in_the_console() {
         assert_eq!(local_next(Some("/console/audit?x=1")), "/console/audit?x=1");
         assert_eq!(local_next(Some("https://evil.example/console")), "/console");

@@ -2,7 +2,7 @@
 //! re-authentication and sign-out, on SQLite and PostgreSQL.
 
 use crate::both_databases;
-use crate::support::{TestApp, keys, spawn_app};
+use crate::support::{DATA_KEYS, LOOKUP_KEY, TestApp, keys, no_smtp, spawn_app, spawn_on};
 use pasaporte::auth::session::token_hash;
 use pasaporte::auth::{self, CreatedStaff, NewStaff, totp};
 use pasaporte_core::application::Role;
@@ -17,6 +17,7 @@ both_databases!(
     forms_and_api_writes_need_the_csrf_token,
     stale_sign_in_needs_reauthentication,
     sign_out_ends_the_session,
+    staff_add_command_creates_an_account_that_signs_in,
 );
 
 const PASSWORD: &str = "caballo cuaderno lluvia tenaz";
@@ -531,4 +532,64 @@ async fn sign_out_ends_the_session(db: TestDb) {
         .await
         .unwrap();
     assert_eq!(r.status(), 303, "the old cookie opens nothing");
+}
+
+async fn staff_add_command_creates_an_account_that_signs_in(db: TestDb) {
+    let (store, url) = pasaporte_store::testing::fresh(db).await.unwrap();
+    let run = |args: &[&str], password: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_pasaporte"));
+        cmd.arg("staff")
+            .args(args)
+            .env("PASAPORTE_DATABASE", &url)
+            .env("PASAPORTE_DATA_KEYS", DATA_KEYS)
+            .env("PASAPORTE_LOOKUP_KEY", LOOKUP_KEY)
+            .env_remove("PASAPORTE_STAFF_PASSWORD")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        {
+            use std::io::Write;
+            let mut stdin = child.stdin.take().unwrap();
+            if let Some(p) = password {
+                writeln!(stdin, "{p}").unwrap();
+            }
+        }
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let add = [
+        "add",
+        "--username",
+        "admin",
+        "--role",
+        "administrator",
+        "--office",
+        "*",
+    ];
+    let (ok, _, err) = run(&add, Some("password1234"));
+    assert!(!ok && err.contains("too easy to guess"), "{err}");
+    let (ok, out, err) = run(&add, Some(PASSWORD));
+    assert!(ok, "{err}");
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD));
+    let secret = out
+        .lines()
+        .find_map(|l| l.strip_prefix("TOTP secret (base32, shown once): "))
+        .unwrap()
+        .to_string();
+    assert!(out.contains("otpauth://totp/"), "{out}");
+    let (ok, list, _) = run(&["list"], None);
+    assert!(ok && list.contains("admin\tadministrator\t*"), "{list}");
+    assert!(!list.contains(&secret));
+
+    let app = spawn_on(store, url, no_smtp()).await;
+    let code = totp::code_at(&secret, now_s()).unwrap();
+    let r = try_sign_in(&app, "admin", PASSWORD, &code).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["staff"]["role"], "administrator");
 }
