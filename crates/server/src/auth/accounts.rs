@@ -179,11 +179,9 @@ pub async fn create_staff(
     };
     match store.insert_staff(&row).await {
         Ok(()) => {}
-        Err(StoreError::Conflict { constraint })
-            if constraint.contains("username")
-                || constraint.contains("UNIQUE")
-                || constraint.contains("unique") =>
-        {
+        // The only unique column a new row can collide on is the username
+        // (SQLite names the column, PostgreSQL the constraint).
+        Err(StoreError::Conflict { constraint }) if constraint.contains("username") => {
             return Err(CreateStaffError::Taken);
         }
         Err(e) => return Err(CreateStaffError::Store(e)),
