@@ -9,6 +9,7 @@
 
 pub mod app;
 pub mod audit_cli;
+pub mod auth;
 pub mod availability;
 pub mod bench;
 pub mod booking;
@@ -145,6 +146,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         cmd: audit_cli::AuditCommand,
+    },
+    /// Staff accounts: add, list.
+    Staff {
+        #[command(subcommand)]
+        cmd: auth::cli::StaffCommand,
     },
     /// Benchmark programs that print figures.
     Bench {
@@ -329,6 +335,7 @@ pub fn main() -> ExitCode {
             }
             Command::Bench { cmd } => bench::run(cmd).await?,
             Command::Audit { cmd } => return audit_cli::run(cmd).await,
+            Command::Staff { cmd } => return auth::cli::run(cmd).await,
             Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),

@@ -20,12 +20,14 @@ mod bookings;
 mod offices;
 mod outbox;
 mod sqlite_writer;
+mod staff;
 pub mod testing;
 
 pub use applications::*;
 pub use audit::*;
 pub use bookings::*;
 pub use outbox::*;
+pub use staff::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};

@@ -6,6 +6,7 @@
 //! OpenAPI document; `pages.rs` the citizen pages.
 
 pub mod api;
+pub mod console_auth;
 pub mod pages;
 
 use crate::app::App;
@@ -31,6 +32,7 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(api::routes())
+        .merge(console_auth::routes())
         .merge(pages::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(readyz))

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod api;
+mod auth;
 mod crash;
 mod mail;
 mod registry;

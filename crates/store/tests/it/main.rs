@@ -30,6 +30,9 @@ both!(
     outbox_lifecycle
 );
 
+// After `both!`, which it uses.
+mod staff;
+
 async fn setup(db: TestDb) -> Store {
     let (store, _) = fresh(db).await.unwrap();
     for o in parse_offices_csv(CSV).unwrap() {

@@ -1,0 +1,446 @@
+//! The staff use cases: create an account, sign in (password and code in one
+//! step), re-authenticate, sign out, and find the session a token names.
+//!
+//! Every refusal of a sign-in is the same [`SignInError::Refused`], whether the
+//! username is unknown, the password or the code wrong, the code used before,
+//! or the account locked or inactive: the answer tells an attacker nothing. An
+//! unknown username is still checked against a dummy Argon2 hash so the time
+//! taken tells nothing either.
+//!
+//! Throttling is keyed by a keyed hash of the username (so unknown usernames
+//! are throttled too, and no username is stored in clear): from the
+//! [`SIGN_IN_BACKOFF_AFTER_FAILURES`]th consecutive failure on, attempts within
+//! `2^(failures - 2)` seconds of the last failure are refused without checking
+//! (and count as failures); at [`SIGN_IN_LOCK_AFTER_FAILURES`] the key is locked
+//! for [`SIGN_IN_LOCK_MINUTES`]. A failure after a lock ran out locks again at
+//! once; a successful sign-in clears the count. Refusing (rather than
+//! sleeping) holds no connection open for the attacker and no task for us.
+
+use super::session::{self, expired, new_token, token_hash};
+use super::{StaffSession, password, totp};
+use crate::crypto::Keyring;
+use pasaporte_core::application::Role;
+use pasaporte_core::policy::STAFF_ROLES;
+use pasaporte_store::{NewStaffRow, SessionRow, StaffRow, Store, StoreError};
+
+/// Shortest username.
+pub const USERNAME_CHARS_MIN: usize = 3;
+/// Longest username (fits a column on every screen and a TOTP label).
+pub const USERNAME_CHARS_MAX: usize = 64;
+/// Longest display name.
+pub const DISPLAY_NAME_CHARS_MAX: usize = 200;
+/// Longest office code accepted for an assignment (codes are short: `BOG-CEN`).
+pub const OFFICE_CODE_CHARS_MAX: usize = 32;
+/// From this many consecutive failures on, attempts are spaced out.
+pub const SIGN_IN_BACKOFF_AFTER_FAILURES: i64 = 3;
+/// This many consecutive failures lock the username.
+pub const SIGN_IN_LOCK_AFTER_FAILURES: i64 = 5;
+/// How long a lock lasts: long enough to make guessing hopeless (at most
+/// 5 guesses per 15 minutes), short enough that a person who mistyped can
+/// work again before their queue grows.
+pub const SIGN_IN_LOCK_MINUTES: i64 = 15;
+/// Longest back-off between attempts (before the lock takes over).
+pub const SIGN_IN_BACKOFF_SECONDS_MAX: i64 = 60;
+
+/// The column names sealed values are bound to.
+pub const DISPLAY_NAME_FIELD: &str = "staff.display_name";
+pub const TOTP_SECRET_FIELD: &str = "staff.totp_secret";
+
+/// Why a username was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("a username has 3 to 64 characters: lowercase letters a-z, digits, '.', '_' or '-'")]
+pub struct BadUsername;
+
+/// A username as stored: trimmed, lowercase, 3–64 of `[a-z0-9._-]`.
+pub fn parse_username(s: &str) -> Result<String, BadUsername> {
+    let u = s.trim().to_lowercase();
+    let ok = (USERNAME_CHARS_MIN..=USERNAME_CHARS_MAX).contains(&u.len())
+        && u.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'_' | b'-')
+        });
+    if ok { Ok(u) } else { Err(BadUsername) }
+}
+
+/// A staff role by name (`clerk`, `supervisor`, `administrator`, `auditor`).
+pub fn parse_staff_role(s: &str) -> Option<Role> {
+    Role::parse(s.trim()).filter(|r| STAFF_ROLES.contains(r))
+}
+
+/// What it takes to create an account.
+#[derive(Clone, Debug)]
+pub struct NewStaff {
+    pub username: String,
+    /// Shown in the console header; the username when absent.
+    pub display_name: Option<String>,
+    pub role: Role,
+    /// Office codes; `*` is every office.
+    pub offices: Vec<String>,
+    pub password: String,
+}
+
+/// A created account and its TOTP secret, shown once to be enrolled in an
+/// authenticator app and never again.
+#[derive(Clone, Debug)]
+pub struct CreatedStaff {
+    pub id: String,
+    pub username: String,
+    pub totp_secret_base32: String,
+    pub otpauth_uri: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CreateStaffError {
+    #[error(transparent)]
+    Username(#[from] BadUsername),
+    #[error("{0}")]
+    Password(password::PasswordProblem),
+    #[error("the role must be clerk, supervisor, administrator or auditor")]
+    Role,
+    #[error("give at least one office code, or '*' for every office")]
+    NoOffice,
+    #[error("office code '{0}' is not valid (letters, digits and '-', or '*')")]
+    Office(String),
+    #[error("the display name has more than {DISPLAY_NAME_CHARS_MAX} characters")]
+    DisplayName,
+    #[error("that username is already taken")]
+    Taken,
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// Creates an account: checks the username, role, offices and password
+/// policy, hashes the password, seals the display name and a fresh TOTP secret.
+pub async fn create_staff(
+    store: &Store,
+    keys: &Keyring,
+    new: NewStaff,
+    now_ms: i64,
+) -> Result<CreatedStaff, CreateStaffError> {
+    let username = parse_username(&new.username)?;
+    if !STAFF_ROLES.contains(&new.role) {
+        return Err(CreateStaffError::Role);
+    }
+    let mut offices: Vec<String> = Vec::new();
+    for o in &new.offices {
+        let o = o.trim().to_uppercase();
+        let valid = o == "*"
+            || (!o.is_empty()
+                && o.len() <= OFFICE_CODE_CHARS_MAX
+                && o.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+        if !valid {
+            return Err(CreateStaffError::Office(o));
+        }
+        if !offices.contains(&o) {
+            offices.push(o);
+        }
+    }
+    if offices.is_empty() {
+        return Err(CreateStaffError::NoOffice);
+    }
+    if offices.len() > pasaporte_store::STAFF_OFFICES_MAX {
+        return Err(CreateStaffError::Office(format!(
+            "more than {} offices",
+            pasaporte_store::STAFF_OFFICES_MAX
+        )));
+    }
+    let display_name = new
+        .display_name
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .unwrap_or(&username)
+        .to_string();
+    if display_name.chars().count() > DISPLAY_NAME_CHARS_MAX {
+        return Err(CreateStaffError::DisplayName);
+    }
+    password::check_policy(&new.password, &username).map_err(CreateStaffError::Password)?;
+    let internal = |e: &dyn std::fmt::Display| CreateStaffError::Internal(e.to_string());
+    let password_hash = password::hash(&new.password)
+        .await
+        .map_err(|e| internal(&e))?;
+    let secret = totp::new_secret().map_err(|e| internal(&e))?;
+    let otpauth_uri = totp::otpauth_uri(&secret, &username).map_err(|e| internal(&e))?;
+    let id = uuid::Uuid::now_v7().to_string();
+    let row = NewStaffRow {
+        id: id.clone(),
+        username: username.clone(),
+        display_name_enc: keys
+            .seal(DISPLAY_NAME_FIELD, &display_name)
+            .map_err(|e| internal(&e))?,
+        role: new.role.as_str().to_string(),
+        password_hash,
+        totp_secret_enc: keys
+            .seal(TOTP_SECRET_FIELD, &secret)
+            .map_err(|e| internal(&e))?,
+        created_ms: now_ms,
+        offices,
+    };
+    match store.insert_staff(&row).await {
+        Ok(()) => {}
+        // The only unique column a new row can collide on is the username
+        // (SQLite names the column, PostgreSQL the constraint).
+        Err(StoreError::Conflict { constraint }) if constraint.contains("username") => {
+            return Err(CreateStaffError::Taken);
+        }
+        Err(e) => return Err(CreateStaffError::Store(e)),
+    }
+    tracing::info!(staff_id = %id, role = %new.role, "staff account created");
+    Ok(CreatedStaff {
+        id,
+        username,
+        totp_secret_base32: secret,
+        otpauth_uri,
+    })
+}
+
+/// A new session: the token goes to the browser, the CSRF token to forms and
+/// API clients.
+#[derive(Clone, Debug)]
+pub struct SignedIn {
+    pub token: String,
+    pub session: StaffSession,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Unknown user, wrong password or code, a code used before, locked or
+    /// inactive: deliberately one case.
+    #[error("wrong username, password or code")]
+    Refused,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+/// The throttle key of a username: a keyed hash, so the table names no one.
+/// (`person_key` is the Keyring's keyed hash; the prefix keeps its inputs apart
+/// from the identity texts it hashes for citizens.)
+pub fn throttle_key(keys: &Keyring, username: &str) -> String {
+    keys.person_key(&format!(
+        "staff-sign-in\u{0}{}",
+        username.trim().to_lowercase()
+    ))
+}
+
+/// Seconds an attempt must wait after `failures` consecutive failures.
+pub fn backoff_seconds(failures: i64) -> i64 {
+    if failures < SIGN_IN_BACKOFF_AFTER_FAILURES {
+        return 0;
+    }
+    let exp = u32::try_from(failures - 2).unwrap_or(u32::MAX).min(16);
+    (1i64 << exp).min(SIGN_IN_BACKOFF_SECONDS_MAX)
+}
+
+fn refused_now(t: &pasaporte_store::Throttle, now_ms: i64) -> bool {
+    t.locked_until_ms > now_ms || now_ms < t.last_failure_ms + backoff_seconds(t.failures) * 1000
+}
+
+/// Checks `username`'s password and code under the throttle; the account on success.
+async fn check_credentials(
+    store: &Store,
+    keys: &Keyring,
+    username: &str,
+    password_text: &str,
+    code: &str,
+    now_ms: i64,
+) -> Result<StaffRow, SignInError> {
+    let key = throttle_key(keys, username);
+    let throttled = store
+        .sign_in_throttle(&key)
+        .await?
+        .is_some_and(|t| refused_now(&t, now_ms));
+    let account = match parse_username(username) {
+        Ok(u) if !throttled => store.staff_by_username(&u).await?,
+        _ => None,
+    };
+    // One Argon2 verification on every path, so time tells nothing.
+    let hash = match &account {
+        Some(a) => a.password_hash.clone(),
+        None => password::dummy_hash().await.to_string(),
+    };
+    let password_ok = password::verify(password_text, &hash).await;
+    let accepted = match account {
+        Some(a) if password_ok && a.active && !throttled => {
+            let secret = keys
+                .open(TOTP_SECRET_FIELD, &a.totp_secret_enc)
+                .map_err(|e| SignInError::Internal(e.to_string()))?;
+            let now_s = u64::try_from(now_ms / 1000).unwrap_or(0);
+            match totp::check(&secret, code, now_s) {
+                Some(step) => {
+                    let step = i64::try_from(step).unwrap_or(i64::MAX);
+                    if store.use_totp_step(&a.id, step).await? {
+                        Some(a)
+                    } else {
+                        None
+                    }
+                }
+                None => None,
+            }
+        }
+        _ => None,
+    };
+    match accepted {
+        Some(a) => {
+            store.clear_sign_in_failures(&key).await?;
+            Ok(a)
+        }
+        None => {
+            let lock_until = now_ms + SIGN_IN_LOCK_MINUTES * 60_000;
+            let t = store
+                .record_sign_in_failure(&key, now_ms, SIGN_IN_LOCK_AFTER_FAILURES, lock_until)
+                .await?;
+            tracing::info!(
+                failures = t.failures,
+                locked = t.locked_until_ms > now_ms,
+                "staff sign-in refused"
+            );
+            Err(SignInError::Refused)
+        }
+    }
+}
+
+fn staff_session(a: &StaffRow, s: &SessionRow) -> Option<StaffSession> {
+    let role = parse_staff_role(&a.role)?;
+    Some(StaffSession {
+        staff_id: a.id.clone(),
+        username: a.username.clone(),
+        role,
+        offices: a.offices.clone(),
+        csrf: s.csrf.clone(),
+        authenticated_at_ms: s.authenticated_at_ms,
+        token_hash: s.token_hash.clone(),
+    })
+}
+
+/// Signs in with username, password and the current code: a new session.
+pub async fn sign_in(
+    store: &Store,
+    keys: &Keyring,
+    username: &str,
+    password_text: &str,
+    code: &str,
+    now_ms: i64,
+) -> Result<SignedIn, SignInError> {
+    let account = check_credentials(store, keys, username, password_text, code, now_ms).await?;
+    let internal = |e: crate::crypto::CryptoError| SignInError::Internal(e.to_string());
+    let token = new_token().map_err(internal)?;
+    let row = SessionRow {
+        token_hash: token_hash(&token),
+        staff_id: account.id.clone(),
+        csrf: new_token().map_err(internal)?,
+        created_ms: now_ms,
+        last_seen_ms: now_ms,
+        authenticated_at_ms: now_ms,
+    };
+    store.insert_staff_session(&row).await?;
+    // Housekeeping: sessions past their limits are useless; drop them here
+    // rather than in a worker (sign-ins are rare, the statement is indexed-free
+    // but the table is small).
+    if let Err(e) = store
+        .delete_expired_staff_sessions(
+            now_ms - session::SESSION_IDLE_MS,
+            now_ms - session::SESSION_ABSOLUTE_MS,
+        )
+        .await
+    {
+        tracing::warn!(error = %e, "expired sessions not cleared");
+    }
+    let session = staff_session(&account, &row)
+        .ok_or_else(|| SignInError::Internal("account has no staff role".into()))?;
+    tracing::info!(staff_id = %account.id, "staff signed in");
+    Ok(SignedIn { token, session })
+}
+
+/// Asks the signed-in person for their password and a code again; on success
+/// the session counts as freshly signed in. Throttled like a sign-in.
+pub async fn reauthenticate(
+    store: &Store,
+    keys: &Keyring,
+    session: &StaffSession,
+    password_text: &str,
+    code: &str,
+    now_ms: i64,
+) -> Result<(), SignInError> {
+    let account =
+        check_credentials(store, keys, &session.username, password_text, code, now_ms).await?;
+    if account.id != session.staff_id {
+        return Err(SignInError::Refused);
+    }
+    match store
+        .set_session_authenticated_at(&session.token_hash, now_ms)
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound) => Err(SignInError::Refused),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Ends the session.
+pub async fn sign_out(store: &Store, session: &StaffSession) -> Result<(), StoreError> {
+    store.delete_staff_session(&session.token_hash).await?;
+    tracing::info!(staff_id = %session.staff_id, "staff signed out");
+    Ok(())
+}
+
+/// The live session a cookie token names, if any. Expired sessions and those
+/// of deactivated accounts are deleted on sight.
+pub async fn session_for_token(
+    store: &Store,
+    token: &str,
+    now_ms: i64,
+) -> Result<Option<StaffSession>, StoreError> {
+    let hash = token_hash(token);
+    let Some(row) = store.staff_session(&hash).await? else {
+        return Ok(None);
+    };
+    if expired(row.created_ms, row.last_seen_ms, now_ms) {
+        store.delete_staff_session(&hash).await?;
+        return Ok(None);
+    }
+    let account = match store.staff_by_id(&row.staff_id).await? {
+        Some(a) if a.active => a,
+        _ => {
+            store.delete_staff_session(&hash).await?;
+            return Ok(None);
+        }
+    };
+    if now_ms - row.last_seen_ms > session::SESSION_TOUCH_MS {
+        store.touch_staff_session(&hash, now_ms).await?;
+    }
+    Ok(staff_session(&account, &row))
+}
+
+/// The display name of an account, opened.
+pub fn display_name(keys: &Keyring, a: &StaffRow) -> Option<String> {
+    keys.open(DISPLAY_NAME_FIELD, &a.display_name_enc).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames() {
+        assert_eq!(parse_username(" Ana.Lopez "), Ok("ana.lopez".into()));
+        assert_eq!(parse_username("a_b-c.9"), Ok("a_b-c.9".into()));
+        assert_eq!(parse_username("ab"), Err(BadUsername));
+        assert_eq!(parse_username(&"a".repeat(65)), Err(BadUsername));
+        assert_eq!(parse_username("ana lópez"), Err(BadUsername));
+        assert_eq!(parse_username("ana@x"), Err(BadUsername));
+    }
+
+    #[test]
+    fn roles_and_backoff() {
+        assert_eq!(parse_staff_role("clerk"), Some(Role::Clerk));
+        assert_eq!(parse_staff_role("citizen"), None);
+        assert_eq!(parse_staff_role("system"), None);
+        assert_eq!(backoff_seconds(2), 0);
+        assert_eq!(backoff_seconds(3), 2);
+        assert_eq!(backoff_seconds(4), 4);
+        assert_eq!(backoff_seconds(40), SIGN_IN_BACKOFF_SECONDS_MAX);
+    }
+}
