@@ -19,6 +19,7 @@ pub mod audit;
 pub mod booking;
 pub mod calendar;
 pub mod code;
+pub mod fees;
 pub mod field;
 pub mod holidays;
 pub mod office;
