@@ -16,12 +16,14 @@ mod audit;
 mod bookings;
 mod offices;
 mod outbox;
+mod payments;
 mod sqlite_writer;
 pub mod testing;
 
 pub use audit::*;
 pub use bookings::*;
 pub use outbox::*;
+pub use payments::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, ConnectOptions};

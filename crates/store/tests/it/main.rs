@@ -30,6 +30,8 @@ both!(
     outbox_lifecycle
 );
 
+mod payments;
+
 async fn setup(db: TestDb) -> Store {
     let (store, _) = fresh(db).await.unwrap();
     for o in parse_offices_csv(CSV).unwrap() {
