@@ -6,6 +6,7 @@
 mod api;
 mod crash;
 mod mail;
+mod payments;
 mod support;
 
 /// Runs an `async fn(TestDb)` test on both databases.
