@@ -27,6 +27,11 @@ pub const RECONCILIATION_ROWS_MAX: u32 = 100_000;
 /// Longest waiver reason kept: a sentence or two of staff text.
 pub const WAIVER_REASON_CHARS_MAX: usize = 500;
 
+/// The transaction the payment writes take: `store.pool().begin().await?`.
+/// An alias so that crates without a direct sqlx dependency (the server) can
+/// name it; it is the same type `append_audit_event` takes.
+pub type PaymentTx = Transaction<'static, Any>;
+
 /// A reference to insert.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewReference {
@@ -568,4 +573,19 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// A reference read inside `tx` (the callback route reads it with the event
+/// it applies); `NotFound` if unknown.
+pub async fn payment_reference_in(
+    tx: &mut Transaction<'static, Any>,
+    reference: &str,
+) -> Result<PaymentReference> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {REFERENCE_COLUMNS} FROM payment_references WHERE reference = $1"
+    )))
+    .bind(reference)
+    .fetch_one(&mut **tx)
+    .await?;
+    reference_from_row(&row)
 }

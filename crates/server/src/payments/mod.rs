@@ -28,7 +28,10 @@ pub use callback::{CallbackError, PaymentEvent, sign, verify};
 pub use client::HttpPayments;
 pub use sim::{PaymentSimConfig, RunningPaymentSim, spawn_payment_sim};
 
-use pasaporte_core::fees::{FeeError, FeeSchedule, Money};
+use pasaporte_core::fees::{
+    Currency, FeeError, FeeSchedule, Money, PaymentEventKind, PaymentStatus,
+};
+use pasaporte_store::{PaymentEventRow, PaymentTx, Store, StoreError};
 use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
@@ -161,6 +164,142 @@ impl PaymentArgs {
 /// Shortest callback secret accepted: 16 characters is the least that resists
 /// guessing offline from one captured callback.
 pub const SECRET_BYTES_MIN: usize = 16;
+
+/// What applying a verified callback event did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A new event: the reference moved to `status`; the caller moves the
+    /// application on in the same transaction.
+    Changed {
+        application_id: String,
+        reference: String,
+        status: PaymentStatus,
+    },
+    /// The event was applied before (a retry or a replay): nothing changed.
+    /// Answer 2xx so the gateway stops sending it.
+    Replayed,
+}
+
+/// Why a verified event could not be applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// The event's currency, or its amount, does not fit the reference: a
+    /// gateway fault for staff to look at; nothing was recorded.
+    #[error("the event does not match its reference's amount or currency")]
+    Mismatch,
+    /// `NotFound`: an unknown reference; `Conflict`: the reference is not in a
+    /// state the event applies to (e.g. a payment of a waived reference).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Applies a verified callback event inside `tx`: records it once
+/// (`record_payment_event`) and, if new, marks the reference paid or refunded
+/// (at the event's `occurred_ms`). The caller adds the application's
+/// transition and audit event to `tx`, then commits.
+pub async fn apply_event(
+    tx: &mut PaymentTx,
+    event: &PaymentEvent,
+    received_ms: i64,
+) -> Result<Applied, ApplyError> {
+    let r = pasaporte_store::payment_reference_in(tx, &event.reference).await?;
+    let amount_fits = match event.kind {
+        PaymentEventKind::PaymentConfirmed => event.amount_minor == r.amount_minor,
+        PaymentEventKind::RefundCompleted => event.amount_minor <= r.amount_minor,
+    };
+    if r.currency != event.currency || !amount_fits {
+        return Err(ApplyError::Mismatch);
+    }
+    let fresh = pasaporte_store::record_payment_event(
+        tx,
+        &PaymentEventRow {
+            event_id: event.event_id.clone(),
+            reference: event.reference.clone(),
+            kind: event.kind,
+            amount_minor: event.amount_minor,
+            received_ms,
+        },
+    )
+    .await?;
+    if !fresh {
+        return Ok(Applied::Replayed);
+    }
+    let status = match event.kind {
+        PaymentEventKind::PaymentConfirmed => {
+            pasaporte_store::mark_reference_paid(tx, &event.reference, event.occurred_ms).await?;
+            PaymentStatus::Paid
+        }
+        PaymentEventKind::RefundCompleted => {
+            pasaporte_store::mark_refunded(tx, &event.reference, event.occurred_ms).await?;
+            PaymentStatus::Refunded
+        }
+    };
+    Ok(Applied::Changed {
+        application_id: r.application_id,
+        reference: r.reference,
+        status,
+    })
+}
+
+/// The refund id sent for a reference's (single, whole) refund: the same on
+/// every pass, so a pass repeated before the callback arrives refunds once.
+pub fn refund_id_of(reference: &str) -> String {
+    format!("refund:{reference}")
+}
+
+/// Refunds asked for per pass of [`refund_pass`].
+pub const REFUNDS_PER_PASS_MAX: u32 = 50;
+/// Time between refund passes: refunds are not urgent, the gateway is not
+/// hammered, and a refund asked for during an outage is asked again soon.
+pub const REFUND_PASS_INTERVAL_MS: u64 = 30_000;
+
+/// One pass of the refund worker: asks the gateway to refund each reference
+/// in `refund_pending` (whole amount). A reference stays pending until the
+/// `refund.completed` callback arrives; asking again is harmless (same
+/// refund id). Returns how many the gateway accepted.
+pub async fn refund_pass(store: &Store, gateway: &dyn PaymentGateway) -> anyhow::Result<usize> {
+    let mut accepted = 0;
+    for r in store.pending_refunds(REFUNDS_PER_PASS_MAX).await? {
+        let Some(currency) = Currency::parse(&r.currency) else {
+            tracing::error!(reference = %r.reference, "pending refund in an unknown currency");
+            continue;
+        };
+        let amount = Money {
+            currency,
+            amount_minor: r.amount_minor,
+        };
+        match gateway
+            .refund(&r.reference, &amount, &refund_id_of(&r.reference))
+            .await
+        {
+            Ok(()) => accepted += 1,
+            Err(PaymentError::Unavailable) => {
+                tracing::warn!("payment gateway unavailable; refunds wait for the next pass");
+                break;
+            }
+            Err(PaymentError::Refused(reason)) => {
+                tracing::error!(reference = %r.reference, %reason, "refund refused by the gateway");
+            }
+        }
+    }
+    Ok(accepted)
+}
+
+/// The refund worker: [`refund_pass`] every `interval`, forever.
+pub async fn run_refunds(
+    store: Store,
+    gateway: std::sync::Arc<dyn PaymentGateway>,
+    interval: Duration,
+) -> anyhow::Result<()> {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = refund_pass(&store, gateway.as_ref()).await {
+            tracing::warn!(error = %e, "refund pass failed");
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
