@@ -311,4 +311,30 @@ mod tests {
         let s = fee_schedule().unwrap();
         assert_eq!(s.rows().len(), 12);
     }
+
+    #[test]
+    fn payment_args_need_url_and_secret_together() {
+        let args = |url: Option<&str>, secret: Option<&str>, attempts: u32| PaymentArgs {
+            payments_url: url.map(str::to_string),
+            payments_secret: secret.map(str::to_string),
+            payments_timeout_ms: ATTEMPT_TIMEOUT_MS_DEFAULT,
+            payments_attempts: attempts,
+        };
+        let good_secret = Some("0123456789abcdef");
+        let url = Some("http://127.0.0.1:8091");
+        assert!(args(None, None, 3).config().unwrap().is_none());
+        assert!(args(url, good_secret, 3).config().unwrap().is_some());
+        for bad in [
+            args(url, None, 3),
+            args(None, good_secret, 3),
+            args(url, Some("short"), 3),
+            args(url, good_secret, 0),
+            args(url, good_secret, ATTEMPTS_MAX + 1),
+            args(Some("127.0.0.1:8091"), good_secret, 3),
+        ] {
+            assert!(bad.config().is_err(), "{bad:?}");
+        }
+        let shown = format!("{:?}", args(url, good_secret, 3));
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+    }
 }

@@ -14,6 +14,7 @@ both!(
     waivers_are_requested_and_decided_once,
     reconciliation_sums_events_per_currency,
     a_rolled_back_payment_leaves_no_trace,
+    concurrent_deliveries_apply_once,
 );
 
 fn new_ref(reference: &str, app: &str, office: &str, amount: i64, currency: &str) -> NewReference {
@@ -381,4 +382,25 @@ async fn a_rolled_back_payment_leaves_no_trace(db: TestDb) {
     );
     // The event was not applied, so its redelivery is.
     assert!(apply_confirmation(&store, &e).await);
+}
+
+async fn concurrent_deliveries_apply_once(db: TestDb) {
+    let store = setup(db).await;
+    insert(&store, &new_ref("R1", "app-1", "AAA", 190_000, "COP")).await;
+    let e = event("evt-1", "R1", PaymentEventKind::PaymentConfirmed, 190_000);
+    let tasks: Vec<_> = (0..4)
+        .map(|_| {
+            let (store, e) = (store.clone(), e.clone());
+            tokio::spawn(async move { apply_confirmation(&store, &e).await })
+        })
+        .collect();
+    let mut applied = 0;
+    for t in tasks {
+        if t.await.unwrap() {
+            applied += 1;
+        }
+    }
+    assert_eq!(applied, 1, "one delivery applies, the others are replays");
+    let rec = store.reconciliation(None, 0, 10_000).await.unwrap();
+    assert_eq!(rec.rows[0].paid_minor, 190_000);
 }
