@@ -26,7 +26,7 @@ pub mod sim;
 
 pub use callback::{CallbackError, PaymentEvent, sign, verify};
 pub use client::HttpPayments;
-pub use sim::{PaymentSimConfig, RunningPaymentSim, spawn_payment_sim};
+pub use sim::{PaymentSimConfig, RunningPaymentSim, payment_sim_router, spawn_payment_sim};
 
 use pasaporte_core::fees::{
     Currency, FeeError, FeeSchedule, Money, PaymentEventKind, PaymentStatus,

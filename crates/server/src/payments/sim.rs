@@ -134,7 +134,9 @@ struct Sim {
     cfg: PaymentSimConfig,
     state: Mutex<SimState>,
     http: reqwest::Client,
-    stop: tokio::sync::watch::Receiver<bool>,
+    /// Set to true to stop deliveries; held here so the channel stays open
+    /// (a closed channel would read as "stop") as long as the simulator lives.
+    stop_tx: tokio::sync::watch::Sender<bool>,
 }
 
 type SimRef = Arc<Sim>;
@@ -466,7 +468,7 @@ async fn outage_set(State(sim): State<SimRef>, Json(set): Json<OutageSet>) -> Js
 /// Delivers one event until the callback URL answers 2xx, the attempts run
 /// out or the simulator stops. Each attempt is signed with its own timestamp.
 async fn deliver(sim: SimRef, event_id: String) {
-    let mut stop = sim.stop.clone();
+    let mut stop = sim.stop_tx.subscribe();
     let mut wait = sim.cfg.delivery_backoff_first;
     for attempt in 1..=DELIVERY_ATTEMPTS_MAX {
         let body = {
@@ -515,7 +517,7 @@ async fn deliver(sim: SimRef, event_id: String) {
 /// A simulator serving in the background; stops when dropped.
 pub struct RunningPaymentSim {
     pub addr: SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
+    sim: SimRef,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -527,7 +529,7 @@ impl RunningPaymentSim {
 
     /// Stops serving and delivering, and waits for the server to finish.
     pub async fn shutdown(mut self) {
-        let _ = self.stop.send(true);
+        let _ = self.sim.stop_tx.send(true);
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
@@ -536,31 +538,41 @@ impl RunningPaymentSim {
 
 impl Drop for RunningPaymentSim {
     fn drop(&mut self) {
-        let _ = self.stop.send(true);
+        let _ = self.sim.stop_tx.send(true);
     }
+}
+
+fn build(cfg: PaymentSimConfig) -> anyhow::Result<SimRef> {
+    if !(cfg.callback_url.starts_with("http://") || cfg.callback_url.starts_with("https://")) {
+        anyhow::bail!("the callback URL must start with http:// or https://");
+    }
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
+        .build()?;
+    Ok(Arc::new(Sim {
+        cfg,
+        state: Mutex::new(SimState::default()),
+        http,
+        stop_tx: tokio::sync::watch::channel(false).0,
+    }))
+}
+
+/// The simulator as a Router, to serve or nest elsewhere (`cfg.listen` is
+/// not used). Its deliveries run until they succeed or their attempts end.
+pub fn payment_sim_router(cfg: PaymentSimConfig) -> anyhow::Result<Router> {
+    Ok(router(build(cfg)?))
 }
 
 /// Starts the simulator on `cfg.listen` (port 0 allowed) in the background.
 pub async fn spawn_payment_sim(cfg: PaymentSimConfig) -> anyhow::Result<RunningPaymentSim> {
-    if !(cfg.callback_url.starts_with("http://") || cfg.callback_url.starts_with("https://")) {
-        anyhow::bail!("the callback URL must start with http:// or https://");
-    }
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
+    let listen = cfg.listen;
+    let sim = build(cfg)?;
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+        .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let http = reqwest::Client::builder()
-        .connect_timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
-        .build()?;
-    let sim = Arc::new(Sim {
-        cfg,
-        state: Mutex::new(SimState::default()),
-        http,
-        stop: stop_rx.clone(),
-    });
-    let app = router(sim);
-    let mut stop = stop_rx;
+    let app = router(sim.clone());
+    let mut stop = sim.stop_tx.subscribe();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -573,7 +585,7 @@ pub async fn spawn_payment_sim(cfg: PaymentSimConfig) -> anyhow::Result<RunningP
     });
     Ok(RunningPaymentSim {
         addr,
-        stop: stop_tx,
+        sim,
         task: Some(task),
     })
 }
