@@ -22,6 +22,7 @@ pub mod booking;
 pub mod calendar;
 pub mod capture;
 pub mod code;
+pub mod fees;
 pub mod field;
 pub mod holidays;
 pub mod office;

@@ -173,7 +173,10 @@ pub fn state_label(lang: Lang, s: pasaporte_core::application::State) -> &'stati
         S::Booked => ("con cita", "booked"),
         S::CheckedIn => ("en espera", "checked in"),
         S::Captured => ("datos tomados", "captured"),
-        S::PendingRegistry => ("esperando al registro civil", "waiting for the civil registry"),
+        S::PendingRegistry => (
+            "esperando al registro civil",
+            "waiting for the civil registry",
+        ),
         S::RegistryVerified => ("verificada, por pagar", "verified, awaiting payment"),
         S::Paid => ("pagada, por decidir", "paid, awaiting decision"),
         S::Flagged => ("en revisión del supervisor", "in supervisor review"),

@@ -19,6 +19,7 @@ pub mod i18n;
 pub mod icao_cli;
 pub mod ics;
 pub mod mail;
+pub mod payments;
 pub mod photo;
 pub mod registry;
 pub mod workflow;
@@ -176,6 +177,18 @@ pub enum Command {
     RegistrySim {
         #[command(flatten)]
         args: registry::sim::SimArgs,
+    },
+    /// Run the payment gateway simulator (signed callbacks to pasaporte).
+    PaymentSim {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8091")]
+        listen: SocketAddr,
+        /// Where callbacks are POSTed.
+        #[arg(long, default_value = "http://127.0.0.1:8080/api/v1/payments/callback")]
+        callback_url: String,
+        /// The environment variable holding the shared callback secret.
+        #[arg(long, default_value = "PASAPORTE_PAYMENTS_SECRET")]
+        secret_env: String,
     },
 }
 
@@ -340,6 +353,11 @@ pub fn main() -> ExitCode {
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),
             Command::RegistrySim { args } => registry::sim::run(args).await?,
+            Command::PaymentSim {
+                listen,
+                callback_url,
+                secret_env,
+            } => payments::sim::run_cli(listen, callback_url, secret_env).await?,
         }
         Ok(ExitCode::SUCCESS)
     });

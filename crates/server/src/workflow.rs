@@ -375,7 +375,8 @@ pub async fn check_in(
             })?;
         let mut tickets = Vec::new();
         for (i, a) in booking.applicants.iter().enumerate() {
-            let booked = Application::booked(ids[i].clone(), booking.office.clone(), appointment, now);
+            let booked =
+                Application::booked(ids[i].clone(), booking.office.clone(), appointment, now);
             let (next, event) = booked.apply(&Command::CheckIn, actor, now)?;
             let n = store::next_ticket(&mut tx, &booking.office, &day).await?;
             let t = ticket('C', n);
@@ -416,7 +417,9 @@ pub async fn check_in(
 /// The one-live-application-per-person index refused an insert.
 fn live_application_conflict(e: StoreError) -> WorkError {
     match e {
-        StoreError::Conflict { constraint } if constraint.contains("doc_key") || constraint.contains("applications") => {
+        StoreError::Conflict { constraint }
+            if constraint.contains("doc_key") || constraint.contains("applications") =>
+        {
             WorkError::refused(
                 "application_in_progress",
                 "Esta persona ya tiene una solicitud en curso; búsquela en la fila o en las colas.",
@@ -473,7 +476,10 @@ pub async fn walk_in(
         }
         Err(other) => return Err(other),
     };
-    let surnames = errs.take(pasaporte_core::person::PersonName::parse(&input.surnames, "surnames"));
+    let surnames = errs.take(pasaporte_core::person::PersonName::parse(
+        &input.surnames,
+        "surnames",
+    ));
     let given = errs.take(pasaporte_core::person::PersonName::parse(
         &input.given_names,
         "given_names",
@@ -483,7 +489,8 @@ pub async fn walk_in(
         today,
         "birth_date",
     ));
-    let (Some(doc), Some(surnames), Some(given), Some(birth)) = (doc, surnames, given, birth) else {
+    let (Some(doc), Some(surnames), Some(given), Some(birth)) = (doc, surnames, given, birth)
+    else {
         return Err(WorkError::Invalid(errs));
     };
     let doc_key = app.keys.person_key(&doc.identity_text());
@@ -608,7 +615,13 @@ pub async fn call_to_counter(
             ));
         }
         store::call_to_counter(&mut tx, &id, row.version, counter, now.as_millisecond()).await?;
-        let mut event = AuditEvent::by(actor, now.as_millisecond(), "application.call_to_counter", office, &id);
+        let mut event = AuditEvent::by(
+            actor,
+            now.as_millisecond(),
+            "application.call_to_counter",
+            office,
+            &id,
+        );
         event.detail = counter.to_string();
         store::append_audit_event(&mut tx, &event).await?;
         tx.commit().await.map_err(StoreError::from)?;

@@ -223,14 +223,12 @@ pub async fn schedule_registry_check(
     next_check_ms: Option<i64>,
     attempts: i64,
 ) -> Result<()> {
-    sqlx::query(
-        "UPDATE applications SET next_check_ms = $2, registry_attempts = $3 WHERE id = $1",
-    )
-    .bind(id)
-    .bind(next_check_ms)
-    .bind(attempts)
-    .execute(&mut **tx)
-    .await?;
+    sqlx::query("UPDATE applications SET next_check_ms = $2, registry_attempts = $3 WHERE id = $1")
+        .bind(id)
+        .bind(next_check_ms)
+        .bind(attempts)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -554,7 +552,10 @@ impl Store {
     }
 
     /// An application's audit events, in order: its history.
-    pub async fn audit_events_of(&self, subject: &str) -> Result<Vec<pasaporte_core::audit::AuditEvent>> {
+    pub async fn audit_events_of(
+        &self,
+        subject: &str,
+    ) -> Result<Vec<pasaporte_core::audit::AuditEvent>> {
         let rows = sqlx::query(
             "SELECT at_ms, actor, role, action, office, subject, from_state, to_state, detail
              FROM audit_events WHERE subject = $1 ORDER BY seq LIMIT 1000",

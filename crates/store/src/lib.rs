@@ -19,6 +19,7 @@ mod audit;
 mod bookings;
 mod offices;
 mod outbox;
+mod payments;
 mod sqlite_writer;
 mod staff;
 pub mod testing;
@@ -27,6 +28,7 @@ pub use applications::*;
 pub use audit::*;
 pub use bookings::*;
 pub use outbox::*;
+pub use payments::*;
 pub use staff::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

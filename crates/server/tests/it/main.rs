@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod crash;
 mod mail;
+mod payments;
 mod registry;
 mod support;
 

@@ -31,6 +31,7 @@ both!(
 );
 
 // After `both!`, which it uses.
+mod payments;
 mod staff;
 
 async fn setup(db: TestDb) -> Store {
