@@ -2,8 +2,12 @@
 
 use crate::availability::Availability;
 use crate::crypto::Keyring;
+use crate::payments::PaymentGateway;
+use crate::registry::CivilRegistry;
 use crate::writer::Writer;
+use pasaporte_core::audit::CheckpointSigner;
 use pasaporte_core::calendar::{self, Closure, DayPlan};
+use pasaporte_core::fees::FeeSchedule;
 use pasaporte_core::jiff::civil::Date;
 use pasaporte_core::office::Office;
 use pasaporte_store::{Backend, Store};
@@ -104,6 +108,18 @@ impl OfficeEntry {
     }
 }
 
+/// The outside parties and keys the workflow uses; each may be absent (the
+/// work then waits in its queue, visibly).
+#[derive(Default)]
+pub struct Adapters {
+    pub registry: Option<Arc<dyn CivilRegistry>>,
+    pub payments: Option<Arc<dyn PaymentGateway>>,
+    /// The secret the payment gateway signs its callbacks with.
+    pub payments_secret: Option<Vec<u8>>,
+    /// Signs audit checkpoints; without it the trail is chained but unsigned.
+    pub audit_signer: Option<CheckpointSigner>,
+}
+
 pub struct App {
     pub store: Store,
     pub writer: Writer,
@@ -111,11 +127,21 @@ pub struct App {
     pub keys: Keyring,
     /// The service's public address, for links in mail (no trailing slash).
     pub public_url: String,
+    pub registry: Option<Arc<dyn CivilRegistry>>,
+    pub payments: Option<Arc<dyn PaymentGateway>>,
+    pub payments_secret: Option<Vec<u8>>,
+    pub audit_signer: Option<CheckpointSigner>,
+    pub fees: FeeSchedule,
     offices: RwLock<Arc<BTreeMap<String, Arc<OfficeEntry>>>>,
 }
 
 impl App {
-    pub async fn new(store: Store, keys: Keyring, public_url: String) -> anyhow::Result<Arc<Self>> {
+    pub async fn new(
+        store: Store,
+        keys: Keyring,
+        public_url: String,
+        adapters: Adapters,
+    ) -> anyhow::Result<Arc<Self>> {
         let ttl = match store.backend() {
             Backend::Sqlite => Duration::from_secs(3600),
             Backend::Postgres => SHARED_VIEW_TTL,
@@ -128,6 +154,11 @@ impl App {
             availability,
             keys,
             public_url: public_url.trim_end_matches('/').to_string(),
+            registry: adapters.registry,
+            payments: adapters.payments,
+            payments_secret: adapters.payments_secret,
+            audit_signer: adapters.audit_signer,
+            fees: crate::payments::fee_schedule()?,
             offices: RwLock::new(Arc::new(BTreeMap::new())),
         });
         app.reload_offices().await?;

@@ -183,6 +183,7 @@ async fn bench_backend(database: &str, o: &Opts) -> anyhow::Result<Figures> {
             "127.0.0.1:0".parse()?,
             None,
             false,
+            crate::WorkArgs::none(),
             Some(tx),
         )
         .await

@@ -22,6 +22,8 @@ pub mod mail;
 pub mod payments;
 pub mod photo;
 pub mod registry;
+
+pub mod workers;
 pub mod workflow;
 pub mod writer;
 
@@ -111,6 +113,44 @@ pub struct SmtpArgs {
     pub smtp_retry_ms: u64,
 }
 
+/// The office workflow's outside parties and workers.
+#[derive(clap::Args, Clone, Debug)]
+pub struct WorkArgs {
+    #[command(flatten)]
+    pub registry: registry::RegistryArgs,
+    #[command(flatten)]
+    pub payments: payments::PaymentArgs,
+    /// The audit checkpoint signing key: an Ed25519 seed, 64 hex characters
+    /// (`openssl rand -hex 32`). Without it the trail is chained but unsigned.
+    #[arg(long, env = "PASAPORTE_AUDIT_SIGNING_KEY", hide_env_values = true)]
+    pub audit_signing_key: Option<String>,
+    /// Milliseconds between the workers' rounds (no-shows, registry checks,
+    /// payment references, refunds).
+    #[arg(long, env = "PASAPORTE_WORKER_INTERVAL_MS", default_value_t = 1000)]
+    pub worker_interval_ms: u64,
+    /// Milliseconds between signed audit checkpoints (when the trail grew).
+    #[arg(long, env = "PASAPORTE_AUDIT_CHECKPOINT_MS", default_value_t = 60_000)]
+    pub audit_checkpoint_ms: u64,
+}
+
+impl WorkArgs {
+    /// No registry, no payments, no signing key: what `serve` gets from an
+    /// empty environment.
+    pub fn none() -> Self {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Only {
+            #[command(flatten)]
+            work: WorkArgs,
+        }
+        match Only::try_parse_from(["pasaporte"]) {
+            Ok(o) => o.work,
+            // Every field has a default; parsing no arguments cannot fail.
+            Err(e) => unreachable!("{e}"),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the service.
@@ -131,7 +171,7 @@ pub enum Command {
         #[arg(long)]
         demo: bool,
         #[command(flatten)]
-        registry: Box<registry::RegistryArgs>,
+        work: Box<WorkArgs>,
     },
     /// Bring the database schema up to date.
     Migrate {
@@ -239,6 +279,7 @@ pub async fn serve(
     listen: SocketAddr,
     public_url: Option<String>,
     demo: bool,
+    work: WorkArgs,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> anyhow::Result<()> {
     let store = open_store(&db).await?;
@@ -251,7 +292,9 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let app = app::App::new(store, keys.keyring()?, public_url).await?;
+    let (adapters, _sims) = adapters(&work, demo, addr).await?;
+    let app = app::App::new(store, keys.keyring()?, public_url, adapters).await?;
+    spawn_workers(&app, &work);
     match smtp.smtp_host.clone() {
         Some(host) => {
             let cfg = mail::SmtpConfig {
@@ -286,6 +329,92 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown_signal())
     .await?;
     Ok(())
+}
+
+/// The registry, payment gateway and audit signer `serve` runs with. With
+/// `--demo` and no registry or payments URL, the project's simulators run
+/// in-process on loopback (returned, so they live as long as the server).
+async fn adapters(
+    work: &WorkArgs,
+    demo: bool,
+    addr: SocketAddr,
+) -> anyhow::Result<(app::Adapters, Vec<Box<dyn std::any::Any + Send>>)> {
+    let mut sims: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+    let mut registry = work
+        .registry
+        .registry()
+        .map_err(|e| anyhow::anyhow!("civil registry: {e}"))?;
+    if registry.is_none() && demo {
+        let sim = registry::sim::spawn_registry_sim(registry::sim::SimConfig::demo()?).await?;
+        let client = registry::HttpRegistry::new(registry::RegistryConfig::new(sim.url()))
+            .map_err(|e| anyhow::anyhow!("civil registry: {e}"))?;
+        println!("demo civil registry simulator on {}", sim.url());
+        registry = Some(std::sync::Arc::new(client));
+        sims.push(Box::new(sim));
+    }
+    let (mut gateway, mut secret): (Option<std::sync::Arc<dyn payments::PaymentGateway>>, _) =
+        match work.payments.config()? {
+            Some(c) => (
+                Some(std::sync::Arc::new(c.gateway)),
+                Some(c.callback_secret),
+            ),
+            None => (None, None),
+        };
+    if gateway.is_none() && demo {
+        let demo_secret = crypto::random_bytes::<32>()?.to_vec();
+        let sim = payments::sim::spawn_payment_sim(payments::sim::PaymentSimConfig::local(
+            format!("http://{addr}/api/v1/payments/callback"),
+            demo_secret.clone(),
+        ))
+        .await?;
+        println!("demo payment simulator on {}", sim.url());
+        gateway = Some(std::sync::Arc::new(payments::HttpPayments::new(
+            &sim.url(),
+            Duration::from_millis(payments::ATTEMPT_TIMEOUT_MS_DEFAULT),
+            payments::ATTEMPTS_DEFAULT,
+        )?));
+        secret = Some(demo_secret);
+        sims.push(Box::new(sim));
+    }
+    let audit_signer = work
+        .audit_signing_key
+        .as_deref()
+        .map(pasaporte_core::audit::CheckpointSigner::from_seed_hex)
+        .transpose()
+        .context("PASAPORTE_AUDIT_SIGNING_KEY")?;
+    if registry.is_none() {
+        tracing::warn!(
+            "no civil registry configured (--registry-url): captured applications wait in 'pending registry'"
+        );
+    }
+    if gateway.is_none() {
+        tracing::warn!(
+            "no payment gateway configured (--payments-url): verified applications wait for a payment reference"
+        );
+    }
+    Ok((
+        app::Adapters {
+            registry,
+            payments: gateway,
+            payments_secret: secret,
+            audit_signer,
+        },
+        sims,
+    ))
+}
+
+/// Starts the workflow's workers and the audit checkpointer.
+fn spawn_workers(app: &std::sync::Arc<app::App>, work: &WorkArgs) {
+    tokio::spawn(workers::run(
+        app.clone(),
+        Duration::from_millis(work.worker_interval_ms.max(10)),
+    ));
+    if app.audit_signer.is_some() {
+        tokio::spawn(workers::run_checkpoints(
+            app.clone(),
+            Duration::from_millis(work.audit_checkpoint_ms.max(100)),
+        ));
+    }
 }
 
 async fn shutdown_signal() {
@@ -327,9 +456,9 @@ pub fn main() -> ExitCode {
                 listen,
                 public_url,
                 demo,
-                registry: _,
+                work,
             } => {
-                serve(db, keys, smtp, listen, public_url, demo, None).await?;
+                serve(db, keys, smtp, listen, public_url, demo, *work, None).await?;
             }
             Command::Migrate { db } => {
                 open_store(&db).await?;

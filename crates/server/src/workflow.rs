@@ -96,7 +96,7 @@ macro_rules! retrying {
         loop {
             attempt += 1;
             match $body.await {
-                Err(e) if e.retryable_race() && attempt < WRITE_ATTEMPTS_MAX => {
+                Err(e) if e.retryable_race() && attempt < crate::workflow::WRITE_ATTEMPTS_MAX => {
                     tokio::time::sleep(crate::workflow::race_backoff(attempt)).await;
                 }
                 other => break other,
@@ -210,7 +210,7 @@ pub async fn transition(
 }
 
 /// Who may see which office: the signed-in staff member's assignment.
-pub trait OfficeScope {
+pub trait OfficeScope: Sync {
     fn may_use_office(&self, office: &str) -> bool;
 }
 
@@ -753,4 +753,375 @@ pub async fn view_application(
         identity,
         history,
     })
+}
+
+/// What a clerk captures at the counter, as a form or JSON with the same
+/// flat keys (the keys are the field paths errors name). Everything a
+/// string, so that every fault can be named at once.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct CaptureForm {
+    pub passport_type: String,
+    pub surnames: String,
+    pub given_names: String,
+    pub birth_date: String,
+    pub birth_place: String,
+    pub sex: String,
+    pub nationality: String,
+    pub email: String,
+    pub phone: String,
+    #[serde(flatten)]
+    pub extras: ExtrasForm,
+}
+
+/// The non-identity parts of a capture (fingerprints, reason, consent), as
+/// typed; stored sealed once they parse.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ExtrasForm {
+    #[serde(rename = "fingerprint.device_id")]
+    pub fingerprint_device_id: String,
+    #[serde(rename = "fingerprint.quality")]
+    pub fingerprint_quality: String,
+    #[serde(rename = "fingerprint.template_sha256")]
+    pub fingerprint_template_sha256: String,
+    #[serde(rename = "fingerprint.fingers_captured")]
+    pub fingerprint_fingers_captured: String,
+    #[serde(rename = "fingerprint.captured_at_ms")]
+    pub fingerprint_captured_at_ms: String,
+    /// `first`, `renewal` or `replacement`.
+    pub reason: String,
+    pub previous_passport_number: String,
+    #[serde(rename = "loss.kind")]
+    pub loss_kind: String,
+    #[serde(rename = "loss.date")]
+    pub loss_date: String,
+    #[serde(rename = "loss.place")]
+    pub loss_place: String,
+    #[serde(rename = "loss.police_report")]
+    pub loss_police_report: String,
+    /// `guardians_present` or `notarised` (minors only).
+    pub consent: String,
+    #[serde(rename = "guardians[0].document_type")]
+    pub guardian0_document_type: String,
+    #[serde(rename = "guardians[0].document_number")]
+    pub guardian0_document_number: String,
+    #[serde(rename = "guardians[0].relationship")]
+    pub guardian0_relationship: String,
+    #[serde(rename = "guardians[1].document_type")]
+    pub guardian1_document_type: String,
+    #[serde(rename = "guardians[1].document_number")]
+    pub guardian1_document_number: String,
+    #[serde(rename = "guardians[1].relationship")]
+    pub guardian1_relationship: String,
+    pub notarial_reference: String,
+}
+
+fn some(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_string())
+}
+
+impl ExtrasForm {
+    fn input(&self) -> pasaporte_core::capture::CaptureExtrasInput {
+        use pasaporte_core::capture::{
+            CaptureExtrasInput, FingerprintInput, GuardianInput, LossDeclarationInput,
+        };
+        CaptureExtrasInput {
+            fingerprint: FingerprintInput {
+                device_id: some(&self.fingerprint_device_id),
+                quality: some(&self.fingerprint_quality),
+                template_sha256: some(&self.fingerprint_template_sha256),
+                fingers_captured: some(&self.fingerprint_fingers_captured),
+                captured_at_ms: some(&self.fingerprint_captured_at_ms),
+            },
+            reason: some(&self.reason),
+            previous_passport_number: some(&self.previous_passport_number),
+            loss: LossDeclarationInput {
+                kind: some(&self.loss_kind),
+                date: some(&self.loss_date),
+                place: some(&self.loss_place),
+                police_report: some(&self.loss_police_report),
+            },
+            consent: some(&self.consent),
+            guardians: vec![
+                GuardianInput {
+                    document_type: some(&self.guardian0_document_type),
+                    document_number: some(&self.guardian0_document_number),
+                    relationship: some(&self.guardian0_relationship),
+                },
+                GuardianInput {
+                    document_type: some(&self.guardian1_document_type),
+                    document_number: some(&self.guardian1_document_number),
+                    relationship: some(&self.guardian1_relationship),
+                },
+            ],
+            notarial_reference: some(&self.notarial_reference),
+        }
+    }
+
+    /// The previous passport's number named by a renewal or a replacement.
+    pub fn previous_passport(&self) -> Option<String> {
+        some(&self.previous_passport_number).map(|n| {
+            n.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_uppercase()
+        })
+    }
+
+    pub fn replaces_lost_or_stolen(&self) -> bool {
+        self.reason.trim() == "replacement"
+    }
+
+    pub fn consent_recorded(&self) -> bool {
+        match self.consent.trim() {
+            "guardians_present" => some(&self.guardian0_document_number).is_some(),
+            "notarised" => some(&self.notarial_reference).is_some(),
+            _ => false,
+        }
+    }
+}
+
+/// The stored extras of an application, if captured.
+pub fn open_extras(app: &App, row: &ApplicationRow) -> Result<Option<ExtrasForm>, WorkError> {
+    row.extras_enc
+        .as_deref()
+        .map(|s| {
+            let json = app.keys.open("application.extras", s)?;
+            serde_json::from_str(&json).map_err(|e| WorkError::Internal(e.to_string()))
+        })
+        .transpose()
+}
+
+/// Keyed hash of a passport number (lost/stolen reports, renewals).
+pub fn passport_key(app: &App, number: &str) -> String {
+    app.keys.person_key(&format!("PASSPORT:{number}"))
+}
+
+/// A photo or signature the checks refused: its field and what to fix.
+#[derive(Debug)]
+pub struct ImageFault {
+    pub field: &'static str,
+    pub code: &'static str,
+    pub es: String,
+    pub en: String,
+}
+
+/// Every fault of a capture: the typed fields' and the images'.
+#[derive(Debug, Default)]
+pub struct CaptureFaults {
+    pub fields: FieldErrors,
+    pub images: Vec<ImageFault>,
+}
+
+/// Checks the capture of one applicant and moves the application to
+/// `captured`: identity as in the civil registry, contact, passport type,
+/// portrait and signature (decoded safely, re-encoded without metadata),
+/// fingerprint record, and a minor's consent. The registry check is
+/// scheduled for now, in the same transaction.
+pub async fn capture(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    id: &str,
+    form: &CaptureForm,
+    photo: Vec<u8>,
+    signature: Vec<u8>,
+    now: Timestamp,
+) -> Result<Result<Application, CaptureFaults>, WorkError> {
+    use pasaporte_core::fees::PassportType;
+    use pasaporte_core::person::{Email, PersonName, Phone, age_on, parse_birth_date};
+    use pasaporte_core::registry::Sex;
+    let row = app.store.application(id).await?;
+    if !scope.may_use_office(&row.office) {
+        return Err(WorkError::NotFound);
+    }
+    let entry = app.office(&row.office).ok_or(WorkError::NotFound)?;
+    let today = calendar::local_today(&entry.office, now);
+    let mut errs = FieldErrors::default();
+    let passport_type = PassportType::parse(form.passport_type.trim());
+    if passport_type.is_none() {
+        errs.push(FieldError::new(
+            "passport_type",
+            "passport_type_invalid",
+            "Elija el tipo de pasaporte: ordinario, ejecutivo, emergencia o fronterizo.",
+            "Choose the passport type: ordinario, ejecutivo, emergencia or fronterizo.",
+        ));
+    }
+    let surnames = errs.take(PersonName::parse(&form.surnames, "surnames"));
+    let given = errs.take(PersonName::parse(&form.given_names, "given_names"));
+    let birth = errs.take(parse_birth_date(&form.birth_date, today, "birth_date"));
+    let birth_place = form
+        .birth_place
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    if birth_place.is_empty() || birth_place.chars().count() > 100 {
+        errs.push(FieldError::new(
+            "birth_place",
+            "birth_place_invalid",
+            "Escriba el lugar de nacimiento como figura en el registro civil (hasta 100 caracteres).",
+            "Type the place of birth as the civil registry has it (up to 100 characters).",
+        ));
+    }
+    let sex = Sex::parse(&form.sex);
+    if sex.is_none() {
+        errs.push(FieldError::new(
+            "sex",
+            "sex_invalid",
+            "Elija el sexo como figura en el registro civil: F, M o X.",
+            "Choose the sex as the civil registry has it: F, M or X.",
+        ));
+    }
+    let nationality = form.nationality.trim().to_ascii_uppercase();
+    if nationality.len() != 3 || !nationality.bytes().all(|b| b.is_ascii_uppercase()) {
+        errs.push(FieldError::new(
+            "nationality",
+            "nationality_invalid",
+            "La nacionalidad es un código de tres letras, como COL.",
+            "The nationality is a three-letter code, like COL.",
+        ));
+    }
+    let email = errs.take(Email::parse(&form.email, "email"));
+    let phone = if form.phone.trim().is_empty() {
+        None
+    } else {
+        errs.take(Phone::parse(&form.phone, "phone"))
+    };
+    let minor = birth.is_some_and(|b| age_on(b, today) < 18);
+    if let Err(e) =
+        pasaporte_core::capture::parse_capture_extras(&form.extras.input(), minor, today)
+    {
+        errs.0.extend(e.0);
+    }
+    let images = tokio::task::spawn_blocking(move || {
+        (
+            crate::photo::check_portrait(&photo),
+            crate::photo::check_signature(&signature),
+        )
+    })
+    .await
+    .map_err(|e| WorkError::Internal(e.to_string()))?;
+    let mut faults = CaptureFaults::default();
+    let fault = |field, p: &crate::photo::ImageProblem| ImageFault {
+        field,
+        code: p.code(),
+        es: p.message(crate::i18n::Lang::Es),
+        en: p.message(crate::i18n::Lang::En),
+    };
+    let portrait = match images.0 {
+        Ok(p) => Some(p),
+        Err(p) => {
+            faults.images.push(fault("photo", &p));
+            None
+        }
+    };
+    let signed = match images.1 {
+        Ok(s) => Some(s),
+        Err(p) => {
+            faults.images.push(fault("signature", &p));
+            None
+        }
+    };
+    let (
+        Some(passport_type),
+        Some(surnames),
+        Some(given),
+        Some(birth),
+        Some(sex),
+        Some(email),
+        Some(portrait),
+        Some(signed),
+    ) = (
+        passport_type,
+        surnames,
+        given,
+        birth,
+        sex,
+        email,
+        portrait,
+        signed,
+    )
+    else {
+        faults.fields = errs;
+        return Ok(Err(faults));
+    };
+    if !errs.is_empty() {
+        faults.fields = errs;
+        return Ok(Err(faults));
+    }
+    let before = row
+        .identity_enc
+        .as_deref()
+        .map(|s| IdentityDoc::open(app, s))
+        .transpose()?
+        .ok_or_else(|| WorkError::Internal("application without identity".into()))?;
+    let identity = IdentityDoc {
+        document_type: before.document_type,
+        document_number: before.document_number,
+        surnames: surnames.as_str().into(),
+        given_names: given.as_str().into(),
+        birth_date: birth.to_string(),
+        birth_place,
+        sex: sex.as_str().into(),
+        nationality,
+    }
+    .seal(app)?;
+    let contact = serde_json::json!({
+        "email": email.as_str(),
+        "phone": phone.as_ref().map(|p| p.as_str()),
+    })
+    .to_string();
+    let contact = app.keys.seal("application.contact", &contact)?;
+    let extras_json =
+        serde_json::to_string(&form.extras).map_err(|e| WorkError::Internal(e.to_string()))?;
+    let extras = app.keys.seal("application.extras", &extras_json)?;
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let photo_enc = app
+        .keys
+        .seal("application.photo", &b64.encode(portrait.png()))?;
+    let signature_enc = app
+        .keys
+        .seal("application.signature", &b64.encode(signed.png()))?;
+    let lost = form
+        .extras
+        .replaces_lost_or_stolen()
+        .then(|| form.extras.previous_passport())
+        .flatten()
+        .map(|n| {
+            (
+                passport_key(app, &n),
+                form.extras.loss_kind.trim().to_string(),
+            )
+        });
+    let next = retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        let row = store::application_in(&mut tx, id).await?;
+        let (next, event) = domain(&row)?.apply(&Command::Capture, actor, now)?;
+        store::save_capture(
+            &mut tx,
+            id,
+            row.version,
+            &store::CaptureRow {
+                passport_type: passport_type.as_str(),
+                identity_enc: &identity,
+                contact_enc: &contact,
+                extras_enc: &extras,
+                photo_enc: &photo_enc,
+                photo_sha256: portrait.sha256_hex(),
+                signature_enc: &signature_enc,
+            },
+        )
+        .await?;
+        save_transition(&mut tx, &row, &next, &event, now).await?;
+        store::schedule_registry_check(&mut tx, id, Some(now.as_millisecond()), 0).await?;
+        if let Some((key, kind)) = &lost {
+            store::report_passport(&mut tx, key, kind, id, now.as_millisecond()).await?;
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(next)
+    })?;
+    Ok(Ok(next))
 }

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod console_auth;
 pub mod pages;
+pub mod staff_api;
 
 use crate::app::App;
 use crate::i18n::Lang;
@@ -33,6 +34,7 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(console_auth::routes())
+        .merge(staff_api::routes())
         .merge(pages::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(readyz))

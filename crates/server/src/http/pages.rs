@@ -1626,7 +1626,9 @@ mod tests {
         let keys =
             crate::crypto::Keyring::parse(&format!("k1:{}", "ab".repeat(32)), &"cd".repeat(32))
                 .unwrap();
-        let app = App::new(store, keys, "http://test".into()).await.unwrap();
+        let app = App::new(store, keys, "http://test".into(), Default::default())
+            .await
+            .unwrap();
         let router = crate::http::router(app.clone());
         TestApp { app, router }
     }

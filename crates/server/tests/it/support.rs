@@ -74,6 +74,7 @@ pub async fn spawn_on(store: Store, db_url: String, smtp: SmtpArgs) -> TestApp {
             "127.0.0.1:0".parse().unwrap(),
             None,
             false,
+            pasaporte::WorkArgs::none(),
             Some(tx),
         )
         .await;

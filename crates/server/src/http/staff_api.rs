@@ -1,0 +1,701 @@
+//! The staff JSON API: the office workflow for counters, supervisors and
+//! auditors. Every route names its [`Action`] in [`STAFF_ROUTES`]; each
+//! handler asks the signed-in person's session for that action (and office)
+//! before calling one use case. Writes need the session's CSRF token in the
+//! `x-csrf-token` header.
+//!
+//! Offices a person is not assigned to answer like unknown ones (404), so a
+//! clerk learns nothing about other offices' applications.
+
+use super::{ApiError, ApiJson, AppState, ReqLang};
+use crate::auth::{Denied, StaffSession, StaffWrite};
+use crate::i18n::Lang;
+use crate::workflow::{self, Arrival, OfficeScope, WalkInInput, WorkError};
+use axum::extract::{Path, Query, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use pasaporte_core::application::{Command, State as AppStateKind};
+use pasaporte_core::calendar;
+use pasaporte_core::jiff::Timestamp;
+use pasaporte_core::policy::Action;
+use pasaporte_store::ApplicationRow;
+use serde::{Deserialize, Serialize};
+
+/// Every staff API route with the action it is checked against: the route
+/// matrix test walks this list for every role.
+pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
+    (
+        Method::GET,
+        "/api/v1/staff/offices/{office}/today",
+        Action::ViewOfficeDay,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/offices/{office}/check-ins",
+        Action::CheckIn,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/offices/{office}/walk-ins",
+        Action::CheckIn,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/offices/{office}/calls",
+        Action::CheckIn,
+    ),
+    (
+        Method::GET,
+        "/api/v1/staff/applications/{id}",
+        Action::ViewApplication,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/approve",
+        Action::Approve,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/decision",
+        Action::Decide,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/registry-override",
+        Action::OverrideRegistry,
+    ),
+    (
+        Method::GET,
+        "/api/v1/staff/supervisor/queues",
+        Action::ViewSupervisorQueues,
+    ),
+];
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/staff/offices/{office}/today", get(today))
+        .route("/api/v1/staff/offices/{office}/check-ins", post(check_in))
+        .route("/api/v1/staff/offices/{office}/walk-ins", post(walk_in))
+        .route("/api/v1/staff/offices/{office}/calls", post(call))
+        .route("/api/v1/staff/applications/{id}", get(application))
+        .route("/api/v1/staff/applications/{id}/approve", post(approve))
+        .route("/api/v1/staff/applications/{id}/decision", post(decision))
+        .route(
+            "/api/v1/staff/applications/{id}/registry-override",
+            post(registry_override),
+        )
+        .route("/api/v1/staff/supervisor/queues", get(supervisor_queues))
+        .route(
+            "/api/v1/payments/callback",
+            post(payment_callback).layer(axum::extract::DefaultBodyLimit::max(
+                crate::payments::callback::CALLBACK_BODY_BYTES_MAX,
+            )),
+        )
+}
+
+/// The session's offices, for the use cases' scope checks.
+pub struct Scope<'a>(pub &'a StaffSession);
+
+impl OfficeScope for Scope<'_> {
+    fn may_use_office(&self, office: &str) -> bool {
+        self.0.may_use_office(office)
+    }
+}
+
+/// Asks the policy table; turns a refusal into the API's answer.
+pub fn authorize(
+    staff: &StaffSession,
+    lang: Lang,
+    action: Action,
+    office: Option<&str>,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    staff
+        .authorize(action, office, now.as_millisecond())
+        .map_err(|d| denied(lang, d))
+}
+
+pub fn denied(lang: Lang, d: Denied) -> ApiError {
+    match d {
+        Denied::Forbidden => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            lang,
+            "Su rol no permite esta acción.",
+            "Your role does not allow this action.",
+        ),
+        Denied::NeedsFreshSignIn => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "reauthentication_required",
+            lang,
+            "Esta decisión pide su contraseña de nuevo (el último ingreso fue hace más de 10 minutos).",
+            "This decision asks for your password again (the last sign-in was over 10 minutes ago).",
+        ),
+    }
+}
+
+/// The API's answer for a use case's error.
+pub fn work_error(lang: Lang, e: WorkError) -> ApiError {
+    use pasaporte_core::application::TransitionError as T;
+    match e {
+        WorkError::NotFound => ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            lang,
+            "No existe, o no pertenece a sus oficinas.",
+            "It does not exist, or it is not in your offices.",
+        ),
+        WorkError::Invalid(errs) => ApiError::invalid(lang, &errs),
+        WorkError::Refused { code, es, en } => {
+            ApiError::new(StatusCode::CONFLICT, code, lang, es, en)
+        }
+        WorkError::Transition(t) => {
+            let (status, code) = match &t {
+                T::NotAllowedFrom { .. } => (StatusCode::CONFLICT, "not_allowed_in_state"),
+                T::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+                T::TooEarlyForNoShow { .. } => (StatusCode::CONFLICT, "too_early"),
+                T::ReasonRequired { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "reason_required"),
+                T::ReasonTooLong { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "reason_too_long"),
+                T::ReasonLooksPersonal => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "reason_looks_personal")
+                }
+                T::ActorIdInvalid { .. } => (StatusCode::FORBIDDEN, "forbidden"),
+            };
+            let es = transition_es(&t);
+            let mut err = ApiError::new(status, code, lang, &es, &t.to_string());
+            if code.starts_with("reason") {
+                err.fields
+                    .push(("reason".into(), code, err.message.clone()));
+            }
+            err
+        }
+        WorkError::Unavailable(m) => ApiError::unavailable(lang, &m),
+        WorkError::Internal(m) => ApiError::internal(lang, &m),
+    }
+}
+
+/// The state machine's refusals in Spanish (the English text is the error's own).
+pub fn transition_es(t: &pasaporte_core::application::TransitionError) -> String {
+    use pasaporte_core::application::TransitionError as T;
+    match t {
+        T::NotAllowedFrom { state, command } => format!(
+            "Una solicitud en estado «{}» no admite «{}».",
+            crate::i18n::state_label(Lang::Es, *state),
+            command
+        ),
+        T::Forbidden { .. } => "Su rol no puede dar este paso en este estado.".into(),
+        T::ReasonRequired { .. } => "Escriba el motivo.".into(),
+        T::ReasonTooLong { chars, max } => {
+            format!("El motivo tiene {chars} caracteres; el máximo es {max}.")
+        }
+        T::ReasonLooksPersonal => "El motivo parece contener datos personales (un correo o un número largo); describa el caso sin ellos.".into(),
+        T::ActorIdInvalid { .. } => "Identificador de usuario no válido.".into(),
+        T::TooEarlyForNoShow { .. } => {
+            "Aún no termina el tiempo de espera de la cita.".into()
+        }
+    }
+}
+
+/// An application as the staff API shows it (no photo bytes; its hash).
+#[derive(Serialize)]
+pub struct ApplicationJson {
+    pub id: String,
+    pub office: String,
+    pub state: String,
+    pub queue: String,
+    pub deadline: Option<String>,
+    pub ticket: String,
+    pub counter: Option<String>,
+    pub passport_type: Option<String>,
+    pub flags: Vec<String>,
+    pub photo_sha256: Option<String>,
+}
+
+pub fn application_json(r: &ApplicationRow) -> ApplicationJson {
+    ApplicationJson {
+        id: r.id.clone(),
+        office: r.office.clone(),
+        state: r.state.clone(),
+        queue: r.queue.clone(),
+        deadline: r
+            .deadline_ms
+            .and_then(|ms| Timestamp::from_millisecond(ms).ok())
+            .map(|t| t.to_string()),
+        ticket: r.ticket.clone(),
+        counter: r.counter.clone(),
+        passport_type: r.passport_type.clone(),
+        flags: r
+            .flags
+            .split(',')
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+        photo_sha256: r.photo_sha256.clone(),
+    }
+}
+
+#[derive(Serialize)]
+struct DayBookingJson {
+    code: String,
+    start: String,
+    seats: u32,
+    status: String,
+}
+
+#[derive(Serialize)]
+struct TodayJson {
+    office: String,
+    date: String,
+    time_zone: String,
+    bookings: Vec<DayBookingJson>,
+    applications: Vec<ApplicationJson>,
+    no_shows: i64,
+}
+
+/// The day's appointments and applications of an office, in its local time.
+pub async fn office_today(
+    app: &crate::app::App,
+    office: &str,
+    now: Timestamp,
+) -> Result<
+    (
+        Vec<pasaporte_store::DayBooking>,
+        Vec<ApplicationRow>,
+        i64,
+        String,
+    ),
+    WorkError,
+> {
+    let entry = app.office(office).ok_or(WorkError::NotFound)?;
+    let date = calendar::local_today(&entry.office, now);
+    let (from, to) = entry.planned_day(date).bounds_ms;
+    let bookings = app.store.bookings_of_day(office, from, to).await?;
+    let applications = app.store.applications_of_day(office, from, to).await?;
+    let no_shows = app.store.no_shows(office, from, to).await?;
+    Ok((bookings, applications, no_shows, date.to_string()))
+}
+
+async fn today(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffSession,
+    Path(office): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = Timestamp::now();
+    authorize(&staff, lang, Action::ViewOfficeDay, Some(&office), now)?;
+    if !staff.may_use_office(&office) {
+        return Err(work_error(lang, WorkError::NotFound));
+    }
+    let entry = app
+        .office(&office)
+        .ok_or_else(|| work_error(lang, WorkError::NotFound))?;
+    let (bookings, applications, no_shows, date) = office_today(&app, &office, now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok(Json(TodayJson {
+        office: office.clone(),
+        date,
+        time_zone: entry.office.time_zone_name().to_string(),
+        bookings: bookings
+            .iter()
+            .map(|b| DayBookingJson {
+                code: b.code.clone(),
+                start: Timestamp::from_millisecond(b.start_ms)
+                    .map(|t| calendar::rfc3339_local(&entry.office, t))
+                    .unwrap_or_default(),
+                seats: b.seats,
+                status: b.status.clone(),
+            })
+            .collect(),
+        applications: applications.iter().map(application_json).collect(),
+        no_shows,
+    })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct CheckInBody {
+    code: Option<String>,
+    document_type: Option<String>,
+    document_number: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CheckedInJson {
+    booking_code: String,
+    applications: Vec<String>,
+    tickets: Vec<String>,
+}
+
+async fn check_in(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(office): Path<String>,
+    ApiJson(body): ApiJson<CheckInBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::CheckIn, Some(&office), now)?;
+    let by = match (body.code, body.document_type, body.document_number) {
+        (Some(code), _, _) => Arrival::Code(code),
+        (None, Some(document_type), Some(document_number)) => Arrival::Document {
+            document_type,
+            document_number,
+        },
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "arrival_missing",
+                lang,
+                "Escriba el código de la cita, o el tipo y número de documento.",
+                "Type the booking code, or the document type and number.",
+            ));
+        }
+    };
+    let done = workflow::check_in(&app, &staff.actor(), &OfficeOnly(staff, &office), by, now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CheckedInJson {
+            booking_code: done.booking_code,
+            applications: done.application_ids,
+            tickets: done.tickets,
+        }),
+    )
+        .into_response())
+}
+
+/// The session's offices narrowed to the office in the URL: a clerk of BOG
+/// checking in at `/offices/BOG/...` cannot touch a MDE booking through it.
+pub struct OfficeOnly<'a>(pub &'a StaffSession, pub &'a str);
+
+impl OfficeScope for OfficeOnly<'_> {
+    fn may_use_office(&self, office: &str) -> bool {
+        office == self.1 && self.0.may_use_office(office)
+    }
+}
+
+#[derive(Serialize)]
+struct TicketJson {
+    application: String,
+    ticket: String,
+}
+
+async fn walk_in(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(office): Path<String>,
+    ApiJson(body): ApiJson<WalkInInput>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::CheckIn, Some(&office), now)?;
+    let (id, ticket) = workflow::walk_in(&app, &staff.actor(), &Scope(staff), &office, &body, now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TicketJson {
+            application: id,
+            ticket,
+        }),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct CallBody {
+    application: Option<String>,
+    counter: String,
+}
+
+async fn call(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(office): Path<String>,
+    ApiJson(body): ApiJson<CallBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::CheckIn, Some(&office), now)?;
+    let row = workflow::call_to_counter(
+        &app,
+        &staff.actor(),
+        &Scope(staff),
+        &office,
+        body.application.as_deref(),
+        &body.counter,
+        now,
+    )
+    .await
+    .map_err(|e| work_error(lang, e))?;
+    Ok(Json(TicketJson {
+        application: row.id,
+        ticket: row.ticket,
+    })
+    .into_response())
+}
+
+#[derive(Serialize)]
+struct HistoryJson {
+    at: String,
+    actor: String,
+    role: String,
+    action: String,
+    from_state: Option<String>,
+    to_state: Option<String>,
+    detail: String,
+}
+
+#[derive(Serialize)]
+struct ApplicationDetailJson {
+    #[serde(flatten)]
+    application: ApplicationJson,
+    surnames: Option<String>,
+    given_names: Option<String>,
+    history: Vec<HistoryJson>,
+}
+
+async fn application(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffSession,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = Timestamp::now();
+    authorize(&staff, lang, Action::ViewApplication, None, now)?;
+    let v = workflow::view_application(&app, &Scope(&staff), &id)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok(Json(ApplicationDetailJson {
+        application: application_json(&v.row),
+        surnames: v.identity.as_ref().map(|i| i.surnames.clone()),
+        given_names: v.identity.as_ref().map(|i| i.given_names.clone()),
+        history: v
+            .history
+            .iter()
+            .map(|e| HistoryJson {
+                at: Timestamp::from_millisecond(e.at_ms)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                actor: e.actor.clone(),
+                role: e.role.clone(),
+                action: e.action.clone(),
+                from_state: e.from_state.clone(),
+                to_state: e.to_state.clone(),
+                detail: e.detail.clone(),
+            })
+            .collect(),
+    })
+    .into_response())
+}
+
+#[derive(Serialize)]
+struct StateJson {
+    id: String,
+    state: String,
+    queue: String,
+}
+
+fn state_json(a: &pasaporte_core::application::Application) -> Response {
+    Json(StateJson {
+        id: a.id().to_string(),
+        state: a.state().as_str().to_string(),
+        queue: a.queue().as_str().to_string(),
+    })
+    .into_response()
+}
+
+async fn approve(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::Approve, None, now)?;
+    let next = workflow::decide(
+        &app,
+        &staff.actor(),
+        &Scope(staff),
+        &id,
+        Command::Approve,
+        now,
+    )
+    .await
+    .map_err(|e| work_error(lang, e))?;
+    Ok(state_json(&next))
+}
+
+#[derive(Deserialize)]
+struct DecisionBody {
+    /// `approve`, `reject` or `cancel`.
+    decision: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn decision(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<DecisionBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::Decide, None, now)?;
+    let command = match body.decision.as_str() {
+        "approve" => Command::Approve,
+        "reject" => Command::Reject {
+            reason: body.reason,
+        },
+        "cancel" => Command::Cancel {
+            reason: body.reason,
+        },
+        _ => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "decision_invalid",
+                lang,
+                "La decisión es «approve», «reject» o «cancel».",
+                "The decision is “approve”, “reject” or “cancel”.",
+            ));
+        }
+    };
+    let next = workflow::decide(&app, &staff.actor(), &Scope(staff), &id, command, now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok(state_json(&next))
+}
+
+#[derive(Deserialize)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: String,
+}
+
+async fn registry_override(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::OverrideRegistry, None, now)?;
+    let next = workflow::decide(
+        &app,
+        &staff.actor(),
+        &Scope(staff),
+        &id,
+        Command::SupervisorOverrideRegistry {
+            reason: body.reason,
+        },
+        now,
+    )
+    .await
+    .map_err(|e| work_error(lang, e))?;
+    Ok(state_json(&next))
+}
+
+#[derive(Deserialize)]
+struct QueuesQuery {
+    office: Option<String>,
+}
+
+#[derive(Serialize)]
+struct QueuesJson {
+    flagged: Vec<ApplicationJson>,
+    pending_registry: Vec<ApplicationJson>,
+    overdue: Vec<ApplicationJson>,
+}
+
+/// The supervisor's work lists, limited to the offices they may see.
+pub async fn supervisor_lists(
+    app: &crate::app::App,
+    staff: &StaffSession,
+    office: Option<&str>,
+    now: Timestamp,
+) -> Result<[Vec<ApplicationRow>; 3], WorkError> {
+    let keep = |rows: Vec<ApplicationRow>| -> Vec<ApplicationRow> {
+        rows.into_iter()
+            .filter(|r| staff.may_use_office(&r.office))
+            .collect()
+    };
+    let flagged = app
+        .store
+        .applications_in_states(office, &[AppStateKind::Flagged.as_str()])
+        .await?;
+    let pending = app
+        .store
+        .applications_in_states(office, &[AppStateKind::PendingRegistry.as_str()])
+        .await?;
+    let overdue = app
+        .store
+        .overdue_applications(office, now.as_millisecond())
+        .await?;
+    Ok([keep(flagged), keep(pending), keep(overdue)])
+}
+
+async fn supervisor_queues(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffSession,
+    Query(q): Query<QueuesQuery>,
+) -> Result<Response, ApiError> {
+    let now = Timestamp::now();
+    authorize(
+        &staff,
+        lang,
+        Action::ViewSupervisorQueues,
+        q.office.as_deref(),
+        now,
+    )?;
+    let [flagged, pending, overdue] = supervisor_lists(&app, &staff, q.office.as_deref(), now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok(Json(QueuesJson {
+        flagged: flagged.iter().map(application_json).collect(),
+        pending_registry: pending.iter().map(application_json).collect(),
+        overdue: overdue.iter().map(application_json).collect(),
+    })
+    .into_response())
+}
+
+/// The payment gateway's signed callback: verified (HMAC over timestamp and
+/// body, within 5 minutes), then applied exactly once. No session: the
+/// signature is the authentication. Answers 204 for applied and replayed
+/// events (so the gateway stops), 401/400 for bad signatures or bodies.
+pub async fn payment_callback(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let Some(secret) = &app.payments_secret else {
+        return (StatusCode::NOT_FOUND, "payments are not configured").into_response();
+    };
+    let now = Timestamp::now();
+    let event = match crate::payments::verify(secret, &headers, &body, now.as_second()) {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::warn!(error = %e, "payment callback refused");
+            return (e.status(), e.to_string()).into_response();
+        }
+    };
+    match crate::workers::apply_payment_event(&app, &event, now).await {
+        Ok(_) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => {
+            tracing::warn!(event = %event.event_id, reference = %event.reference, error = %e, "payment event not applied");
+            work_error(Lang::En, e).into_response()
+        }
+    }
+}

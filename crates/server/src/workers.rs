@@ -1,0 +1,430 @@
+//! The workflow steps nobody clicks: the civil-registry check, payment
+//! references, payment callbacks, refunds and no-shows. Each step is a
+//! function a test can call once; [`run`] loops them.
+//!
+//! Nothing here blocks the counters: when the registry or the payment
+//! gateway is down, applications wait in a visible queue (`pending_registry`,
+//! `registry_verified` without a reference) and the next round tries again.
+
+use crate::app::App;
+use crate::payments::callback::PaymentEvent;
+use crate::registry::{Lookup, RegistryError};
+use crate::workflow::{
+    self, IdentityDoc, TxResult, WorkError, after_transition, domain, retrying, save_transition,
+};
+use pasaporte_core::adjudication::{self, Facts};
+use pasaporte_core::application::{Actor, Command, Role, State};
+use pasaporte_core::audit::AuditEvent;
+use pasaporte_core::fees::{PassportType, PaymentEventKind};
+use pasaporte_core::jiff::Timestamp;
+use pasaporte_core::person::{DocumentNumber, DocumentType, age_on};
+use pasaporte_core::registry::{CapturedIdentity, RegistryQuery, Sex, compare};
+use pasaporte_store::{self as store, NewReference, StoreError};
+use std::time::Duration;
+
+/// Applications checked against the registry per round.
+pub const REGISTRY_BATCH_MAX: u32 = 32;
+/// First wait before asking an unavailable registry again; doubles per
+/// attempt up to [`REGISTRY_RETRY_MAX_MS`].
+pub const REGISTRY_RETRY_FIRST_MS: i64 = 2_000;
+/// Longest wait between attempts for one application: a registry back
+/// from an outage is noticed within five minutes.
+pub const REGISTRY_RETRY_MAX_MS: i64 = 5 * 60_000;
+/// No-show bookings marked per round.
+pub const NO_SHOW_BATCH_MAX: u32 = 500;
+/// Payment references or refunds requested per round.
+pub const PAYMENT_BATCH_MAX: usize = 64;
+
+fn system(worker: &str) -> Actor {
+    Actor {
+        id: format!("system:{worker}"),
+        role: Role::System,
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> WorkError {
+    WorkError::Internal(e.to_string())
+}
+
+/// Runs every worker step each `interval`, until the process ends.
+pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = Timestamp::now();
+        if let Err(e) = workflow::mark_no_shows(&app, now, NO_SHOW_BATCH_MAX).await {
+            tracing::warn!(error = %e, "no-show round failed");
+        }
+        if let Err(e) = registry_round(&app, now).await {
+            tracing::warn!(error = %e, "registry round failed");
+        }
+        if let Err(e) = payment_reference_round(&app, now).await {
+            tracing::warn!(error = %e, "payment reference round failed");
+        }
+        if let Err(e) = refund_round(&app).await {
+            tracing::warn!(error = %e, "refund round failed");
+        }
+    }
+}
+
+/// Signs the audit trail's head every `interval` when it has grown.
+pub async fn run_checkpoints(app: std::sync::Arc<App>, interval: Duration) {
+    let Some(signer) = &app.audit_signer else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match app
+            .store
+            .checkpoint_audit(signer, Timestamp::now().as_millisecond())
+            .await
+        {
+            Ok(Some(cp)) => tracing::info!(seq = cp.checkpoint.seq, "audit checkpoint signed"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; next round retries"),
+        }
+    }
+}
+
+/// Checks the applications due for a registry check; returns how many got
+/// an answer (confirmed or mismatched).
+pub async fn registry_round(app: &App, now: Timestamp) -> Result<usize, WorkError> {
+    let due = app
+        .store
+        .due_registry_checks(now.as_millisecond(), REGISTRY_BATCH_MAX)
+        .await?;
+    let mut answered = 0;
+    for id in due {
+        match check_registry(app, &id, Timestamp::now()).await {
+            Ok(true) => answered += 1,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(application = %id, error = %e, "registry check failed"),
+        }
+    }
+    Ok(answered)
+}
+
+fn query_of(identity: &IdentityDoc) -> Result<RegistryQuery, WorkError> {
+    let document_type =
+        DocumentType::parse(&identity.document_type).ok_or_else(|| internal("document type"))?;
+    let document_number =
+        DocumentNumber::parse(document_type, &identity.document_number, "document_number")
+            .map_err(|e| internal(e.code))?;
+    Ok(RegistryQuery {
+        document_type,
+        document_number,
+    })
+}
+
+fn captured_of(identity: &IdentityDoc) -> Result<CapturedIdentity, WorkError> {
+    Ok(CapturedIdentity {
+        surnames: identity.surnames.clone(),
+        given_names: identity.given_names.clone(),
+        birth_date: identity.birth_date.parse().map_err(internal)?,
+        birth_place: identity.birth_place.clone(),
+        sex: Sex::parse(&identity.sex).ok_or_else(|| internal("sex"))?,
+        nationality: identity.nationality.clone(),
+    })
+}
+
+/// One application's registry check. `Ok(true)` when the registry answered.
+pub async fn check_registry(app: &App, id: &str, now: Timestamp) -> Result<bool, WorkError> {
+    let row = app.store.application(id).await?;
+    let identity = IdentityDoc::open(
+        app,
+        row.identity_enc
+            .as_deref()
+            .ok_or_else(|| internal("no identity"))?,
+    )?;
+    let answer = match &app.registry {
+        Some(r) => r.lookup(&query_of(&identity)?).await,
+        None => Err(RegistryError::Unavailable {
+            reason: "no civil registry configured",
+        }),
+    };
+    let actor = system("registry");
+    let command = match answer {
+        Ok(Lookup::Found(record)) => {
+            let mismatches = compare(&captured_of(&identity)?, &record);
+            if mismatches.is_empty() {
+                Command::RegistryConfirmed
+            } else {
+                Command::RegistryMismatch {
+                    reason: format!(
+                        "the civil registry disagrees on: {}",
+                        mismatches
+                            .iter()
+                            .map(|m| m.field())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            }
+        }
+        Ok(Lookup::NotFound) => Command::RegistryMismatch {
+            reason: "the civil registry has no record of this document".into(),
+        },
+        Err(e) => {
+            tracing::info!(application = %id, error = %e, "civil registry unavailable; the application waits");
+            let attempts = row.registry_attempts + 1;
+            let wait =
+                (REGISTRY_RETRY_FIRST_MS << (attempts - 1).clamp(0, 16)).min(REGISTRY_RETRY_MAX_MS);
+            retrying!(async {
+                let mut tx = app.store.begin_write().await?;
+                let current = store::application_in(&mut tx, id).await?;
+                if current.state == State::Captured.as_str() {
+                    let (next, event) =
+                        domain(&current)?.apply(&Command::RegistryUnavailable, &actor, now)?;
+                    save_transition(&mut tx, &current, &next, &event, now).await?;
+                }
+                store::schedule_registry_check(
+                    &mut tx,
+                    id,
+                    Some(now.as_millisecond() + wait),
+                    attempts,
+                )
+                .await?;
+                tx.commit().await.map_err(StoreError::from)?;
+                Ok::<_, WorkError>(())
+            })?;
+            return Ok(false);
+        }
+    };
+    retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        let (_, _) = workflow::transition(&mut tx, id, &command, &actor, now).await?;
+        store::schedule_registry_check(&mut tx, id, None, row.registry_attempts + 1).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(())
+    })?;
+    Ok(true)
+}
+
+/// Asks the gateway for a payment reference for every verified application
+/// that has none; returns how many were issued.
+pub async fn payment_reference_round(app: &App, now: Timestamp) -> Result<usize, WorkError> {
+    let Some(gateway) = &app.payments else {
+        return Ok(0);
+    };
+    let waiting = app
+        .store
+        .applications_in_states(None, &[State::RegistryVerified.as_str()])
+        .await?;
+    let mut issued = 0;
+    for row in waiting.into_iter().take(PAYMENT_BATCH_MAX) {
+        if app.store.payment_reference_of(&row.id).await?.is_some() {
+            continue;
+        }
+        let Some(entry) = app.office(&row.office) else {
+            continue;
+        };
+        let passport_type = row
+            .passport_type
+            .as_deref()
+            .and_then(PassportType::parse)
+            .ok_or_else(|| internal("passport type"))?;
+        let amount = match app.fees.fee_for(passport_type, &entry.office) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(office = %row.office, error = %e, "no fee for this office; the application waits");
+                continue;
+            }
+        };
+        let description = format!("Pasaporte {} {}", passport_type.as_str(), row.ticket);
+        let reference = match gateway
+            .create_reference(&row.id, &amount, &description)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "payment gateway unavailable; the application waits");
+                return Ok(issued);
+            }
+        };
+        retrying!(async {
+            let mut tx = app.store.begin_write().await?;
+            store::insert_payment_reference(
+                &mut tx,
+                &NewReference {
+                    reference: reference.clone(),
+                    application_id: row.id.clone(),
+                    office_code: row.office.clone(),
+                    amount_minor: amount.amount_minor,
+                    currency: amount.currency.code().to_string(),
+                    created_ms: now.as_millisecond(),
+                },
+            )
+            .await?;
+            let mut event = AuditEvent::by(
+                &system("payments"),
+                now.as_millisecond(),
+                "payment.reference_issued",
+                row.office.clone(),
+                row.id.clone(),
+            );
+            event.detail = format!("{} {}", amount.amount_minor, amount.currency.code());
+            store::append_audit_event(&mut tx, &event).await?;
+            tx.commit().await.map_err(StoreError::from)?;
+            Ok::<_, WorkError>(())
+        })?;
+        issued += 1;
+    }
+    Ok(issued)
+}
+
+/// Asks the gateway to refund every reference whose application was
+/// cancelled after payment; the refund completes with a callback.
+pub async fn refund_round(app: &App) -> Result<usize, WorkError> {
+    match &app.payments {
+        Some(gateway) => crate::payments::refund_pass(&app.store, gateway.as_ref())
+            .await
+            .map_err(internal),
+        None => Ok(0),
+    }
+}
+
+/// What a verified callback did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CallbackOutcome {
+    Applied,
+    /// The event was applied before: nothing changed.
+    Replayed,
+}
+
+/// Applies a verified gateway event exactly once: the event id, the
+/// reference's new status, the application's transition, the automatic
+/// adjudication checks and their audit events commit together.
+pub async fn apply_payment_event(
+    app: &App,
+    event: &PaymentEvent,
+    now: Timestamp,
+) -> Result<CallbackOutcome, WorkError> {
+    let reference = app.store.payment_reference(&event.reference).await?;
+    let facts = match event.kind {
+        PaymentEventKind::PaymentConfirmed => Some(facts_of(app, &reference.application_id).await?),
+        PaymentEventKind::RefundCompleted => None,
+    };
+    let actor = system("payments");
+    retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        let applied = crate::payments::apply_event(&mut tx, event, now.as_millisecond())
+            .await
+            .map_err(|e| match e {
+                crate::payments::ApplyError::Mismatch => WorkError::refused(
+                    "amount_mismatch",
+                    "El valor o la moneda del pago no coinciden con la referencia.",
+                    "The payment's amount or currency does not match the reference.",
+                ),
+                crate::payments::ApplyError::Store(StoreError::Conflict { .. }) => {
+                    WorkError::refused(
+                        "reference_not_payable",
+                        "La referencia no admite este evento (ya pagada, exonerada o reembolsada).",
+                        "The reference does not take this event (already paid, waived or refunded).",
+                    )
+                }
+                crate::payments::ApplyError::Store(e) => e.into(),
+            })?;
+        if applied == crate::payments::Applied::Replayed {
+            return Ok::<_, WorkError>(CallbackOutcome::Replayed);
+        }
+        match event.kind {
+            PaymentEventKind::PaymentConfirmed => {
+                let (_, paid) = workflow::transition(
+                    &mut tx,
+                    &reference.application_id,
+                    &Command::PaymentConfirmed,
+                    &actor,
+                    now,
+                )
+                .await?;
+                if let Some(facts) = &facts {
+                    adjudicate_in(&mut tx, &reference.application_id, facts, &paid, now).await?;
+                }
+            }
+            PaymentEventKind::RefundCompleted => {
+                let mut e = AuditEvent::by(
+                    &actor,
+                    now.as_millisecond(),
+                    "payment.refunded",
+                    reference.office_code.clone(),
+                    reference.application_id.clone(),
+                );
+                e.detail = format!("{} {}", event.amount_minor, event.currency);
+                store::append_audit_event(&mut tx, &e).await?;
+            }
+        }
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(CallbackOutcome::Applied)
+    })
+}
+
+/// What adjudication's automatic checks need to know about an application.
+pub async fn facts_of(app: &App, id: &str) -> Result<Facts, WorkError> {
+    let row = app.store.application(id).await?;
+    let identity = row
+        .identity_enc
+        .as_deref()
+        .map(|s| IdentityDoc::open(app, s))
+        .transpose()?;
+    let extras = workflow::open_extras(app, &row)?;
+    let minor = identity
+        .as_ref()
+        .and_then(|i| i.birth_date.parse().ok())
+        .zip(app.office(&row.office))
+        .map(|(birth, entry)| {
+            let today = pasaporte_core::calendar::local_today(&entry.office, Timestamp::now());
+            age_on(birth, today) < 18
+        })
+        .unwrap_or(false);
+    let previous_passport_reported = match extras.as_ref().and_then(|e| e.previous_passport()) {
+        Some(number) => {
+            app.store
+                .passport_reported(&app.keys.person_key(&format!("PASSPORT:{number}")))
+                .await?
+        }
+        None => false,
+    };
+    let history = app.store.audit_events_of(id).await?;
+    Ok(Facts {
+        other_live_applications: app.store.other_live_applications(&row.doc_key, id).await?,
+        replaces_lost_or_stolen: extras.as_ref().is_some_and(|e| e.replaces_lost_or_stolen()),
+        previous_passport_reported,
+        minor,
+        consent_recorded: extras.as_ref().is_some_and(|e| e.consent_recorded()),
+        registry_overridden: history
+            .iter()
+            .any(|e| e.action == "application.supervisor_override_registry"),
+    })
+}
+
+/// Runs the automatic checks on a just-paid application inside `tx`: any
+/// finding sends it to the supervisors' queue with the findings as reason.
+async fn adjudicate_in(
+    tx: &mut store::Tx,
+    id: &str,
+    facts: &Facts,
+    paid: &pasaporte_core::application::Application,
+    now: Timestamp,
+) -> TxResult<()> {
+    let findings = adjudication::check(facts);
+    let codes = adjudication::codes(&findings);
+    store::save_flags(tx, id, &codes).await?;
+    if findings.is_empty() {
+        return Ok(());
+    }
+    let row = store::application_in(tx, id).await?;
+    debug_assert_eq!(row.state, paid.state().as_str());
+    let (next, event) = domain(&row)?.apply(
+        &Command::Flag {
+            reason: format!("automatic checks: {codes}"),
+        },
+        &system("adjudication"),
+        now,
+    )?;
+    save_transition(tx, &row, &next, &event, now).await?;
+    after_transition(tx, &row, &next, now).await?;
+    Ok(())
+}
