@@ -768,7 +768,7 @@ fn check_actor_id(id: &str) -> Result<(), TransitionError> {
 /// A reason kept in the audit trail: non-empty, short, one line, and without
 /// the obvious shapes of personal data (an email address, a run of six or
 /// more digits such as a document number). Returned trimmed.
-fn check_reason(command: CommandKind, reason: &str) -> Result<String, TransitionError> {
+pub fn check_reason(command: CommandKind, reason: &str) -> Result<String, TransitionError> {
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(TransitionError::ReasonRequired { command });

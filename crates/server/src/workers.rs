@@ -402,7 +402,7 @@ pub async fn facts_of(app: &App, id: &str) -> Result<Facts, WorkError> {
 
 /// Runs the automatic checks on a just-paid application inside `tx`: any
 /// finding sends it to the supervisors' queue with the findings as reason.
-async fn adjudicate_in(
+pub(crate) async fn adjudicate_in(
     tx: &mut store::Tx,
     id: &str,
     facts: &Facts,

@@ -1125,3 +1125,120 @@ pub async fn capture(
     })?;
     Ok(Ok(next))
 }
+
+/// A clerk asks that a verified application's fee be waived (a person in
+/// need, a public servant on duty...), with a reason a supervisor reads.
+pub async fn request_waiver(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<(), WorkError> {
+    use pasaporte_core::application::{CommandKind, check_reason};
+    let reason = check_reason(CommandKind::Flag, reason)?;
+    retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        let row = store::application_in(&mut tx, id).await?;
+        if !scope.may_use_office(&row.office) {
+            return Err(WorkError::NotFound);
+        }
+        if row.state != State::RegistryVerified.as_str() {
+            return Err(WorkError::refused(
+                "waiver_not_now",
+                "La exoneración se pide cuando la solicitud está verificada y por pagar.",
+                "A waiver is asked for when the application is verified and awaiting payment.",
+            ));
+        }
+        store::request_waiver(
+            &mut tx,
+            &store::WaiverRequest {
+                application_id: id.to_string(),
+                office_code: row.office.clone(),
+                reason: reason.clone(),
+                requested_by: actor.id.clone(),
+                requested_ms: now.as_millisecond(),
+            },
+        )
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict { .. } => WorkError::refused(
+                "waiver_pending",
+                "Ya hay una solicitud de exoneración para esta solicitud.",
+                "A waiver is already requested for this application.",
+            ),
+            other => other.into(),
+        })?;
+        let mut event = AuditEvent::by(
+            actor,
+            now.as_millisecond(),
+            "payment.waiver_requested",
+            &row.office,
+            id,
+        );
+        event.detail = reason.clone();
+        store::append_audit_event(&mut tx, &event).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(())
+    })
+}
+
+/// A supervisor grants or refuses a requested waiver. Granting it counts as
+/// the payment: the reference (if one was issued) is marked waived, the
+/// application moves to `paid` and the automatic checks run, in one
+/// transaction.
+pub async fn decide_waiver(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    id: &str,
+    approve: bool,
+    now: Timestamp,
+) -> Result<State, WorkError> {
+    let row = app.store.application(id).await?;
+    if !scope.may_use_office(&row.office) {
+        return Err(WorkError::NotFound);
+    }
+    let facts = crate::workers::facts_of(app, id).await?;
+    let reference = app.store.payment_reference_of(id).await?;
+    retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        store::decide_waiver(&mut tx, id, approve, &actor.id, now.as_millisecond())
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict { .. } | StoreError::NotFound => WorkError::refused(
+                    "no_waiver_requested",
+                    "No hay una exoneración pendiente para esta solicitud.",
+                    "There is no pending waiver for this application.",
+                ),
+                other => other.into(),
+            })?;
+        let row = store::application_in(&mut tx, id).await?;
+        let mut event = AuditEvent::by(
+            actor,
+            now.as_millisecond(),
+            if approve {
+                "payment.waiver_approved"
+            } else {
+                "payment.waiver_refused"
+            },
+            &row.office,
+            id,
+        );
+        event.detail = String::new();
+        store::append_audit_event(&mut tx, &event).await?;
+        let state = if approve {
+            if let Some(r) = &reference {
+                store::mark_reference_waived(&mut tx, &r.reference).await?;
+            }
+            let (_, paid) = transition(&mut tx, id, &Command::PaymentConfirmed, actor, now).await?;
+            crate::workers::adjudicate_in(&mut tx, id, &facts, &paid, now).await?;
+            store::application_in(&mut tx, id).await?.state
+        } else {
+            row.state.clone()
+        };
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(State::parse(&state).unwrap_or(State::Paid))
+    })
+}

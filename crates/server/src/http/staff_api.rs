@@ -88,6 +88,17 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/api/v1/staff/supervisor/queues", get(supervisor_queues))
         .route(
+            "/api/v1/staff/applications/{id}/capture",
+            post(capture).layer(axum::extract::DefaultBodyLimit::max(CAPTURE_BODY_BYTES_MAX)),
+        )
+        .route("/api/v1/staff/applications/{id}/waiver", post(waiver))
+        .route(
+            "/api/v1/staff/applications/{id}/waiver/decision",
+            post(waiver_decision),
+        )
+        .route("/api/v1/staff/reconciliation", get(reconciliation))
+        .route("/api/v1/staff/audit/verify", get(audit_verify))
+        .route(
             "/api/v1/payments/callback",
             post(payment_callback).layer(axum::extract::DefaultBodyLimit::max(
                 crate::payments::callback::CALLBACK_BODY_BYTES_MAX,
@@ -698,4 +709,278 @@ pub async fn payment_callback(
             work_error(Lang::En, e).into_response()
         }
     }
+}
+
+/// Largest capture request: a 2 MiB portrait and a 512 KiB signature in
+/// base64 (4/3 larger) with the typed fields.
+pub const CAPTURE_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
+
+#[derive(Deserialize)]
+struct CaptureBody {
+    #[serde(flatten)]
+    form: workflow::CaptureForm,
+    #[serde(default)]
+    photo_base64: String,
+    #[serde(default)]
+    signature_base64: String,
+}
+
+/// The API's answer for a capture's faults: every field and image named.
+pub fn capture_faults(lang: Lang, f: &workflow::CaptureFaults) -> ApiError {
+    let mut err = ApiError::invalid(lang, &f.fields);
+    for i in &f.images {
+        let msg = lang.pick(&i.es, &i.en).to_string();
+        err.message = format!("{} {}: {msg}", err.message, i.field);
+        err.fields.push((i.field.to_string(), i.code, msg));
+    }
+    err
+}
+
+async fn capture(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<CaptureBody>,
+) -> Result<Response, ApiError> {
+    use base64::Engine as _;
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::Capture, None, now)?;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let decode = |field: &'static str, s: &str| {
+        b64.decode(s.trim()).map_err(|_| {
+            let mut e = ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "validation_failed",
+                lang,
+                "La imagen no está en base64.",
+                "The image is not base64.",
+            );
+            e.fields
+                .push((field.into(), "base64_invalid", e.message.clone()));
+            e
+        })
+    };
+    let photo = decode("photo_base64", &body.photo_base64)?;
+    let signature = decode("signature_base64", &body.signature_base64)?;
+    match workflow::capture(
+        &app,
+        &staff.actor(),
+        &Scope(staff),
+        &id,
+        &body.form,
+        photo,
+        signature,
+        now,
+    )
+    .await
+    .map_err(|e| work_error(lang, e))?
+    {
+        Ok(next) => Ok(state_json(&next)),
+        Err(faults) => Err(capture_faults(lang, &faults)),
+    }
+}
+
+async fn waiver(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ReasonBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::TakePayment, None, now)?;
+    workflow::request_waiver(&app, &staff.actor(), &Scope(staff), &id, &body.reason, now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+#[derive(Deserialize)]
+struct WaiverDecisionBody {
+    approve: bool,
+}
+
+async fn waiver_decision(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<WaiverDecisionBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::ApproveWaiver, None, now)?;
+    let state =
+        workflow::decide_waiver(&app, &staff.actor(), &Scope(staff), &id, body.approve, now)
+            .await
+            .map_err(|e| work_error(lang, e))?;
+    Ok(Json(serde_json::json!({ "id": id, "state": state.as_str() })).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct ReconciliationQuery {
+    pub office: Option<String>,
+    /// `YYYY-MM-DD` (UTC), inclusive; default: 30 days ago.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (UTC), exclusive; default: tomorrow.
+    pub to: Option<String>,
+}
+
+/// The report's window in unix ms, from the query's dates.
+pub fn reconciliation_window(
+    q: &ReconciliationQuery,
+    now: Timestamp,
+) -> Result<(i64, i64), String> {
+    use pasaporte_core::jiff::civil::Date;
+    use pasaporte_core::jiff::tz::TimeZone;
+    let day_ms = |d: Date| {
+        d.to_zoned_datetime(TimeZone::UTC)
+            .map(|z| z.timestamp().as_millisecond())
+            .map_err(|e| e.to_string())
+    };
+    let parse = |s: &Option<String>| -> Result<Option<Date>, String> {
+        s.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                s.trim()
+                    .parse::<Date>()
+                    .map_err(|_| format!("'{s}' is not YYYY-MM-DD"))
+            })
+            .transpose()
+    };
+    let to = match parse(&q.to)? {
+        Some(d) => day_ms(d)?,
+        None => now.as_millisecond() + 86_400_000,
+    };
+    let from = match parse(&q.from)? {
+        Some(d) => day_ms(d)?,
+        None => now.as_millisecond() - 30 * 86_400_000,
+    };
+    Ok((from, to))
+}
+
+#[derive(Serialize)]
+struct ReconciliationRowJson {
+    reference: String,
+    application: String,
+    office: String,
+    amount_minor: i64,
+    currency: String,
+    status: String,
+    paid_minor: i64,
+    refunded_minor: i64,
+    waived: bool,
+}
+
+#[derive(Serialize)]
+struct TotalsJson {
+    currency: String,
+    references: i64,
+    expected_minor: i64,
+    paid_minor: i64,
+    refunded_minor: i64,
+    waived_minor: i64,
+}
+
+async fn reconciliation(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffSession,
+    Query(q): Query<ReconciliationQuery>,
+) -> Result<Response, ApiError> {
+    let now = Timestamp::now();
+    authorize(
+        &staff,
+        lang,
+        Action::ViewReconciliation,
+        q.office.as_deref(),
+        now,
+    )?;
+    let (from, to) = reconciliation_window(&q, now).map_err(|m| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "date_invalid",
+            lang,
+            &format!("Fecha no válida: {m}"),
+            &format!("Invalid date: {m}"),
+        )
+    })?;
+    let r = app
+        .store
+        .reconciliation(q.office.as_deref(), from, to)
+        .await
+        .map_err(|e| work_error(lang, e.into()))?;
+    let rows: Vec<ReconciliationRowJson> = r
+        .rows
+        .iter()
+        .filter(|row| staff.may_use_office(&row.office_code))
+        .map(|row| ReconciliationRowJson {
+            reference: row.reference.clone(),
+            application: row.application_id.clone(),
+            office: row.office_code.clone(),
+            amount_minor: row.amount_minor,
+            currency: row.currency.clone(),
+            status: row.status.as_str().to_string(),
+            paid_minor: row.paid_minor,
+            refunded_minor: row.refunded_minor,
+            waived: row.waived,
+        })
+        .collect();
+    // Totals over every office are shown only to those who see every office.
+    let totals: Vec<TotalsJson> = if q.office.is_some() || staff.may_use_office("*") {
+        r.totals
+            .iter()
+            .map(|t| TotalsJson {
+                currency: t.currency.clone(),
+                references: t.references,
+                expected_minor: t.expected_minor,
+                paid_minor: t.paid_minor,
+                refunded_minor: t.refunded_minor,
+                waived_minor: t.waived_minor,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(
+        Json(serde_json::json!({ "rows": rows, "totals": totals, "truncated": r.truncated }))
+            .into_response(),
+    )
+}
+
+async fn audit_verify(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffSession,
+) -> Result<Response, ApiError> {
+    use pasaporte_core::audit::Verdict;
+    let now = Timestamp::now();
+    authorize(&staff, lang, Action::ViewAudit, None, now)?;
+    let Some(signer) = &app.audit_signer else {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "audit_key_missing",
+            lang,
+            "El servicio no tiene la clave de los puntos de control (PASAPORTE_AUDIT_SIGNING_KEY); use `pasaporte audit verify` con la clave pública.",
+            "The service has no checkpoint key (PASAPORTE_AUDIT_SIGNING_KEY); use `pasaporte audit verify` with the public key.",
+        ));
+    };
+    let verdict = app
+        .store
+        .verify_audit(&signer.public())
+        .await
+        .map_err(|e| work_error(lang, e.into()))?;
+    Ok(Json(match verdict {
+        Verdict::Intact {
+            count,
+            checkpointed_through,
+        } => serde_json::json!({ "intact": true, "count": count, "checkpointed_through": checkpointed_through }),
+        Verdict::Broken { seq, fault } => {
+            serde_json::json!({ "intact": false, "seq": seq, "fault": fault.to_string() })
+        }
+    })
+    .into_response())
 }
