@@ -63,4 +63,6 @@ trap pg_stop EXIT
 trap "exit 130" INT TERM
 
 export PASAPORTE_TEST_PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+# The data folder, for tests that search the files for personal data in clear.
+export PASAPORTE_TEST_PG_DATA="$PG_DIR/data"
 echo "pg.sh: PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}') on port $PG_PORT" >&2

@@ -146,6 +146,12 @@ impl Store {
         })
     }
 
+    /// The SQLite file (its `-wal` and `-shm` files lie beside it); `None`
+    /// on PostgreSQL.
+    pub fn database_path(&self) -> Option<&str> {
+        self.sqlite_path.as_deref()
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

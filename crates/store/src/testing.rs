@@ -59,3 +59,13 @@ pub async fn fresh_url(kind: TestDb) -> Result<String> {
         }
     }
 }
+
+/// Writes everything committed to the database's own files (PostgreSQL's
+/// `CHECKPOINT`; SQLite's WAL is searched as it is), so a test can search
+/// them for what must not be there.
+pub async fn flush_to_files(store: &Store) -> Result<()> {
+    if store.backend() == crate::Backend::Postgres {
+        sqlx::query("CHECKPOINT").execute(store.pool()).await?;
+    }
+    Ok(())
+}

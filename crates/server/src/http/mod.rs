@@ -34,7 +34,7 @@ pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(api::routes())
         .merge(console_auth::routes())
-        .merge(staff_api::routes())
+        .merge(staff_api::routes(&app))
         .merge(pages::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(readyz))

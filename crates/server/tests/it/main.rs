@@ -10,6 +10,7 @@ mod mail;
 mod payments;
 mod registry;
 mod support;
+mod workflow;
 
 /// Runs an `async fn(TestDb)` test on both databases.
 #[macro_export]

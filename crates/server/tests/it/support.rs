@@ -2,6 +2,7 @@
 //! typed client.
 
 use pasaporte::{DbArgs, KeyArgs, SmtpArgs};
+use pasaporte_core::application::Role;
 use pasaporte_store::Store;
 use pasaporte_store::testing::{self, TestDb};
 use serde_json::{Value, json};
@@ -215,4 +216,185 @@ pub async fn remaining(app: &TestApp, office: &str, start: &str) -> u64 {
         .unwrap()["remaining"]
         .as_u64()
         .unwrap()
+}
+
+/// The office workflow's outside parties, run as the project's simulators
+/// on loopback, and the server wired to them.
+pub struct World {
+    pub app: TestApp,
+    pub registry: pasaporte::registry::sim::RunningSim,
+    pub payments: pasaporte::payments::RunningPaymentSim,
+    pub payments_secret: Vec<u8>,
+    pub audit_key: pasaporte_core::audit::CheckpointKey,
+}
+
+pub const PAYMENTS_SECRET: &str = "test-payments-secret-0123456789abcdef";
+pub const AUDIT_SEED: &str = "0101010101010101010101010101010101010101010101010101010101010101";
+
+/// A free loopback port (bound then released: the server binds it next).
+pub fn free_addr() -> SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}
+
+pub async fn spawn_world(db: TestDb) -> World {
+    use pasaporte::payments::sim::{PaymentSimConfig, spawn_payment_sim};
+    use pasaporte::registry::sim::{SimConfig, spawn_registry_sim};
+    let registry = spawn_registry_sim(SimConfig::default()).await.unwrap();
+    let addr = free_addr();
+    let mut cfg = PaymentSimConfig::local(
+        format!("http://{addr}/api/v1/payments/callback"),
+        PAYMENTS_SECRET.as_bytes().to_vec(),
+    );
+    cfg.delivery_backoff_first = std::time::Duration::from_millis(50);
+    let payments = spawn_payment_sim(cfg).await.unwrap();
+    let mut work = pasaporte::WorkArgs::none();
+    work.registry.registry_url = Some(registry.url());
+    work.registry.registry_timeout_ms = 500;
+    work.registry.registry_attempts = 2;
+    work.registry.registry_backoff_ms = 10;
+    work.registry.registry_cool_down_ms = 300;
+    work.payments.payments_url = Some(payments.url());
+    work.payments.payments_secret = Some(PAYMENTS_SECRET.into());
+    work.payments.payments_attempts = 2;
+    work.payments.payments_timeout_ms = 1000;
+    work.audit_signing_key = Some(AUDIT_SEED.into());
+    work.worker_interval_ms = 50;
+    work.audit_checkpoint_ms = 200;
+    let (store, db_url) = testing::fresh(db).await.expect("fresh database");
+    pasaporte::import_offices(&store, pasaporte::DEMO_OFFICES_CSV)
+        .await
+        .unwrap();
+    pasaporte::import_offices(&store, TEST_OFFICES_CSV)
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let args = DbArgs {
+        database: db_url.clone(),
+    };
+    tokio::spawn(async move {
+        let r = pasaporte::serve(args, keys(), no_smtp(), addr, None, false, work, Some(tx)).await;
+        if let Err(e) = r {
+            eprintln!("server stopped: {e:#}");
+        }
+    });
+    let addr: SocketAddr = rx.await.expect("server started");
+    let audit_key = pasaporte_core::audit::CheckpointSigner::from_seed_hex(AUDIT_SEED)
+        .unwrap()
+        .public();
+    World {
+        app: TestApp {
+            base: format!("http://{addr}"),
+            client: client(),
+            store,
+        },
+        registry,
+        payments,
+        payments_secret: PAYMENTS_SECRET.as_bytes().to_vec(),
+        audit_key,
+    }
+}
+
+pub const STAFF_PASSWORD: &str = "caballo cuaderno lluvia tenaz";
+
+/// A signed-in staff member of the API.
+pub struct Staff {
+    pub id: String,
+    pub cookie: String,
+    pub csrf: String,
+}
+
+/// Creates a staff account and signs it in through the API.
+pub async fn staff(app: &TestApp, username: &str, role: Role, offices: &[&str]) -> Staff {
+    use pasaporte::auth::{self, NewStaff, totp};
+    let created = auth::create_staff(
+        &app.store,
+        &keys().keyring().unwrap(),
+        NewStaff {
+            username: username.into(),
+            display_name: None,
+            role,
+            offices: offices.iter().map(|s| s.to_string()).collect(),
+            password: STAFF_PASSWORD.into(),
+        },
+        auth::now_ms(),
+    )
+    .await
+    .unwrap();
+    let now_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = totp::code_at(&created.totp_secret_base32, now_s).unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/v1/staff/session"))
+        .json(&json!({ "username": username, "password": STAFF_PASSWORD, "totp": code }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "sign-in of {username}");
+    let cookie = r
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("pasaporte_staff="))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string();
+    let body: Value = r.json().await.unwrap();
+    Staff {
+        id: created.id,
+        cookie,
+        csrf: body["csrf_token"].as_str().unwrap().to_string(),
+    }
+}
+
+impl TestApp {
+    /// A staff request: the session cookie, and the CSRF header on writes.
+    pub async fn staff_call(
+        &self,
+        who: &Staff,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let mut req = self
+            .client
+            .request(method.clone(), self.url(path))
+            .header(reqwest::header::COOKIE, &who.cookie);
+        if method != reqwest::Method::GET {
+            req = req.header("x-csrf-token", &who.csrf);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let r = req.send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The start of the office's next slot with `seats` free (for check-in,
+    /// which opens two hours before).
+    pub async fn next_slot(&self, office: &str, seats: u64) -> String {
+        let v: Value = self
+            .client
+            .get(self.url(&format!("/api/v1/offices/{office}/slots?days=2")))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let now = pasaporte_core::jiff::Timestamp::now();
+        v["slots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["remaining"].as_u64().unwrap() >= seats)
+            .map(|s| s["start"].as_str().unwrap().to_string())
+            .find(|s| s.parse::<pasaporte_core::jiff::Timestamp>().unwrap() > now)
+            .expect("a slot today")
+    }
 }

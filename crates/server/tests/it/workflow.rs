@@ -1,0 +1,675 @@
+//! The office workflow end to end over real HTTP: a booked citizen taken to
+//! an approved application through the staff API, with the project's civil
+//! registry and payment simulators on loopback; the registry down then back;
+//! payment callbacks forged, stale and replayed; the role-by-route matrix;
+//! and the database files searched for personal data in clear.
+
+use crate::both_databases;
+use crate::support::{Staff, TestApp, World, booking_body, spawn_world, staff};
+use pasaporte::http::staff_api::STAFF_ROUTES;
+use pasaporte_core::application::Role;
+use pasaporte_core::jiff::civil::date;
+use pasaporte_core::person::{DocumentNumber, DocumentType};
+use pasaporte_core::policy::allows;
+use pasaporte_core::registry::{RegistryQuery, RegistryRecord, Sex, VitalStatus};
+use pasaporte_store::testing::TestDb;
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+both_databases!(
+    booked_citizen_to_approved_application,
+    registry_down_then_back,
+    forged_stale_and_replayed_callbacks_change_nothing,
+    every_route_answers_each_role_as_the_policy_says,
+    no_personal_data_in_clear_in_the_database_files,
+);
+
+/// How long a test waits for a worker's step (they run every 50 ms).
+const STEP_WAIT: Duration = Duration::from_secs(20);
+
+const SURNAMES: &str = "Quintanilla Zabaleta";
+const GIVEN: &str = "Ximena Rocío";
+const BIRTH: &str = "1988-11-23";
+
+fn document(n: u64) -> String {
+    format!("{}", 79_000_000 + n)
+}
+
+fn applicant(n: u64) -> Value {
+    json!({
+        "document_type": "cedula_ciudadania",
+        "document_number": document(n),
+        "surnames": SURNAMES,
+        "given_names": GIVEN,
+        "birth_date": BIRTH,
+    })
+}
+
+/// The registry knows the person as the civil registry spells names.
+fn register(world: &World, n: u64) {
+    let kind = DocumentType::CedulaCiudadania;
+    world
+        .registry
+        .controls
+        .add_person(
+            &RegistryQuery {
+                document_type: kind,
+                document_number: DocumentNumber::parse(kind, &document(n), "n").unwrap(),
+            },
+            RegistryRecord {
+                surnames: "QUINTANILLA ZABALETA".into(),
+                given_names: "XIMENA ROCIO".into(),
+                birth_date: date(1988, 11, 23),
+                birth_place: "BOGOTA D.C.".into(),
+                sex: Sex::F,
+                nationality: "COL".into(),
+                status: VitalStatus::Alive,
+                document_cancelled: false,
+            },
+        )
+        .unwrap();
+}
+
+fn png(width: u32, height: u32) -> Vec<u8> {
+    let img = image::RgbImage::from_fn(width, height, |x, y| {
+        image::Rgb([
+            (x * 7 % 256) as u8,
+            (y * 5 % 256) as u8,
+            ((x + y) % 256) as u8,
+        ])
+    });
+    let mut out = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut out, image::ImageFormat::Png).unwrap();
+    out.into_inner()
+}
+
+fn capture_body() -> Value {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let now_ms = pasaporte_core::jiff::Timestamp::now().as_millisecond();
+    json!({
+        "passport_type": "ordinario",
+        "surnames": SURNAMES,
+        "given_names": GIVEN,
+        "birth_date": BIRTH,
+        "birth_place": "Bogotá, D.C.",
+        "sex": "F",
+        "nationality": "COL",
+        "email": "ximena.quintanilla@example.co",
+        "phone": "+57 310 555 0101",
+        "fingerprint.device_id": "scanner-07",
+        "fingerprint.quality": "82",
+        "fingerprint.template_sha256": "ab".repeat(32),
+        "fingerprint.fingers_captured": "10",
+        "fingerprint.captured_at_ms": now_ms.to_string(),
+        "reason": "first",
+        "photo_base64": b64.encode(png(600, 750)),
+        "signature_base64": b64.encode(png(600, 200)),
+    })
+}
+
+/// Books the next slot of TST for person `n` and checks them in; returns
+/// the application id.
+async fn booked_and_checked_in(w: &World, clerk: &Staff, n: u64) -> String {
+    let app = &w.app;
+    let start = app.next_slot("TST", 1).await;
+    let (status, booked) = app
+        .book(&booking_body("TST", &start, vec![applicant(n)]))
+        .await;
+    assert_eq!(status, 201, "{booked}");
+    let (status, done) = app
+        .staff_call(
+            clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/check-ins",
+            Some(&json!({ "document_type": "cedula_ciudadania", "document_number": document(n) })),
+        )
+        .await;
+    assert_eq!(status, 201, "{done}");
+    assert_eq!(done["booking_code"], booked["code"]);
+    done["applications"][0].as_str().unwrap().to_string()
+}
+
+async fn state_of(app: &TestApp, who: &Staff, id: &str) -> Value {
+    let (status, v) = app
+        .staff_call(
+            who,
+            Method::GET,
+            &format!("/api/v1/staff/applications/{id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+/// Polls until the application reaches `state` (workers run every 50 ms).
+async fn wait_for_state(app: &TestApp, who: &Staff, id: &str, state: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + STEP_WAIT;
+    loop {
+        let v = state_of(app, who, id).await;
+        if v["state"] == state {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still {} waiting for {state}: {v}",
+            v["state"]
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn wait_for_reference(app: &TestApp, id: &str) -> pasaporte_store::PaymentReference {
+    let deadline = tokio::time::Instant::now() + STEP_WAIT;
+    loop {
+        if let Some(r) = app.store.payment_reference_of(id).await.unwrap() {
+            return r;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no payment reference"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn pay(w: &World, reference: &str) {
+    let r = w
+        .app
+        .client
+        .post(format!(
+            "{}/v1/references/{reference}/pay",
+            w.payments.url()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+}
+
+async fn booked_citizen_to_approved_application(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
+    let auditor = staff(app, "auditor", Role::Auditor, &["*"]).await;
+    register(&w, 1);
+    let id = booked_and_checked_in(&w, &clerk, 1).await;
+
+    // The day's page shows the booking as arrived and the application waiting.
+    let (status, today) = app
+        .staff_call(&clerk, Method::GET, "/api/v1/staff/offices/TST/today", None)
+        .await;
+    assert_eq!(status, 200, "{today}");
+    assert!(
+        today["applications"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id.as_str())
+    );
+    assert!(
+        today["bookings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| b["status"] == "checked_in")
+    );
+
+    let (status, called) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/calls",
+            Some(&json!({ "counter": "Ventanilla 3" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{called}");
+    assert_eq!(called["application"], id.as_str());
+
+    let (status, captured) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/capture"),
+            Some(&capture_body()),
+        )
+        .await;
+    assert_eq!(status, 200, "{captured}");
+    assert_eq!(captured["state"], "captured");
+
+    // The registry worker confirms; the payment worker asks for a reference.
+    wait_for_state(app, &clerk, &id, "registry_verified").await;
+    let reference = wait_for_reference(app, &id).await;
+    assert_eq!(
+        reference.amount_minor, 190_000,
+        "ordinario in Bogotá, in pesos"
+    );
+    assert_eq!(reference.currency, "COP");
+    pay(&w, &reference.reference).await;
+    let paid = wait_for_state(app, &clerk, &id, "paid").await;
+    assert_eq!(paid["flags"], json!([]), "no automatic check flagged it");
+
+    let (status, approved) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{approved}");
+    assert_eq!(approved["state"], "approved");
+    assert_eq!(approved["queue"], "production");
+
+    // Every step is in the history, attributed, in order.
+    let v = state_of(app, &clerk, &id).await;
+    let actions: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "application.check_in",
+            "application.call_to_counter",
+            "application.capture",
+            "application.registry_confirmed",
+            "payment.reference_issued",
+            "application.payment_confirmed",
+            "application.approve",
+        ]
+    );
+    assert_eq!(v["history"][0]["actor"], clerk.id.as_str());
+    assert_eq!(v["history"][3]["actor"], "system:registry");
+
+    // The trail verifies, through the API and through the store.
+    let (status, verdict) = app
+        .staff_call(&auditor, Method::GET, "/api/v1/staff/audit/verify", None)
+        .await;
+    assert_eq!(status, 200, "{verdict}");
+    assert_eq!(verdict["intact"], true, "{verdict}");
+    assert!(verdict["count"].as_u64().unwrap() >= 7);
+    let verdict = app.store.verify_audit(&w.audit_key).await.unwrap();
+    assert!(
+        matches!(verdict, pasaporte_core::audit::Verdict::Intact { .. }),
+        "{verdict:?}"
+    );
+
+    // The citizen's booking has become this one application.
+    let booking_id = app
+        .store
+        .application(&id)
+        .await
+        .unwrap()
+        .booking_id
+        .unwrap();
+    let apps = app
+        .store
+        .applications_of_booking(&booking_id)
+        .await
+        .unwrap();
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0].state, "approved");
+}
+
+async fn registry_down_then_back(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
+    let supervisor = staff(app, "sup.tst", Role::Supervisor, &["TST"]).await;
+    w.registry.controls.set_down(true);
+    let mut ids = Vec::new();
+    for n in 10..13 {
+        register(&w, n);
+        let id = booked_and_checked_in(&w, &clerk, n).await;
+        let (status, v) = app
+            .staff_call(
+                &clerk,
+                Method::POST,
+                &format!("/api/v1/staff/applications/{id}/capture"),
+                Some(&capture_body()),
+            )
+            .await;
+        assert_eq!(status, 200, "{v}");
+        ids.push(id);
+    }
+    for id in &ids {
+        wait_for_state(app, &clerk, id, "pending_registry").await;
+    }
+    // Visible to supervisors while they wait.
+    let (status, queues) = app
+        .staff_call(
+            &supervisor,
+            Method::GET,
+            "/api/v1/staff/supervisor/queues",
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{queues}");
+    let pending: Vec<&str> = queues["pending_registry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    for id in &ids {
+        assert!(pending.contains(&id.as_str()), "{id} not listed: {queues}");
+    }
+    // The registry returns: every application proceeds, none lost.
+    w.registry.controls.set_down(false);
+    for id in &ids {
+        wait_for_state(app, &clerk, id, "registry_verified").await;
+    }
+}
+
+async fn post_callback(w: &World, body: &[u8], timestamp: i64, secret: &[u8]) -> u16 {
+    let sig = pasaporte::payments::sign(secret, timestamp, body);
+    w.app
+        .client
+        .post(w.app.url("/api/v1/payments/callback"))
+        .header("x-pasaporte-timestamp", timestamp.to_string())
+        .header("x-pasaporte-signature", sig)
+        .header("content-type", "application/json")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn forged_stale_and_replayed_callbacks_change_nothing(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
+    register(&w, 20);
+    let id = booked_and_checked_in(&w, &clerk, 20).await;
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/capture"),
+            Some(&capture_body()),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_for_state(app, &clerk, &id, "registry_verified").await;
+    let reference = wait_for_reference(app, &id).await;
+    let now_s = pasaporte_core::jiff::Timestamp::now().as_second();
+    let body = json!({
+        "event_id": "evt-forged-1",
+        "kind": "payment.confirmed",
+        "reference": reference.reference,
+        "amount_minor": reference.amount_minor,
+        "currency": reference.currency,
+        "occurred_ms": now_s * 1000,
+    })
+    .to_string();
+    let history_len = |v: &Value| v["history"].as_array().unwrap().len();
+    let before = state_of(app, &clerk, &id).await;
+
+    // A wrong secret, a tampered body, a timestamp six minutes old.
+    assert_eq!(
+        post_callback(&w, body.as_bytes(), now_s, b"not-the-secret").await,
+        401
+    );
+    let sig = pasaporte::payments::sign(&w.payments_secret, now_s, body.as_bytes());
+    let tampered = body.replace("payment.confirmed", "refund.completed");
+    let r = app
+        .client
+        .post(app.url("/api/v1/payments/callback"))
+        .header("x-pasaporte-timestamp", now_s.to_string())
+        .header("x-pasaporte-signature", sig)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        post_callback(&w, body.as_bytes(), now_s - 360, &w.payments_secret).await,
+        401
+    );
+    let after = state_of(app, &clerk, &id).await;
+    assert_eq!(after["state"], "registry_verified");
+    assert_eq!(history_len(&after), history_len(&before));
+    assert_eq!(
+        app.store
+            .payment_reference_of(&id)
+            .await
+            .unwrap()
+            .unwrap()
+            .status,
+        reference.status
+    );
+
+    // The real payment, then the gateway's replay of the same event.
+    pay(&w, &reference.reference).await;
+    let paid = wait_for_state(app, &clerk, &id, "paid").await;
+    let events: Vec<Value> = app
+        .client
+        .get(format!("{}/admin/events", w.payments.url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let event_id = events[0]["event_id"].as_str().unwrap().to_string();
+    let r = app
+        .client
+        .post(format!("{}/admin/replay/{event_id}", w.payments.url()))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.status());
+    // And the same signed body posted again by anyone who captured it.
+    let replay = json!({
+        "event_id": event_id,
+        "kind": "payment.confirmed",
+        "reference": reference.reference,
+        "amount_minor": reference.amount_minor,
+        "currency": reference.currency,
+        "occurred_ms": now_s * 1000,
+    })
+    .to_string();
+    assert_eq!(
+        post_callback(&w, replay.as_bytes(), now_s, &w.payments_secret).await,
+        204
+    );
+    let again = state_of(app, &clerk, &id).await;
+    assert_eq!(again["state"], "paid");
+    assert_eq!(history_len(&again), history_len(&paid), "{again}");
+}
+
+/// The expected answer of `role` (None: anonymous) on a route of `action`.
+fn allowed(role: Option<Role>, action: pasaporte_core::policy::Action) -> bool {
+    role.is_some_and(|r| allows(r, action))
+}
+
+async fn every_route_answers_each_role_as_the_policy_says(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
+    register(&w, 30);
+    let id = booked_and_checked_in(&w, &clerk, 30).await;
+    let people = [
+        (Some(Role::Clerk), Some(clerk)),
+        (
+            Some(Role::Supervisor),
+            Some(staff(app, "sup.tst", Role::Supervisor, &["TST"]).await),
+        ),
+        (
+            Some(Role::Administrator),
+            Some(staff(app, "admin", Role::Administrator, &["*"]).await),
+        ),
+        (
+            Some(Role::Auditor),
+            Some(staff(app, "auditor", Role::Auditor, &["*"]).await),
+        ),
+        (None, None),
+    ];
+    for (method, template, action) in STAFF_ROUTES {
+        let path = template.replace("{office}", "TST").replace("{id}", &id);
+        for (role, who) in &people {
+            let (status, body) = match who {
+                Some(s) => {
+                    app.staff_call(
+                        s,
+                        method.clone(),
+                        &path,
+                        (*method != Method::GET).then_some(&json!({})),
+                    )
+                    .await
+                }
+                None => {
+                    let r = app
+                        .client
+                        .request(method.clone(), app.url(&path))
+                        .json(&json!({}))
+                        .send()
+                        .await
+                        .unwrap();
+                    let s = r.status().as_u16();
+                    (s, r.json().await.unwrap_or(Value::Null))
+                }
+            };
+            let what = format!("{method} {path} as {role:?}: {status} {body}");
+            match (role, allowed(*role, *action)) {
+                (None, _) => assert_eq!(status, 401, "{what}"),
+                (Some(_), false) => assert_eq!(status, 403, "{what}"),
+                (Some(_), true) => {
+                    assert!(![401, 403].contains(&status), "{what}");
+                    assert!(status < 500, "{what}");
+                }
+            }
+        }
+    }
+    // Another office's clerk gets the same 404 as for an unknown office or id.
+    let other = staff(app, "clerk.ts2", Role::Clerk, &["TS2"]).await;
+    let (status, _) = app
+        .staff_call(
+            &other,
+            Method::GET,
+            &format!("/api/v1/staff/applications/{id}"),
+            None,
+        )
+        .await;
+    let (unknown, _) = app
+        .staff_call(
+            &other,
+            Method::GET,
+            "/api/v1/staff/applications/00000000-0000-7000-8000-000000000000",
+            None,
+        )
+        .await;
+    assert_eq!((status, unknown), (404, 404));
+    let (status, _) = app
+        .staff_call(&other, Method::GET, "/api/v1/staff/offices/TST/today", None)
+        .await;
+    assert_eq!(status, 404, "another office answers like an unknown one");
+    // A citizen's manage token reaches only its own booking.
+    let start = app.next_slot("TST", 1).await;
+    let (_, mine) = app
+        .book(&booking_body("TST", &start, vec![applicant(31)]))
+        .await;
+    let (_, theirs) = app
+        .book(&booking_body("TST", &start, vec![applicant(32)]))
+        .await;
+    let token = mine["manage_token"].as_str().unwrap();
+    let (other_booking, _) = app
+        .authed(
+            Method::GET,
+            &format!("/api/v1/bookings/{}", theirs["code"].as_str().unwrap()),
+            token,
+            None,
+        )
+        .await;
+    let (no_booking, _) = app
+        .authed(Method::GET, "/api/v1/bookings/ZZZZZZZZ", token, None)
+        .await;
+    assert_eq!((other_booking, no_booking), (404, 404));
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                files_under(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+async fn no_personal_data_in_clear_in_the_database_files(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
+    register(&w, 40);
+    let id = booked_and_checked_in(&w, &clerk, 40).await;
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/capture"),
+            Some(&capture_body()),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_for_state(app, &clerk, &id, "registry_verified").await;
+    let needles: Vec<Vec<u8>> = [
+        SURNAMES,
+        "Quintanilla",
+        "QUINTANILLA",
+        "Zabaleta",
+        "Ximena",
+        &document(40),
+        "1988-11-23",
+        "ximena.quintanilla@example.co",
+        "555 0101",
+    ]
+    .iter()
+    .map(|s| s.as_bytes().to_vec())
+    .collect();
+    let mut files = Vec::new();
+    match db {
+        TestDb::Sqlite => {
+            let url = app.store.database_path().expect("a SQLite file");
+            let dir = std::path::Path::new(&url).parent().unwrap().to_path_buf();
+            files_under(&dir, &mut files);
+        }
+        TestDb::Postgres => {
+            // Flush everything to the heap files, then read them all.
+            pasaporte_store::testing::flush_to_files(&app.store)
+                .await
+                .unwrap();
+            let dir = std::env::var("PASAPORTE_TEST_PG_DATA")
+                .expect("scripts/pg.sh exports PASAPORTE_TEST_PG_DATA");
+            files_under(std::path::Path::new(&dir), &mut files);
+        }
+    }
+    assert!(!files.is_empty());
+    let mut searched = 0;
+    for f in &files {
+        let Ok(bytes) = std::fs::read(f) else {
+            continue;
+        };
+        searched += bytes.len();
+        for n in &needles {
+            assert!(
+                !bytes.windows(n.len()).any(|win| win == n.as_slice()),
+                "{} holds '{}' in clear",
+                f.display(),
+                String::from_utf8_lossy(n)
+            );
+        }
+    }
+    assert!(searched > 10_000, "searched only {searched} bytes");
+}
