@@ -177,13 +177,15 @@ async fn bench_backend(database: &str, o: &Opts) -> anyhow::Result<Figures> {
     };
     let server = tokio::spawn(async move {
         crate::serve(
-            db,
-            keys,
-            smtp,
-            "127.0.0.1:0".parse()?,
-            None,
-            false,
-            crate::WorkArgs::none(),
+            crate::ServeArgs {
+                db,
+                keys,
+                smtp,
+                listen: "127.0.0.1:0".parse()?,
+                public_url: None,
+                demo: false,
+                work: crate::WorkArgs::none(),
+            },
             Some(tx),
         )
         .await

@@ -145,27 +145,6 @@ pub fn local_when(lang: Lang, office: &Office, t: Timestamp) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pasaporte_core::jiff::civil::date;
-
-    #[test]
-    fn dates_read_naturally() {
-        assert_eq!(
-            long_date(Lang::Es, date(2026, 12, 1)),
-            "martes 1 de diciembre de 2026"
-        );
-        assert_eq!(
-            long_date(Lang::En, date(2026, 12, 1)),
-            "Tuesday 1 December 2026"
-        );
-        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
-        assert_eq!(Lang::from_accept_language("fr, es;q=0.5"), Lang::Es);
-        assert_eq!(Lang::from_accept_language(""), Lang::Es);
-    }
-}
-
 /// An application state as staff read it.
 pub fn state_label(lang: Lang, s: pasaporte_core::application::State) -> &'static str {
     use pasaporte_core::application::State as S;
@@ -186,4 +165,25 @@ pub fn state_label(lang: Lang, s: pasaporte_core::application::State) -> &'stati
         S::NoShow => ("no se presentó", "no-show"),
     };
     lang.pick(es, en)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pasaporte_core::jiff::civil::date;
+
+    #[test]
+    fn dates_read_naturally() {
+        assert_eq!(
+            long_date(Lang::Es, date(2026, 12, 1)),
+            "martes 1 de diciembre de 2026"
+        );
+        assert_eq!(
+            long_date(Lang::En, date(2026, 12, 1)),
+            "Tuesday 1 December 2026"
+        );
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr, es;q=0.5"), Lang::Es);
+        assert_eq!(Lang::from_accept_language(""), Lang::Es);
+    }
 }

@@ -113,6 +113,28 @@ pub struct SmtpArgs {
     pub smtp_retry_ms: u64,
 }
 
+/// What `serve` runs with.
+#[derive(clap::Args, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub smtp: SmtpArgs,
+    /// Address to listen on.
+    #[arg(long, env = "PASAPORTE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The address citizens reach the service at, for links in mail.
+    #[arg(long, env = "PASAPORTE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Load the demo offices (shared/data/offices.csv) if missing.
+    #[arg(long)]
+    pub demo: bool,
+    #[command(flatten)]
+    pub work: WorkArgs,
+}
+
 /// The office workflow's outside parties and workers.
 #[derive(clap::Args, Clone, Debug)]
 pub struct WorkArgs {
@@ -154,25 +176,7 @@ impl WorkArgs {
 #[derive(Subcommand)]
 pub enum Command {
     /// Run the service.
-    Serve {
-        #[command(flatten)]
-        db: DbArgs,
-        #[command(flatten)]
-        keys: KeyArgs,
-        #[command(flatten)]
-        smtp: SmtpArgs,
-        /// Address to listen on.
-        #[arg(long, env = "PASAPORTE_LISTEN", default_value = "127.0.0.1:8080")]
-        listen: SocketAddr,
-        /// The address citizens reach the service at, for links in mail.
-        #[arg(long, env = "PASAPORTE_PUBLIC_URL")]
-        public_url: Option<String>,
-        /// Load the demo offices (shared/data/offices.csv) if missing.
-        #[arg(long)]
-        demo: bool,
-        #[command(flatten)]
-        work: Box<WorkArgs>,
-    },
+    Serve(Box<ServeArgs>),
     /// Bring the database schema up to date.
     Migrate {
         #[command(flatten)]
@@ -273,15 +277,18 @@ pub async fn import_offices(store: &pasaporte_store::Store, csv: &str) -> anyhow
 
 /// Runs the service until Ctrl-C or SIGTERM.
 pub async fn serve(
-    db: DbArgs,
-    keys: KeyArgs,
-    smtp: SmtpArgs,
-    listen: SocketAddr,
-    public_url: Option<String>,
-    demo: bool,
-    work: WorkArgs,
+    args: ServeArgs,
     ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
 ) -> anyhow::Result<()> {
+    let ServeArgs {
+        db,
+        keys,
+        smtp,
+        listen,
+        public_url,
+        demo,
+        work,
+    } = args;
     let store = open_store(&db).await?;
     if demo && store.offices().await?.is_empty() {
         let n = import_offices(&store, DEMO_OFFICES_CSV).await?;
@@ -449,16 +456,8 @@ pub fn main() -> ExitCode {
     };
     let result: anyhow::Result<ExitCode> = rt.block_on(async move {
         match cli.command {
-            Command::Serve {
-                db,
-                keys,
-                smtp,
-                listen,
-                public_url,
-                demo,
-                work,
-            } => {
-                serve(db, keys, smtp, listen, public_url, demo, *work, None).await?;
+            Command::Serve(args) => {
+                serve(*args, None).await?;
             }
             Command::Migrate { db } => {
                 open_store(&db).await?;

@@ -899,6 +899,13 @@ pub fn passport_key(app: &App, number: &str) -> String {
     app.keys.person_key(&format!("PASSPORT:{number}"))
 }
 
+/// The uploaded images of a capture, as received (JPEG or PNG bytes).
+#[derive(Clone, Debug, Default)]
+pub struct CaptureFiles {
+    pub photo: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
 /// A photo or signature the checks refused: its field and what to fix.
 #[derive(Debug)]
 pub struct ImageFault {
@@ -926,10 +933,10 @@ pub async fn capture(
     scope: &dyn OfficeScope,
     id: &str,
     form: &CaptureForm,
-    photo: Vec<u8>,
-    signature: Vec<u8>,
+    files: CaptureFiles,
     now: Timestamp,
 ) -> Result<Result<Application, CaptureFaults>, WorkError> {
+    let CaptureFiles { photo, signature } = files;
     use pasaporte_core::fees::PassportType;
     use pasaporte_core::person::{Email, PersonName, Phone, age_on, parse_birth_date};
     use pasaporte_core::registry::Sex;

@@ -804,8 +804,7 @@ async fn capture(
         &Scope(staff),
         &id,
         &body.form,
-        photo,
-        signature,
+        workflow::CaptureFiles { photo, signature },
         now,
     )
     .await

@@ -69,13 +69,15 @@ pub async fn spawn_on(store: Store, db_url: String, smtp: SmtpArgs) -> TestApp {
     };
     tokio::spawn(async move {
         let r = pasaporte::serve(
-            args,
-            keys(),
-            smtp,
-            "127.0.0.1:0".parse().unwrap(),
-            None,
-            false,
-            pasaporte::WorkArgs::none(),
+            pasaporte::ServeArgs {
+                db: args,
+                keys: keys(),
+                smtp,
+                listen: "127.0.0.1:0".parse().unwrap(),
+                public_url: None,
+                demo: false,
+                work: pasaporte::WorkArgs::none(),
+            },
             Some(tx),
         )
         .await;
@@ -273,7 +275,19 @@ pub async fn spawn_world(db: TestDb) -> World {
         database: db_url.clone(),
     };
     tokio::spawn(async move {
-        let r = pasaporte::serve(args, keys(), no_smtp(), addr, None, false, work, Some(tx)).await;
+        let r = pasaporte::serve(
+            pasaporte::ServeArgs {
+                db: args,
+                keys: keys(),
+                smtp: no_smtp(),
+                listen: addr,
+                public_url: None,
+                demo: false,
+                work,
+            },
+            Some(tx),
+        )
+        .await;
         if let Err(e) = r {
             eprintln!("server stopped: {e:#}");
         }
