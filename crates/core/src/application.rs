@@ -57,6 +57,7 @@ pub const ACTOR_ID_CHARS_MAX: usize = 64;
 /// | `CheckedIn` | `Counter` (clerks) | + [`CAPTURE_WITHIN_MINUTES`] | overdue to supervisors |
 /// | `Captured` | `RegistryCheck` (registry worker) | + [`REGISTRY_ANSWER_WITHIN_MINUTES`] | the worker records `RegistryUnavailable` |
 /// | `PendingRegistry` | `RegistryRetry` (registry worker, then supervisors) | + [`REGISTRY_RETRY_HOURS`] | a supervisor overrides or cancels |
+/// | `RegistryMismatch` | `SupervisorReview` | + [`SUPERVISOR_REVIEW_WITHIN_HOURS`] | overdue to the office head |
 /// | `RegistryVerified` | `Payment` (payments adapter) | + [`PAYMENT_WITHIN_HOURS`] | the system cancels it, unpaid |
 /// | `Paid` | `Adjudication` (clerks, automatic checks) | + [`ADJUDICATION_WITHIN_HOURS`] | overdue to supervisors |
 /// | `Flagged` | `SupervisorReview` | + [`SUPERVISOR_REVIEW_WITHIN_HOURS`] | overdue to the office head |
@@ -68,6 +69,10 @@ pub enum State {
     CheckedIn,
     Captured,
     PendingRegistry,
+    /// The registry disagreed (or has no record): a supervisor accepts the
+    /// capture with a reason, rejects or cancels. Before payment, so
+    /// accepting it leads to payment, never straight to approval.
+    RegistryMismatch,
     RegistryVerified,
     Paid,
     Flagged,
@@ -78,11 +83,12 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 11] = [
+    pub const ALL: [State; 12] = [
         State::Booked,
         State::CheckedIn,
         State::Captured,
         State::PendingRegistry,
+        State::RegistryMismatch,
         State::RegistryVerified,
         State::Paid,
         State::Flagged,
@@ -99,6 +105,7 @@ impl State {
             State::CheckedIn => "checked_in",
             State::Captured => "captured",
             State::PendingRegistry => "pending_registry",
+            State::RegistryMismatch => "registry_mismatch",
             State::RegistryVerified => "registry_verified",
             State::Paid => "paid",
             State::Flagged => "flagged",
@@ -120,6 +127,7 @@ impl State {
             | State::CheckedIn
             | State::Captured
             | State::PendingRegistry
+            | State::RegistryMismatch
             | State::RegistryVerified
             | State::Paid
             | State::Flagged
@@ -134,6 +142,7 @@ impl State {
             State::CheckedIn => Queue::Counter,
             State::Captured => Queue::RegistryCheck,
             State::PendingRegistry => Queue::RegistryRetry,
+            State::RegistryMismatch => Queue::SupervisorReview,
             State::RegistryVerified => Queue::Payment,
             State::Paid => Queue::Adjudication,
             State::Flagged => Queue::SupervisorReview,
@@ -431,7 +440,12 @@ pub const EDGES: &[Edge] = &[
         S::PendingRegistry,
         &[System],
     ),
-    edge(S::Captured, K::RegistryMismatch, S::Flagged, &[System]),
+    edge(
+        S::Captured,
+        K::RegistryMismatch,
+        S::RegistryMismatch,
+        &[System],
+    ),
     edge(S::Captured, K::Cancel, S::Cancelled, &[Clerk, Supervisor]),
     edge(
         S::PendingRegistry,
@@ -442,7 +456,7 @@ pub const EDGES: &[Edge] = &[
     edge(
         S::PendingRegistry,
         K::RegistryMismatch,
-        S::Flagged,
+        S::RegistryMismatch,
         &[System],
     ),
     edge(
@@ -452,6 +466,14 @@ pub const EDGES: &[Edge] = &[
         &[Supervisor],
     ),
     edge(S::PendingRegistry, K::Cancel, S::Cancelled, &[Supervisor]),
+    edge(
+        S::RegistryMismatch,
+        K::SupervisorOverrideRegistry,
+        S::RegistryVerified,
+        &[Supervisor],
+    ),
+    edge(S::RegistryMismatch, K::Reject, S::Rejected, &[Supervisor]),
+    edge(S::RegistryMismatch, K::Cancel, S::Cancelled, &[Supervisor]),
     edge(
         S::RegistryVerified,
         K::PaymentConfirmed,
@@ -553,6 +575,7 @@ impl Application {
             State::CheckedIn => (self.state_since, minutes(CAPTURE_WITHIN_MINUTES)),
             State::Captured => (self.state_since, minutes(REGISTRY_ANSWER_WITHIN_MINUTES)),
             State::PendingRegistry => (self.state_since, hours(REGISTRY_RETRY_HOURS)),
+            State::RegistryMismatch => (self.state_since, hours(SUPERVISOR_REVIEW_WITHIN_HOURS)),
             State::RegistryVerified => (self.state_since, hours(PAYMENT_WITHIN_HOURS)),
             State::Paid => (self.state_since, hours(ADJUDICATION_WITHIN_HOURS)),
             State::Flagged => (self.state_since, hours(SUPERVISOR_REVIEW_WITHIN_HOURS)),
@@ -607,7 +630,7 @@ impl Application {
             State::Captured => match command {
                 K::RegistryConfirmed => Some((S::RegistryVerified, SYSTEM)),
                 K::RegistryUnavailable => Some((S::PendingRegistry, SYSTEM)),
-                K::RegistryMismatch => Some((S::Flagged, SYSTEM)),
+                K::RegistryMismatch => Some((S::RegistryMismatch, SYSTEM)),
                 K::Cancel => Some((S::Cancelled, CLERKS)),
                 K::CheckIn
                 | K::MarkNoShow
@@ -620,7 +643,7 @@ impl Application {
             },
             State::PendingRegistry => match command {
                 K::RegistryConfirmed => Some((S::RegistryVerified, SYSTEM)),
-                K::RegistryMismatch => Some((S::Flagged, SYSTEM)),
+                K::RegistryMismatch => Some((S::RegistryMismatch, SYSTEM)),
                 K::SupervisorOverrideRegistry => Some((S::RegistryVerified, SUPERVISOR)),
                 K::Cancel => Some((S::Cancelled, SUPERVISOR)),
                 // A retry that fails again changes nothing: no self-loop.
@@ -632,6 +655,20 @@ impl Application {
                 | K::Flag
                 | K::Approve
                 | K::Reject => None,
+            },
+            State::RegistryMismatch => match command {
+                K::SupervisorOverrideRegistry => Some((S::RegistryVerified, SUPERVISOR)),
+                K::Reject => Some((S::Rejected, SUPERVISOR)),
+                K::Cancel => Some((S::Cancelled, SUPERVISOR)),
+                K::CheckIn
+                | K::MarkNoShow
+                | K::Capture
+                | K::RegistryUnavailable
+                | K::RegistryConfirmed
+                | K::RegistryMismatch
+                | K::PaymentConfirmed
+                | K::Flag
+                | K::Approve => None,
             },
             State::RegistryVerified => match command {
                 // A supervisor's approved fee waiver counts as the payment.
@@ -873,7 +910,9 @@ mod tests {
             (S::Captured, Command::RegistryConfirmed, System, Ok(S::RegistryVerified)),
             (S::Captured, Command::RegistryConfirmed, Clerk, forbidden(Clerk, K::RegistryConfirmed, S::Captured)),
             (S::Captured, Command::RegistryUnavailable, System, Ok(S::PendingRegistry)),
-            (S::Captured, command(K::RegistryMismatch), System, Ok(S::Flagged)),
+            (S::Captured, command(K::RegistryMismatch), System, Ok(S::RegistryMismatch)),
+            (S::RegistryMismatch, Command::Approve, Supervisor, not_from(S::RegistryMismatch, K::Approve)),
+            (S::RegistryMismatch, command(K::SupervisorOverrideRegistry), Supervisor, Ok(S::RegistryVerified)),
             (S::Captured, command(K::SupervisorOverrideRegistry), Supervisor, not_from(S::Captured, K::SupervisorOverrideRegistry)),
             (S::PendingRegistry, command(K::SupervisorOverrideRegistry), Supervisor, Ok(S::RegistryVerified)),
             (S::PendingRegistry, command(K::SupervisorOverrideRegistry), Clerk, forbidden(Clerk, K::SupervisorOverrideRegistry, S::PendingRegistry)),

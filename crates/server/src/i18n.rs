@@ -156,6 +156,10 @@ pub fn state_label(lang: Lang, s: pasaporte_core::application::State) -> &'stati
             "esperando al registro civil",
             "waiting for the civil registry",
         ),
+        S::RegistryMismatch => (
+            "el registro civil no coincide: revisión del supervisor",
+            "civil registry mismatch: supervisor review",
+        ),
         S::RegistryVerified => ("verificada, por pagar", "verified, awaiting payment"),
         S::Paid => ("pagada, por decidir", "paid, awaiting decision"),
         S::Flagged => ("en revisión del supervisor", "in supervisor review"),

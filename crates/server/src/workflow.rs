@@ -684,6 +684,7 @@ pub async fn decide(
     command: Command,
     now: Timestamp,
 ) -> Result<Application, WorkError> {
+    let reference = app.store.payment_reference_of(id).await?;
     let next = retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let row = store::application_in(&mut tx, id).await?;
@@ -693,6 +694,23 @@ pub async fn decide(
         let (next, event) = domain(&row)?.apply(&command, actor, now)?;
         save_transition(&mut tx, &row, &next, &event, now).await?;
         after_transition(&mut tx, &row, &next, now).await?;
+        // A paid application that ends without a passport is refunded: the
+        // refund worker asks the gateway; its callback completes it.
+        if let Some(r) = &reference
+            && r.status == pasaporte_core::fees::PaymentStatus::Paid
+            && next.state() == State::Cancelled
+        {
+            store::mark_refund_pending(&mut tx, &r.reference).await?;
+            let mut e = AuditEvent::by(
+                actor,
+                now.as_millisecond(),
+                "payment.refund_requested",
+                &row.office,
+                id,
+            );
+            e.detail = format!("{} {}", r.amount_minor, r.currency);
+            store::append_audit_event(&mut tx, &e).await?;
+        }
         tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, WorkError>(next)
     })?;
@@ -715,6 +733,7 @@ pub async fn after_transition(
         | State::CheckedIn
         | State::Captured
         | State::PendingRegistry
+        | State::RegistryMismatch
         | State::RegistryVerified
         | State::Paid
         | State::Flagged

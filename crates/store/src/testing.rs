@@ -69,3 +69,19 @@ pub async fn flush_to_files(store: &Store) -> Result<()> {
     }
     Ok(())
 }
+
+/// The folders holding this database's files below the server's data
+/// folder: on PostgreSQL `base/<oid>` and the shared `pg_wal`; `None` on SQLite.
+pub async fn pg_database_dirs(store: &Store) -> Result<Option<Vec<String>>> {
+    use sqlx::Row;
+    if store.backend() != crate::Backend::Postgres {
+        return Ok(None);
+    }
+    let row = sqlx::query(
+        "SELECT CAST(oid AS BIGINT) AS oid FROM pg_database WHERE datname = current_database()",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    let oid: i64 = row.try_get("oid")?;
+    Ok(Some(vec![format!("base/{oid}"), "pg_wal".to_string()]))
+}

@@ -684,7 +684,13 @@ pub async fn supervisor_lists(
     };
     let flagged = app
         .store
-        .applications_in_states(office, &[AppStateKind::Flagged.as_str()])
+        .applications_in_states(
+            office,
+            &[
+                AppStateKind::Flagged.as_str(),
+                AppStateKind::RegistryMismatch.as_str(),
+            ],
+        )
         .await?;
     let pending = app
         .store

@@ -316,6 +316,7 @@ pub struct Staff {
     pub id: String,
     pub cookie: String,
     pub csrf: String,
+    pub totp_secret: String,
 }
 
 /// Creates a staff account and signs it in through the API.
@@ -360,6 +361,7 @@ pub async fn staff(app: &TestApp, username: &str, role: Role, offices: &[&str]) 
     let body: Value = r.json().await.unwrap();
     Staff {
         id: created.id,
+        totp_secret: created.totp_secret_base32,
         cookie,
         csrf: body["csrf_token"].as_str().unwrap().to_string(),
     }

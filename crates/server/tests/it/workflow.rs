@@ -23,6 +23,7 @@ both_databases!(
     forged_stale_and_replayed_callbacks_change_nothing,
     every_route_answers_each_role_as_the_policy_says,
     no_personal_data_in_clear_in_the_database_files,
+    supervisors_decide_mismatches_waivers_and_cancellations,
 );
 
 /// How long a test waits for a worker's step (they run every 50 ms).
@@ -650,9 +651,15 @@ async fn no_personal_data_in_clear_in_the_database_files(db: TestDb) {
             pasaporte_store::testing::flush_to_files(&app.store)
                 .await
                 .unwrap();
-            let dir = std::env::var("PASAPORTE_TEST_PG_DATA")
+            let data = std::env::var("PASAPORTE_TEST_PG_DATA")
                 .expect("scripts/pg.sh exports PASAPORTE_TEST_PG_DATA");
-            files_under(std::path::Path::new(&dir), &mut files);
+            for sub in pasaporte_store::testing::pg_database_dirs(&app.store)
+                .await
+                .unwrap()
+                .unwrap()
+            {
+                files_under(&std::path::Path::new(&data).join(sub), &mut files);
+            }
         }
     }
     assert!(!files.is_empty());
@@ -664,7 +671,7 @@ async fn no_personal_data_in_clear_in_the_database_files(db: TestDb) {
         searched += bytes.len();
         for n in &needles {
             assert!(
-                !bytes.windows(n.len()).any(|win| win == n.as_slice()),
+                memchr::memmem::find(&bytes, n).is_none(),
                 "{} holds '{}' in clear",
                 f.display(),
                 String::from_utf8_lossy(n)
@@ -672,4 +679,203 @@ async fn no_personal_data_in_clear_in_the_database_files(db: TestDb) {
         }
     }
     assert!(searched > 10_000, "searched only {searched} bytes");
+}
+
+async fn capture(w: &World, clerk: &Staff, id: &str) {
+    let (status, v) = w
+        .app
+        .staff_call(
+            clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/capture"),
+            Some(&capture_body()),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+}
+
+async fn supervisors_decide_mismatches_waivers_and_cancellations(db: TestDb) {
+    use pasaporte::auth::{session::token_hash, totp};
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
+    let sup = staff(app, "sup.tst", Role::Supervisor, &["TST"]).await;
+
+    // The registry knows person 50 with another birth date: a mismatch,
+    // which waits for a supervisor and never skips payment.
+    let kind = DocumentType::CedulaCiudadania;
+    w.registry
+        .controls
+        .add_person(
+            &RegistryQuery {
+                document_type: kind,
+                document_number: DocumentNumber::parse(kind, &document(50), "n").unwrap(),
+            },
+            RegistryRecord {
+                surnames: "QUINTANILLA ZABALETA".into(),
+                given_names: "XIMENA ROCIO".into(),
+                birth_date: date(1989, 11, 23),
+                birth_place: "BOGOTA D.C.".into(),
+                sex: Sex::F,
+                nationality: "COL".into(),
+                status: VitalStatus::Alive,
+                document_cancelled: false,
+            },
+        )
+        .unwrap();
+    let id = booked_and_checked_in(&w, &clerk, 50).await;
+    capture(&w, &clerk, &id).await;
+    let v = wait_for_state(app, &clerk, &id, "registry_mismatch").await;
+    let reason = v["history"].as_array().unwrap().last().unwrap()["detail"].clone();
+    assert_eq!(
+        reason, "the civil registry disagrees on: birth_date",
+        "fields only, no values"
+    );
+    let (_, queues) = app
+        .staff_call(&sup, Method::GET, "/api/v1/staff/supervisor/queues", None)
+        .await;
+    assert!(
+        queues["flagged"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["id"] == id.as_str())
+    );
+
+    // A clerk may not override; a supervisor signed in 11 minutes ago must
+    // give the password again first.
+    let path = format!("/api/v1/staff/applications/{id}/registry-override");
+    let body = json!({ "reason": "Registro desactualizado; se verificó el documento original" });
+    let (status, _) = app
+        .staff_call(&clerk, Method::POST, &path, Some(&body))
+        .await;
+    assert_eq!(status, 403);
+    let token = sup.cookie.split_once('=').unwrap().1;
+    let eleven_minutes_ago = pasaporte_core::jiff::Timestamp::now().as_millisecond() - 11 * 60_000;
+    app.store
+        .set_session_authenticated_at(&token_hash(token), eleven_minutes_ago)
+        .await
+        .unwrap();
+    let (status, v) = app.staff_call(&sup, Method::POST, &path, Some(&body)).await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("reauthentication_required"))
+    );
+    let next_code = totp::code_at(
+        &sup.totp_secret,
+        pasaporte_core::jiff::Timestamp::now().as_second() as u64 + totp::TOTP_STEP_SECONDS,
+    )
+    .unwrap();
+    let (status, v) = app
+        .staff_call(
+            &sup,
+            Method::POST,
+            "/api/v1/staff/session/reauth",
+            Some(&json!({ "password": crate::support::STAFF_PASSWORD, "totp": next_code })),
+        )
+        .await;
+    assert!(status < 300, "{status} {v}");
+    let (status, v) = app.staff_call(&sup, Method::POST, &path, Some(&body)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "registry_verified");
+
+    // A fee waiver: asked by the clerk, granted by the supervisor; it counts
+    // as the payment, and the automatic checks flag the override.
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/waiver"),
+            Some(&json!({ "reason": "Persona en situación de desplazamiento" })),
+        )
+        .await;
+    assert_eq!(status, 202, "{v}");
+    let (status, v) = app
+        .staff_call(
+            &sup,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/waiver/decision"),
+            Some(&json!({ "approve": true })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let v = state_of(app, &sup, &id).await;
+    assert_eq!(v["state"], "flagged", "{v}");
+    assert_eq!(v["flags"], json!(["registry_not_verified"]));
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "a clerk cannot approve a flagged application: {v}"
+    );
+    let (status, v) = app
+        .staff_call(
+            &sup,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/decision"),
+            Some(&json!({ "decision": "approve", "reason": "Identidad verificada con el documento original" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "approved");
+
+    // A paid application cancelled by a supervisor is refunded through the
+    // gateway, whose callback completes the refund.
+    register(&w, 51);
+    let id = booked_and_checked_in(&w, &clerk, 51).await;
+    capture(&w, &clerk, &id).await;
+    wait_for_state(app, &clerk, &id, "registry_verified").await;
+    let reference = wait_for_reference(app, &id).await;
+    pay(&w, &reference.reference).await;
+    wait_for_state(app, &clerk, &id, "paid").await;
+    let (status, v) = app
+        .staff_call(
+            &sup,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/decision"),
+            Some(&json!({ "decision": "cancel", "reason": "El ciudadano desistió del trámite" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["state"], "cancelled");
+    let deadline = tokio::time::Instant::now() + STEP_WAIT;
+    loop {
+        let r = app.store.payment_reference_of(&id).await.unwrap().unwrap();
+        if r.status == pasaporte_core::fees::PaymentStatus::Refunded {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not refunded: {:?}",
+            r.status
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let v = state_of(app, &sup, &id).await;
+    let actions: Vec<&str> = v["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.ends_with(&[
+            "application.cancel",
+            "payment.refund_requested",
+            "payment.refunded"
+        ]),
+        "{actions:?}"
+    );
+    // The person may book again.
+    let start = app.next_slot("TST", 1).await;
+    let (status, v) = app
+        .book(&booking_body("TST", &start, vec![applicant(51)]))
+        .await;
+    assert_eq!(status, 201, "{v}");
 }
