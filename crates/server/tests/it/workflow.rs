@@ -24,6 +24,7 @@ both_databases!(
     every_route_answers_each_role_as_the_policy_says,
     no_personal_data_in_clear_in_the_database_files,
     supervisors_decide_mismatches_waivers_and_cancellations,
+    walk_ins_and_no_shows,
 );
 
 /// How long a test waits for a worker's step (they run every 50 ms).
@@ -878,4 +879,139 @@ async fn supervisors_decide_mismatches_waivers_and_cancellations(db: TestDb) {
         .book(&booking_body("TST", &start, vec![applicant(51)]))
         .await;
     assert_eq!(status, 201, "{v}");
+}
+
+async fn walk_ins_and_no_shows(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST", "MIA"]).await;
+    let walk_in = json!({
+        "document_type": "cedula_ciudadania",
+        "document_number": document(60),
+        "surnames": SURNAMES,
+        "given_names": GIVEN,
+        "birth_date": BIRTH,
+    });
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/walk-ins",
+            Some(&walk_in),
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["ticket"], "T-001");
+    // The same person cannot hold two live applications.
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/walk-ins",
+            Some(&walk_in),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("application_in_progress"))
+    );
+    // Consulates serve by appointment only; bad input names every field.
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            "/api/v1/staff/offices/MIA/walk-ins",
+            Some(&walk_in),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("walk_ins_not_taken"))
+    );
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/walk-ins",
+            Some(&json!({ "document_type": "cedula_ciudadania", "document_number": "12", "surnames": "", "given_names": "Ana", "birth_date": "2990-01-01" })),
+        )
+        .await;
+    assert_eq!(status, 422, "{v}");
+    let fields: Vec<&str> = v["error"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["document_number", "surnames", "birth_date"], "{v}");
+
+    // A booking nobody checks in becomes a no-show once its grace period
+    // has passed (the worker's step, run here as of tomorrow); the person
+    // may book again, and the booking can no longer be checked in.
+    let start = app.next_slot("TST", 1).await;
+    let (status, booked) = app
+        .book(&booking_body("TST", &start, vec![applicant(61)]))
+        .await;
+    assert_eq!(status, 201, "{booked}");
+    let (store, url) = (
+        app.store.clone(),
+        app.store.database_path().map(str::to_string),
+    );
+    let keys = crate::support::keys().keyring().unwrap();
+    let worker = pasaporte::app::App::new(store, keys, "http://test".into(), Default::default())
+        .await
+        .unwrap();
+    let tomorrow = pasaporte_core::jiff::Timestamp::now()
+        + pasaporte_core::jiff::SignedDuration::from_hours(24);
+    let marked = pasaporte::workflow::mark_no_shows(&worker, tomorrow, 100)
+        .await
+        .unwrap();
+    assert!(marked >= 1, "{marked} marked ({url:?})");
+    let (_, v) = app
+        .authed(
+            Method::GET,
+            &format!("/api/v1/bookings/{}", booked["code"].as_str().unwrap()),
+            booked["manage_token"].as_str().unwrap(),
+            None,
+        )
+        .await;
+    assert_eq!(v["status"], "no_show", "{v}");
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/check-ins",
+            Some(&json!({ "code": booked["code"] })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("booking_not_active"))
+    );
+    let (status, today) = app
+        .staff_call(&clerk, Method::GET, "/api/v1/staff/offices/TST/today", None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(today["no_shows"].as_i64().unwrap() >= 1, "{today}");
+    let (status, v) = app
+        .book(&booking_body(
+            "TST",
+            &app.next_slot("TST", 1).await,
+            vec![applicant(61)],
+        ))
+        .await;
+    assert_eq!(status, 201, "the no-show's hold is released: {v}");
+    let history = app
+        .store
+        .audit_events_of(
+            &app.store
+                .booking_by_code(booked["code"].as_str().unwrap())
+                .await
+                .unwrap()
+                .id,
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.last().unwrap().action, "booking.no_show");
+    assert_eq!(history.last().unwrap().actor, "system:no-show");
 }
