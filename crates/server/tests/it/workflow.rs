@@ -25,6 +25,7 @@ both_databases!(
     no_personal_data_in_clear_in_the_database_files,
     supervisors_decide_mismatches_waivers_and_cancellations,
     walk_ins_and_no_shows,
+    concurrent_counters_keep_the_trail_intact,
 );
 
 /// How long a test waits for a worker's step (they run every 50 ms).
@@ -1014,4 +1015,91 @@ async fn walk_ins_and_no_shows(db: TestDb) {
         .unwrap();
     assert_eq!(history.last().unwrap().action, "booking.no_show");
     assert_eq!(history.last().unwrap().actor, "system:no-show");
+}
+
+async fn concurrent_counters_keep_the_trail_intact(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    let clerks = [
+        staff(app, "clerk.a", Role::Clerk, &["TST"]).await,
+        staff(app, "clerk.b", Role::Clerk, &["TST"]).await,
+        staff(app, "clerk.c", Role::Clerk, &["TST"]).await,
+    ];
+    // One staff write sent from its own task.
+    let post = |who: &Staff, path: &str, body: Value| {
+        let req = app
+            .client
+            .post(app.url(path))
+            .header(reqwest::header::COOKIE, &who.cookie)
+            .header("x-csrf-token", &who.csrf)
+            .json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let status = r.status().as_u16();
+            (status, r.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let mut codes = Vec::new();
+    for n in 70..82 {
+        let start = app.next_slot("TST", 1).await;
+        let (status, v) = app
+            .book(&booking_body("TST", &start, vec![applicant(n)]))
+            .await;
+        assert_eq!(status, 201, "{v}");
+        codes.push(v["code"].as_str().unwrap().to_string());
+    }
+    // Three counters check in twelve bookings and take six walk-ins at once,
+    // each booking attempted by two clerks: exactly one wins each.
+    let mut set = tokio::task::JoinSet::new();
+    for (i, code) in codes.iter().enumerate() {
+        for k in 0..2 {
+            set.spawn(post(
+                &clerks[(i + k) % 3],
+                "/api/v1/staff/offices/TST/check-ins",
+                json!({ "code": code }),
+            ));
+        }
+    }
+    for (i, n) in (90..96).enumerate() {
+        set.spawn(post(
+            &clerks[i % 3],
+            "/api/v1/staff/offices/TST/walk-ins",
+            json!({
+                "document_type": "cedula_ciudadania",
+                "document_number": document(n),
+                "surnames": SURNAMES,
+                "given_names": GIVEN,
+                "birth_date": BIRTH,
+            }),
+        ));
+    }
+    let results = set.join_all().await;
+    let checked_in = results
+        .iter()
+        .filter(|(s, v)| *s == 201 && v["booking_code"].is_string())
+        .count();
+    let refused = results
+        .iter()
+        .filter(|(s, v)| {
+            *s == 409
+                && ["already_checked_in", "booking_not_active"]
+                    .contains(&v["error"]["code"].as_str().unwrap_or(""))
+        })
+        .count();
+    let mut tickets: Vec<String> = results
+        .iter()
+        .filter(|(s, v)| *s == 201 && v["ticket"].is_string())
+        .map(|(_, v)| v["ticket"].as_str().unwrap().to_string())
+        .collect();
+    tickets.sort();
+    assert_eq!((checked_in, refused), (12, 12), "{results:?}");
+    assert_eq!(
+        tickets,
+        ["T-001", "T-002", "T-003", "T-004", "T-005", "T-006"]
+    );
+    // Every step recorded once, in one unbroken chain.
+    match app.store.verify_audit(&w.audit_key).await.unwrap() {
+        pasaporte_core::audit::Verdict::Intact { count, .. } => assert_eq!(count, 18),
+        other => panic!("{other:?}"),
+    }
 }
