@@ -583,7 +583,7 @@ impl Store {
     /// No-shows counted in an office's slots in `[from_ms, to_ms)`.
     pub async fn no_shows(&self, office: &str, from_ms: i64, to_ms: i64) -> Result<i64> {
         let row = sqlx::query(
-            "SELECT COALESCE(SUM(no_shows), 0) AS n FROM slot_seats WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3",
+            "SELECT CAST(COALESCE(SUM(no_shows), 0) AS BIGINT) AS n FROM slot_seats WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3",
         )
         .bind(office)
         .bind(from_ms)

@@ -51,7 +51,11 @@ pub const CONSOLE_ROUTES: &[(Method, &str, Action)] = &[
         "/console/office/{code}/check-in",
         Action::CheckIn,
     ),
-    (Method::POST, "/console/office/{code}/walk-in", Action::CheckIn),
+    (
+        Method::POST,
+        "/console/office/{code}/walk-in",
+        Action::CheckIn,
+    ),
     (Method::POST, "/console/office/{code}/call", Action::CheckIn),
     (
         Method::GET,
@@ -630,15 +634,16 @@ fn office_gate(
     action: Action,
     code: &str,
     lang: Lang,
-) -> Result<std::sync::Arc<crate::app::OfficeEntry>, Response> {
+) -> Result<std::sync::Arc<crate::app::OfficeEntry>, Box<Response>> {
     let uri: Uri = format!("/console/office/{}/today?lang={}", enc(code), lang.code())
         .parse()
-        .map_err(|_| not_found(lang))?;
-    s.require(action, None, &uri, lang)?;
+        .map_err(|_| Box::new(not_found(lang)))?;
+    s.require(action, None, &uri, lang)
+        .map_err(|r| Box::new(r.into_response()))?;
     if !s.may_use_office(code) {
-        return Err(not_found(lang));
+        return Err(Box::new(not_found(lang)));
     }
-    app.office(code).ok_or_else(|| not_found(lang))
+    app.office(code).ok_or_else(|| Box::new(not_found(lang)))
 }
 
 async fn today(
@@ -650,7 +655,7 @@ async fn today(
 ) -> Response {
     let entry = match office_gate(&app, &s, Action::ViewOfficeDay, &code, lang) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let notice = match q.done.as_deref() {
         Some("check_in") => Some(format!(
@@ -799,12 +804,7 @@ async fn today_page(
                     f.input("surnames", "text", "Apellidos", "Surnames"),
                     f.input("given_names", "text", "Nombres", "Given names"),
                     with_hint(
-                        f.input(
-                            "birth_date",
-                            "text",
-                            "Fecha de nacimiento",
-                            "Date of birth",
-                        ),
+                        f.input("birth_date", "text", "Fecha de nacimiento", "Date of birth"),
                         lang,
                         "AAAA-MM-DD, por ejemplo 1985-04-02.",
                         "YYYY-MM-DD, for example 1985-04-02.",
@@ -890,7 +890,10 @@ async fn today_again(
 }
 
 fn value(values: &HashMap<String, String>, key: &str) -> String {
-    values.get(key).map(|v| v.trim().to_string()).unwrap_or_default()
+    values
+        .get(key)
+        .map(|v| v.trim().to_string())
+        .unwrap_or_default()
 }
 
 async fn check_in(
@@ -901,7 +904,7 @@ async fn check_in(
 ) -> Response {
     let entry = match office_gate(&app, &s, Action::CheckIn, &code, lang) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let booking_code = value(&form, "code");
     let document_type = value(&form, "document_type");
@@ -977,7 +980,7 @@ async fn walk_in(
 ) -> Response {
     let entry = match office_gate(&app, &s, Action::CheckIn, &code, lang) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let input = WalkInInput {
         document_type: value(&form, "document_type"),
@@ -1015,7 +1018,7 @@ async fn call(
 ) -> Response {
     let entry = match office_gate(&app, &s, Action::CheckIn, &code, lang) {
         Ok(e) => e,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let application = value(&form, "application");
     let counter = value(&form, "counter");
@@ -1063,7 +1066,12 @@ async fn application(
     Path(id): Path<String>,
     Query(q): Query<AppQuery>,
 ) -> Response {
-    if let Err(r) = s.require(Action::ViewApplication, None, &application_uri(&id, lang), lang) {
+    if let Err(r) = s.require(
+        Action::ViewApplication,
+        None,
+        &application_uri(&id, lang),
+        lang,
+    ) {
         return r.into_response();
     }
     let notice = match q.done.as_deref() {
@@ -1073,13 +1081,13 @@ async fn application(
             plain(&q.counter).unwrap_or_default()
         )),
         Some("captured") => Some(lang.pick("Datos tomados.", "Captured.").into()),
-        Some("decided") => Some(lang.pick("Decisión registrada.", "Decision recorded.").into()),
+        Some("decided") => Some(
+            lang.pick("Decisión registrada.", "Decision recorded.")
+                .into(),
+        ),
         Some("waiver") => Some(
-            lang.pick(
-                "Exoneración solicitada.",
-                "Waiver requested.",
-            )
-            .into(),
+            lang.pick("Exoneración solicitada.", "Waiver requested.")
+                .into(),
         ),
         _ => None,
     };
@@ -1245,14 +1253,18 @@ async fn application_page(
                 multipart: false,
                 csrf: s.csrf.clone(),
                 groups: Vec::new(),
-                submit: lang.pick("Aprobar la solicitud", "Approve the application").into(),
+                submit: lang
+                    .pick("Aprobar la solicitud", "Approve the application")
+                    .into(),
             });
         }
         if is_live(st) && allows(s.role, Action::Decide) {
             let f = Fields::new("decision", lang, &sub);
             forms.push(FormView {
                 id: "decision",
-                heading: lang.pick("Decisión del supervisor", "Supervisor decision").into(),
+                heading: lang
+                    .pick("Decisión del supervisor", "Supervisor decision")
+                    .into(),
                 intro: String::new(),
                 action: action("decision"),
                 multipart: false,
@@ -1278,7 +1290,9 @@ async fn application_page(
                         ),
                     ],
                 }],
-                submit: lang.pick("Registrar la decisión", "Record the decision").into(),
+                submit: lang
+                    .pick("Registrar la decisión", "Record the decision")
+                    .into(),
             });
         }
         if st == AppStateKind::PendingRegistry && allows(s.role, Action::OverrideRegistry) {
@@ -1312,7 +1326,9 @@ async fn application_page(
             let f = Fields::new("waiver", lang, &sub);
             forms.push(FormView {
                 id: "waiver",
-                heading: lang.pick("Pedir exoneración del pago", "Ask for a fee waiver").into(),
+                heading: lang
+                    .pick("Pedir exoneración del pago", "Ask for a fee waiver")
+                    .into(),
                 intro: String::new(),
                 action: action("waiver"),
                 multipart: false,
@@ -1328,7 +1344,9 @@ async fn application_page(
             let f = Fields::new("waiver_decision", lang, &sub);
             forms.push(FormView {
                 id: "waiver_decision",
-                heading: lang.pick("Decidir la exoneración", "Decide the waiver").into(),
+                heading: lang
+                    .pick("Decidir la exoneración", "Decide the waiver")
+                    .into(),
                 intro: String::new(),
                 action: action("waiver/decision"),
                 multipart: false,
@@ -1339,10 +1357,7 @@ async fn application_page(
                         "approve",
                         "Decisión",
                         "Decision",
-                        &[
-                            ("true", "Conceder", "Grant"),
-                            ("false", "Negar", "Refuse"),
-                        ],
+                        &[("true", "Conceder", "Grant"), ("false", "Negar", "Refuse")],
                     )],
                 }],
                 submit: lang.pick("Registrar", "Record").into(),
@@ -1371,10 +1386,7 @@ async fn application_page(
         surnames,
         given_names,
         document,
-        photo: row
-            .photo_enc
-            .is_some()
-            .then(|| format!("{base}/photo.png")),
+        photo: row.photo_enc.is_some().then(|| format!("{base}/photo.png")),
         payment: payment.as_ref().map(|p| payment_text(lang, p)),
         waiver: waiver.as_ref().map(|w| waiver_text(lang, w)),
         history,
@@ -1412,7 +1424,11 @@ fn capture_form(
         ("", "(elija)", "(choose)"),
         ("mother", "Madre", "Mother"),
         ("father", "Padre", "Father"),
-        ("legal_guardian", "Tutor o representante legal", "Legal guardian"),
+        (
+            "legal_guardian",
+            "Tutor o representante legal",
+            "Legal guardian",
+        ),
     ];
     let mut captured_at = f.input(
         "fingerprint.captured_at_ms",
@@ -1483,19 +1499,19 @@ fn capture_form(
                 ),
                 with_hint(
                     prefill(
-                        f.input(
-                            "birth_date",
-                            "text",
-                            "Fecha de nacimiento",
-                            "Date of birth",
-                        ),
+                        f.input("birth_date", "text", "Fecha de nacimiento", "Date of birth"),
                         id.map(|i| &i.birth_date),
                     ),
                     lang,
                     "AAAA-MM-DD.",
                     "YYYY-MM-DD.",
                 ),
-                f.input("birth_place", "text", "Lugar de nacimiento", "Place of birth"),
+                f.input(
+                    "birth_place",
+                    "text",
+                    "Lugar de nacimiento",
+                    "Place of birth",
+                ),
                 f.select(
                     "sex",
                     "Sexo",
@@ -1565,7 +1581,9 @@ fn capture_form(
             ],
         },
         Group {
-            legend: lang.pick("Motivo de la solicitud", "Reason for applying").into(),
+            legend: lang
+                .pick("Motivo de la solicitud", "Reason for applying")
+                .into(),
             inputs: vec![
                 f.select(
                     "reason",
@@ -1574,7 +1592,11 @@ fn capture_form(
                     &[
                         ("first", "Primera vez", "First passport"),
                         ("renewal", "Renovación", "Renewal"),
-                        ("replacement", "Reposición (pérdida o robo)", "Replacement (lost or stolen)"),
+                        (
+                            "replacement",
+                            "Reposición (pérdida o robo)",
+                            "Replacement (lost or stolen)",
+                        ),
                     ],
                 ),
                 f.input(
@@ -1593,8 +1615,18 @@ fn capture_form(
                         ("stolen", "Robo", "Stolen"),
                     ],
                 ),
-                f.input("loss.date", "text", "Fecha de la pérdida", "Date of the loss"),
-                f.input("loss.place", "text", "Lugar de la pérdida", "Place of the loss"),
+                f.input(
+                    "loss.date",
+                    "text",
+                    "Fecha de la pérdida",
+                    "Date of the loss",
+                ),
+                f.input(
+                    "loss.place",
+                    "text",
+                    "Lugar de la pérdida",
+                    "Place of the loss",
+                ),
                 f.input(
                     "loss.police_report",
                     "text",
@@ -1614,7 +1646,11 @@ fn capture_form(
                     "Consent",
                     &[
                         ("", "(no aplica)", "(not applicable)"),
-                        ("guardians_present", "Padres o tutores presentes", "Guardians present"),
+                        (
+                            "guardians_present",
+                            "Padres o tutores presentes",
+                            "Guardians present",
+                        ),
                         ("notarised", "Permiso notarial", "Notarised permission"),
                     ],
                 )];
@@ -1638,7 +1674,9 @@ fn capture_form(
         multipart: true,
         csrf: s.csrf.clone(),
         groups,
-        submit: lang.pick("Guardar la toma de datos", "Save the capture").into(),
+        submit: lang
+            .pick("Guardar la toma de datos", "Save the capture")
+            .into(),
     }
 }
 
@@ -1876,15 +1914,8 @@ async fn waiver(
         return r.into_response();
     }
     let reason = value(&form, "reason");
-    match workflow::request_waiver(
-        &app,
-        &s.actor(),
-        &Scope(&s),
-        &id,
-        &reason,
-        Timestamp::now(),
-    )
-    .await
+    match workflow::request_waiver(&app, &s.actor(), &Scope(&s), &id, &reason, Timestamp::now())
+        .await
     {
         Ok(()) => back_to(&id, lang, "waiver"),
         Err(e) => application_again(&app, &s, lang, &id, "waiver", form, e).await,
@@ -1921,7 +1952,12 @@ async fn photo(
     Path(id): Path<String>,
 ) -> Response {
     use base64::Engine as _;
-    if let Err(r) = s.require(Action::ViewApplication, None, &application_uri(&id, lang), lang) {
+    if let Err(r) = s.require(
+        Action::ViewApplication,
+        None,
+        &application_uri(&id, lang),
+        lang,
+    ) {
         return r.into_response();
     }
     let row = match app.store.application(&id).await {
@@ -2046,24 +2082,33 @@ async fn supervisor(
     let tables = vec![
         WorkTable {
             id: "flagged",
-            caption: lang.pick("En revisión del supervisor", "In supervisor review").into(),
+            caption: lang
+                .pick("En revisión del supervisor", "In supervisor review")
+                .into(),
             rows: flagged.iter().map(line).collect(),
         },
         WorkTable {
             id: "pending-registry",
             caption: lang
-                .pick("Esperando al registro civil", "Waiting for the civil registry")
+                .pick(
+                    "Esperando al registro civil",
+                    "Waiting for the civil registry",
+                )
                 .into(),
             rows: pending.iter().map(line).collect(),
         },
         WorkTable {
             id: "waivers",
-            caption: lang.pick("Exoneraciones solicitadas", "Waivers requested").into(),
+            caption: lang
+                .pick("Exoneraciones solicitadas", "Waivers requested")
+                .into(),
             rows: waiver_lines,
         },
         WorkTable {
             id: "overdue",
-            caption: lang.pick("Vencidas (plazo cumplido)", "Overdue (deadline passed)").into(),
+            caption: lang
+                .pick("Vencidas (plazo cumplido)", "Overdue (deadline passed)")
+                .into(),
             rows: overdue.iter().map(line).collect(),
         },
     ];
@@ -2257,7 +2302,9 @@ async fn reconciliation_csv(
             csv_cell(&row.reference),
             csv_cell(&row.application_id),
             csv_cell(&row.office_code),
-            ts(row.created_ms).map(|t| t.to_string()).unwrap_or_default(),
+            ts(row.created_ms)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
             csv_cell(&row.currency),
             row.amount_minor.to_string(),
             row.status.as_str().to_string(),
@@ -2497,7 +2544,10 @@ mod tests {
 
     #[test]
     fn notices_take_only_plain_text() {
-        assert_eq!(plain(&Some("C-001,C-002".into())), Some("C-001,C-002".into()));
+        assert_eq!(
+            plain(&Some("C-001,C-002".into())),
+            Some("C-001,C-002".into())
+        );
         assert_eq!(plain(&Some("<script>".into())), None);
         assert_eq!(plain(&Some("x".repeat(100))), None);
     }
