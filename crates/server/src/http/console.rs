@@ -129,7 +129,7 @@ pub const WAIVERS_SHOWN_MAX: usize = 200;
 /// Tickets named in a check-in notice (a booking holds at most five people).
 const NOTICE_CHARS_MAX: usize = 64;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(app: &AppState) -> Router<AppState> {
     Router::new()
         .route("/console/office/{code}/today", get(today))
         .route("/console/office/{code}/check-in", post(check_in))
@@ -156,11 +156,71 @@ pub fn routes() -> Router<AppState> {
         .route("/console/reconciliation", get(reconciliation))
         .route("/console/reconciliation.csv", get(reconciliation_csv))
         .route("/console/audit", get(audit))
+        // Every route above is checked against the policy table before its
+        // handler runs, and so before a form or an upload is read.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            policy_gate,
+        ))
         // Personal data and CSRF tokens: nothing here is cacheable.
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store"),
         ))
+}
+
+/// The action a console route is checked against, from [`CONSOLE_ROUTES`].
+pub fn action_of(method: &Method, path: &str) -> Option<Action> {
+    CONSOLE_ROUTES
+        .iter()
+        .find(|(m, p, _)| m == method && *p == path)
+        .map(|(_, _, a)| *a)
+}
+
+/// The page a refusal sends the person back to (after re-authentication):
+/// an application's page for its forms, an office's day for its forms, else
+/// the page itself.
+fn page_of(uri: &Uri, lang: Lang) -> Uri {
+    let path = uri.path();
+    let segments: Vec<&str> = path.split('/').collect();
+    let back = match segments.as_slice() {
+        ["", "console", "applications", id, _, ..] => {
+            Some(format!("/console/applications/{id}?lang={}", lang.code()))
+        }
+        ["", "console", "office", code, _, ..] => {
+            Some(format!("/console/office/{code}/today?lang={}", lang.code()))
+        }
+        _ => None,
+    };
+    back.and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| uri.clone())
+}
+
+/// Redirects to sign-in without a session, and answers a 403 page (or a
+/// redirect to re-authentication) when the policy table does not give the
+/// role the route's action. Office scoping is left to the handler, which
+/// knows the office (and answers 404 for others').
+async fn policy_gate(
+    State(app): State<AppState>,
+    matched: axum::extract::MatchedPath,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use axum::extract::FromRequestParts;
+    let Some(action) = action_of(req.method(), matched.as_str()) else {
+        return next.run(req).await;
+    };
+    let (mut parts, body) = req.into_parts();
+    let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
+    let staff = match StaffSession::from_request_parts(&mut parts, &app).await {
+        Ok(s) => s,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if let Err(r) = staff.require(action, None, &page_of(&parts.uri, lang), lang) {
+        return r.into_response();
+    }
+    next.run(axum::extract::Request::from_parts(parts, body))
+        .await
 }
 
 // ---------------------------------------------------------------------------
@@ -1707,32 +1767,47 @@ fn back_to(id: &str, lang: Lang, done: &str) -> Response {
     see_other(&format!("{}&done={done}", app_href(id, lang)))
 }
 
+/// What a capture post holds: the typed fields, the two files, the token.
+type CapturePost = (HashMap<String, String>, Vec<u8>, Vec<u8>, Option<String>);
+
+/// Why a capture post could not be read.
+enum Unreadable {
+    TooLarge,
+    Malformed,
+}
+
 /// Reads the capture post: text fields (each bounded), the two files, and
-/// the CSRF token. `None` when the body is not a readable form.
-async fn read_capture(
-    mut mp: Multipart,
-) -> Option<(HashMap<String, String>, Vec<u8>, Vec<u8>, Option<String>)> {
+/// the CSRF token.
+async fn read_capture(mut mp: Multipart) -> Result<CapturePost, Unreadable> {
+    let unreadable = |e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Unreadable::TooLarge
+        } else {
+            Unreadable::Malformed
+        }
+    };
     let mut values = HashMap::new();
     let (mut photo, mut signature, mut csrf) = (Vec::new(), Vec::new(), None);
     let mut parts = 0usize;
-    while let Some(field) = mp.next_field().await.ok()? {
+    while let Some(field) = mp.next_field().await.map_err(unreadable)? {
         parts += 1;
         if parts > CAPTURE_PARTS_MAX {
-            return None;
+            return Err(Unreadable::Malformed);
         }
         let name = field.name().unwrap_or("").to_string();
-        let bytes = field.bytes().await.ok()?;
+        let bytes = field.bytes().await.map_err(unreadable)?;
+        let text = || String::from_utf8(bytes.to_vec()).map_err(|_| Unreadable::Malformed);
         match name.as_str() {
             "photo" => photo = bytes.to_vec(),
             "signature" => signature = bytes.to_vec(),
-            _ if bytes.len() > CAPTURE_TEXT_BYTES_MAX => return None,
-            "csrf" => csrf = Some(String::from_utf8(bytes.to_vec()).ok()?),
+            _ if bytes.len() > CAPTURE_TEXT_BYTES_MAX => return Err(Unreadable::Malformed),
+            "csrf" => csrf = Some(text()?),
             _ => {
-                values.insert(name, String::from_utf8(bytes.to_vec()).ok()?);
+                values.insert(name, text()?);
             }
         }
     }
-    Some((values, photo, signature, csrf))
+    Ok((values, photo, signature, csrf))
 }
 
 async fn capture(
@@ -1752,8 +1827,22 @@ async fn capture(
     if let Err(r) = s.require(Action::Capture, None, &application_uri(&id, lang), lang) {
         return r.into_response();
     }
-    let Some((values, photo, signature, csrf)) = read_capture(mp).await else {
-        return crate::auth::AuthRejection::BadForm { lang }.into_response();
+    let (values, photo, signature, csrf) = match read_capture(mp).await {
+        Ok(post) => post,
+        Err(Unreadable::Malformed) => {
+            return crate::auth::AuthRejection::BadForm { lang }.into_response();
+        }
+        Err(Unreadable::TooLarge) => {
+            return message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                lang,
+                lang.pick("Archivos demasiado grandes", "Files too large"),
+                lang.pick(
+                    "La foto puede pesar hasta 2 MiB y la firma hasta 512 KiB. Vuelva a la página anterior y elija archivos más pequeños.",
+                    "The photo may be up to 2 MiB and the signature up to 512 KiB. Go back and choose smaller files.",
+                ),
+            );
+        }
     };
     let csrf_ok = csrf.is_some_and(|c| {
         c.len() == s.csrf.len() && bool::from(c.as_bytes().ct_eq(s.csrf.as_bytes()))

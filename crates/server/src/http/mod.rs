@@ -34,7 +34,7 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(api::routes())
-        .merge(console::routes())
+        .merge(console::routes(&app))
         .merge(console_auth::routes())
         .merge(staff_api::routes())
         .merge(pages::routes())

@@ -7,6 +7,7 @@ use crate::both_databases;
 use crate::support::{TestApp, booking_body, keys, person, spawn_app};
 use image::codecs::png::PngEncoder;
 use image::{ImageEncoder, Rgb, RgbImage};
+use pasaporte::auth::session::token_hash;
 use pasaporte::auth::{self, CreatedStaff, NewStaff, totp};
 use pasaporte::http::console::CONSOLE_ROUTES;
 use pasaporte_core::application::Role;
@@ -527,6 +528,28 @@ async fn supervisor_auditor_and_other_offices(db: TestDb) {
     .await;
     assert_eq!(r.status(), 303);
     assert_eq!(state_of(&app, &id).await, "registry_verified");
+    // Signed in 11 minutes ago: a decision asks for the password again,
+    // and comes back to the application's page.
+    let token = sup.cookie.split_once('=').unwrap().1;
+    app.store
+        .set_session_authenticated_at(&token_hash(token), auth::now_ms() - 11 * 60_000)
+        .await
+        .unwrap();
+    let r = post_form(
+        &app,
+        &sup,
+        &format!("/console/applications/{id}/decision"),
+        &[("decision", "cancel"), ("reason", "Prueba")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        location(&r),
+        format!("/console/reauth?next=%2Fconsole%2Fapplications%2F{id}%3Flang%3Des&lang=es")
+    );
+    assert_eq!(state_of(&app, &id).await, "registry_verified");
+    let (status, _) = page(&app, &sup, &format!("/console/applications/{id}")).await;
+    assert_eq!(status, 200, "reading needs no fresh sign-in");
     // A clerk may not take that decision.
     let r = post_form(
         &app,
@@ -590,5 +613,31 @@ async fn every_console_route_wants_a_session(db: TestDb) {
             .unwrap();
         assert_eq!(r.status(), 303, "{method} {path}");
         assert!(location(&r).starts_with("/console/sign-in?next="), "{path}");
+    }
+    // Each route asks the policy table for its action, before reading a
+    // body (no csrf field is sent here) and before looking anything up.
+    for role in [Role::Administrator, Role::Auditor, Role::Clerk] {
+        let who = add_staff(&app, role.as_str(), role, &["*"]).await;
+        let s = sign_in(&app, &who).await;
+        for (method, path, action) in CONSOLE_ROUTES {
+            let path = path.replace("{code}", "TST").replace("{id}", "x");
+            let r = client()
+                .request(method.clone(), app.url(&path))
+                .header(COOKIE, &s.cookie)
+                .send()
+                .await
+                .unwrap();
+            let allowed = pasaporte_core::policy::allows(role, *action);
+            let status = r.status().as_u16();
+            let what = format!("{role:?} {method} {path}: {status}");
+            if !allowed {
+                assert_eq!(status, 403, "{what}");
+            } else if *method == reqwest::Method::POST {
+                // Allowed, but without a token (or a multipart body): refused.
+                assert!(status == 403 || status == 400, "{what}");
+            } else {
+                assert_ne!(status, 403, "{what}");
+            }
+        }
     }
 }
