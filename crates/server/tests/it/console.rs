@@ -377,6 +377,47 @@ async fn clerk_checks_in_calls_and_captures(db: TestDb) {
     assert_eq!(r.headers()[CACHE_CONTROL], "no-store");
     assert!(r.bytes().await.unwrap().starts_with(b"\x89PNG"));
 
+    // A walk-in gets a T ticket; a walk-in with faults names them.
+    let r = post_form(
+        &app,
+        &clerk,
+        "/console/office/TST/walk-in",
+        &[
+            ("document_type", "cedula_ciudadania"),
+            ("document_number", "52000111"),
+            ("surnames", "Rojas Díaz"),
+            ("given_names", "Luis"),
+            ("birth_date", "1970-01-15"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    assert!(to.contains("done=walk_in&tickets=T-001"), "{to}");
+    assert!(
+        !to.contains("52000111") && !to.contains("Rojas"),
+        "no personal data in the URL"
+    );
+    let (_, html) = page(&app, &clerk, &to).await;
+    assert!(html.contains("T-001"));
+    let r = post_form(
+        &app,
+        &clerk,
+        "/console/office/TST/walk-in",
+        &[
+            ("document_type", "cedula_ciudadania"),
+            ("document_number", "52000112"),
+            ("surnames", ""),
+            ("given_names", "Luis"),
+            ("birth_date", "1970-01-15"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("href=\"#walkin-surnames\""));
+    assert!(html.contains("value=\"52000112\""), "typed values kept");
+
     // English on request, with the language kept in forms and links.
     let (status, html) = page(&app, &clerk, &format!("/console/applications/{id}?lang=en")).await;
     assert_eq!(status, 200);
@@ -528,6 +569,42 @@ async fn supervisor_auditor_and_other_offices(db: TestDb) {
     .await;
     assert_eq!(r.status(), 303);
     assert_eq!(state_of(&app, &id).await, "registry_verified");
+    // The clerk asks for a fee waiver; the supervisor sees it and grants it.
+    let (_, html) = page(&app, &clerk, &format!("/console/applications/{id}")).await;
+    assert!(html.contains(&format!("/console/applications/{id}/waiver?")));
+    let r = post_form(
+        &app,
+        &clerk,
+        &format!("/console/applications/{id}/waiver"),
+        &[("reason", "Persona en situación de calle, certificada")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = page(&app, &sup, "/console/supervisor").await;
+    let waivers = html.split("id=\"waivers\"").nth(1).unwrap();
+    assert!(
+        waivers
+            .split("id=\"overdue\"")
+            .next()
+            .unwrap()
+            .contains(&ticket)
+    );
+    let (_, html) = page(&app, &sup, &format!("/console/applications/{id}")).await;
+    assert!(html.contains("solicitada"), "waiver status shown");
+    let r = post_form(
+        &app,
+        &sup,
+        &format!("/console/applications/{id}/waiver/decision"),
+        &[("approve", "true")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let state = state_of(&app, &id).await;
+    assert!(
+        ["paid", "flagged", "approved"].contains(&state.as_str()),
+        "{state}"
+    );
+
     // Signed in 11 minutes ago: a decision asks for the password again,
     // and comes back to the application's page.
     let token = sup.cookie.split_once('=').unwrap().1;
@@ -547,7 +624,7 @@ async fn supervisor_auditor_and_other_offices(db: TestDb) {
         location(&r),
         format!("/console/reauth?next=%2Fconsole%2Fapplications%2F{id}%3Flang%3Des&lang=es")
     );
-    assert_eq!(state_of(&app, &id).await, "registry_verified");
+    assert_eq!(state_of(&app, &id).await, state, "nothing changed");
     let (status, _) = page(&app, &sup, &format!("/console/applications/{id}")).await;
     assert_eq!(status, 200, "reading needs no fresh sign-in");
     // A clerk may not take that decision.
