@@ -126,6 +126,9 @@ pub const CAPTURE_TEXT_BYTES_MAX: usize = 1024;
 pub const CAPTURE_PARTS_MAX: usize = 64;
 /// Waivers shown on the supervisor page (each one reads its application).
 pub const WAIVERS_SHOWN_MAX: usize = 200;
+/// People named in an application's history (each one is a lookup); past
+/// this, ids are shown as they are.
+pub const HISTORY_NAMES_MAX: usize = 32;
 /// Tickets named in a check-in notice (a booking holds at most five people).
 const NOTICE_CHARS_MAX: usize = 64;
 
@@ -623,6 +626,22 @@ fn state_text(lang: Lang, s: &str) -> String {
     AppStateKind::parse(s)
         .map(|st| state_label(lang, st).to_string())
         .unwrap_or_else(|| s.to_string())
+}
+
+/// Who holds an application now, for people (the stored queue name).
+fn queue_label(lang: Lang, queue: &str) -> &str {
+    match queue {
+        "arrivals" => lang.pick("recepción", "reception"),
+        "counter" => lang.pick("ventanillas", "counters"),
+        "registry_check" => lang.pick("verificación en el registro civil", "civil registry check"),
+        "registry_retry" => lang.pick("reintentos del registro civil", "civil registry retries"),
+        "payment" => lang.pick("pago", "payment"),
+        "adjudication" => lang.pick("decisión", "adjudication"),
+        "supervisor_review" => lang.pick("revisión del supervisor", "supervisor review"),
+        "production" => lang.pick("producción", "production"),
+        "closed" => lang.pick("cerrada", "closed"),
+        other => other,
+    }
 }
 
 fn app_href(id: &str, lang: Lang) -> String {
@@ -1273,13 +1292,28 @@ async fn application_page(
         ),
         None => Default::default(),
     };
+    // Staff are named by their username; citizens and workers by their id.
+    let mut names: HashMap<String, String> = HashMap::new();
+    for e in &v.history {
+        if names.len() >= HISTORY_NAMES_MAX || names.contains_key(&e.actor) {
+            continue;
+        }
+        let name = match app.store.staff_by_id(&e.actor).await {
+            Ok(Some(staff)) => staff.username,
+            Ok(None) => e.actor.clone(),
+            Err(e) => return store_failure(lang, e),
+        };
+        names.insert(e.actor.clone(), name);
+    }
     let history = v
         .history
         .iter()
         .map(|e| HistoryLine {
             at: when(app, &row.office, e.at_ms),
-            actor: e.actor.clone(),
-            role: e.role.clone(),
+            actor: names.get(&e.actor).unwrap_or(&e.actor).clone(),
+            role: pasaporte_core::application::Role::parse(&e.role)
+                .map(|r| super::console_auth::role_label(lang, r).to_string())
+                .unwrap_or_else(|| e.role.clone()),
             action: e.action.clone(),
             change: match (&e.from_state, &e.to_state) {
                 (Some(f), Some(t)) => {
@@ -1438,7 +1472,7 @@ async fn application_page(
             lang.code()
         ),
         state: state_text(lang, &row.state),
-        queue: row.queue.clone(),
+        queue: queue_label(lang, &row.queue).to_string(),
         counter: row.counter.clone().unwrap_or_default(),
         deadline,
         passport_type,

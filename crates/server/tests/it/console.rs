@@ -364,6 +364,7 @@ async fn clerk_checks_in_calls_and_captures(db: TestDb) {
     let (status, html) = page(&app, &clerk, &to.unwrap()).await;
     assert_eq!(status, 200);
     assert!(html.contains("datos tomados"), "captured");
+    assert!(html.contains("<td>ana</td>"), "history names the clerk");
     assert!(html.contains(&format!("/console/applications/{id}/photo.png")));
     assert_eq!(state_of(&app, &id).await, "captured");
     let r = client()
