@@ -6,6 +6,7 @@
 //! OpenAPI document; `pages.rs` the citizen pages.
 
 pub mod api;
+pub mod console;
 pub mod console_auth;
 pub mod pages;
 pub mod staff_api;
@@ -33,6 +34,7 @@ pub type AppState = Arc<App>;
 pub fn router(app: AppState) -> Router {
     Router::new()
         .merge(api::routes())
+        .merge(console::routes(&app))
         .merge(console_auth::routes())
         .merge(staff_api::routes(&app))
         .merge(pages::routes())

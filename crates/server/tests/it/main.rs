@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod console;
 mod crash;
 mod mail;
 mod payments;
