@@ -1220,6 +1220,7 @@ fn is_live(s: AppStateKind) -> bool {
         | AppStateKind::CheckedIn
         | AppStateKind::Captured
         | AppStateKind::PendingRegistry
+        | AppStateKind::RegistryMismatch
         | AppStateKind::RegistryVerified
         | AppStateKind::Paid
         | AppStateKind::Flagged => true,
@@ -1389,14 +1390,18 @@ async fn application_page(
                     .into(),
             });
         }
-        if st == AppStateKind::PendingRegistry && allows(s.role, Action::OverrideRegistry) {
+        if matches!(
+            st,
+            AppStateKind::PendingRegistry | AppStateKind::RegistryMismatch
+        ) && allows(s.role, Action::OverrideRegistry)
+        {
             let f = Fields::new("override", lang, &sub);
             forms.push(FormView {
                 id: "override",
                 heading: lang
                     .pick(
-                        "Continuar sin el registro civil",
-                        "Continue without the civil registry",
+                        "Continuar sin la confirmación del registro civil",
+                        "Continue without the civil registry's confirmation",
                     )
                     .into(),
                 intro: String::new(),
@@ -1899,8 +1904,7 @@ async fn capture(
         &Scope(&s),
         &id,
         &form,
-        photo,
-        signature,
+        workflow::CaptureFiles { photo, signature },
         Timestamp::now(),
     )
     .await
