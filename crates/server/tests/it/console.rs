@@ -21,6 +21,7 @@ both_databases!(
     capture_faults_rerender_and_store_nothing,
     supervisor_auditor_and_other_offices,
     every_console_route_wants_a_session,
+    clerk_and_supervisor_take_a_citizen_to_approved_in_the_browser,
 );
 
 const PASSWORD: &str = "caballo cuaderno lluvia tenaz";
@@ -723,4 +724,116 @@ async fn every_console_route_wants_a_session(db: TestDb) {
             }
         }
     }
+}
+
+/// The whole walk in the browser, with the civil registry and the payment
+/// gateway simulators: check-in, call, capture, registry, payment, then a
+/// clerk approves; a flagged one is decided by a supervisor.
+async fn clerk_and_supervisor_take_a_citizen_to_approved_in_the_browser(db: TestDb) {
+    use pasaporte_core::person::{DocumentNumber, DocumentType};
+    use pasaporte_core::registry::{RegistryQuery, RegistryRecord, Sex, VitalStatus};
+    let w = crate::support::spawn_world(db).await;
+    let app = &w.app;
+    let clerk = sign_in(app, &add_staff(app, "ana", Role::Clerk, &["TST"]).await).await;
+    let sup = sign_in(
+        app,
+        &add_staff(app, "sofia", Role::Supervisor, &["TST"]).await,
+    )
+    .await;
+    let kind = DocumentType::CedulaCiudadania;
+    for n in [3, 5] {
+        w.registry
+            .controls
+            .add_person(
+                &RegistryQuery {
+                    document_type: kind,
+                    document_number: DocumentNumber::parse(
+                        kind,
+                        &format!("{}", 10_000_000 + n),
+                        "n",
+                    )
+                    .unwrap(),
+                },
+                RegistryRecord {
+                    surnames: "MUNOZ GARCIA".into(),
+                    given_names: "ANA MARIA".into(),
+                    birth_date: pasaporte_core::jiff::civil::date(1985, 4, 2),
+                    birth_place: "BOGOTA".into(),
+                    sex: Sex::F,
+                    nationality: "COL".into(),
+                    status: VitalStatus::Alive,
+                    document_cancelled: false,
+                },
+            )
+            .unwrap();
+    }
+    let wait_for = |id: String, state: &'static str| async move {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while state_of(app, &id).await != state {
+            assert!(tokio::time::Instant::now() < deadline, "{id} never {state}");
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    };
+    let mut ids = Vec::new();
+    for n in [3, 5] {
+        let (id, _) = checked_in_and_called(app, &clerk, n).await;
+        let mut fields = capture_fields("Muñoz García");
+        fields.push(("csrf", clerk.csrf.clone()));
+        let body = multipart(
+            &fields,
+            &[
+                ("photo", portrait_png(600, 750)),
+                ("signature", signature_png(600, 200)),
+            ],
+        );
+        let r = post_capture(app, &clerk, &id, body).await;
+        assert_eq!(r.status(), 303);
+        wait_for(id.clone(), "registry_verified").await;
+        let reference = loop {
+            if let Some(r) = app.store.payment_reference_of(&id).await.unwrap() {
+                break r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        };
+        let r = client()
+            .post(format!(
+                "{}/v1/references/{}/pay",
+                w.payments.url(),
+                reference.reference
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        wait_for(id.clone(), "paid").await;
+        ids.push(id);
+    }
+    // The clerk approves the first from its page.
+    let (status, html) = page(app, &clerk, &format!("/console/applications/{}", ids[0])).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("pagada, por decidir"), "state shown");
+    let r = post_form(
+        app,
+        &clerk,
+        &format!("/console/applications/{}/approve", ids[0]),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = page(app, &clerk, &location(&r)).await;
+    assert!(html.contains("aprobada"), "approved");
+    assert_eq!(state_of(app, &ids[0]).await, "approved");
+    // The supervisor decides the second with a reason.
+    let r = post_form(
+        app,
+        &sup,
+        &format!("/console/applications/{}/decision", ids[1]),
+        &[
+            ("decision", "approve"),
+            ("reason", "Revisado en ventanilla"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{:?}", r.headers());
+    assert_eq!(state_of(app, &ids[1]).await, "approved");
 }
