@@ -380,28 +380,20 @@ pub async fn check_in(
             let (next, event) = booked.apply(&Command::CheckIn, actor, now)?;
             let n = store::next_ticket(&mut tx, &booking.office, &day).await?;
             let t = ticket('C', n);
-            store::insert_application(
+            open_application(
                 &mut tx,
-                &ApplicationRow {
-                    id: ids[i].clone(),
+                NewApplication {
                     booking_id: Some(booking.id.clone()),
                     position: i as i64,
-                    office: booking.office.clone(),
-                    appointment_ms: booking.start_ms,
-                    doc_key: a.doc_key.clone(),
-                    state: next.state().as_str().into(),
-                    state_since_ms: now.as_millisecond(),
-                    deadline_ms: next.deadline().map(|d| d.as_millisecond()),
-                    queue: next.queue().as_str().into(),
-                    ticket: t.clone(),
-                    created_ms: now.as_millisecond(),
-                    ..ApplicationRow::default()
+                    doc_key: &a.doc_key,
+                    ticket: &t,
+                    identity_enc: &identities[i],
                 },
+                &next,
+                &event,
+                now,
             )
-            .await
-            .map_err(live_application_conflict)?;
-            sqlx_seal_identity(&mut tx, &ids[i], &identities[i]).await?;
-            store::append_audit_event(&mut tx, &event).await?;
+            .await?;
             tickets.push(t);
         }
         tx.commit().await.map_err(StoreError::from)?;
@@ -430,8 +422,46 @@ fn live_application_conflict(e: StoreError) -> WorkError {
     }
 }
 
-async fn sqlx_seal_identity(tx: &mut Tx, id: &str, identity_enc: &str) -> TxResult<()> {
-    store::save_identity(tx, id, identity_enc).await?;
+/// What differs between a booked applicant's application and a walk-in's.
+struct NewApplication<'a> {
+    booking_id: Option<String>,
+    position: i64,
+    doc_key: &'a str,
+    ticket: &'a str,
+    identity_enc: &'a str,
+}
+
+/// Inserts the application `next` (just checked in) with its sealed
+/// identity, and appends `event`, in `tx`.
+async fn open_application(
+    tx: &mut Tx,
+    new: NewApplication<'_>,
+    next: &Application,
+    event: &AuditEvent,
+    now: Timestamp,
+) -> TxResult<()> {
+    store::insert_application(
+        tx,
+        &ApplicationRow {
+            id: next.id().to_string(),
+            booking_id: new.booking_id,
+            position: new.position,
+            office: next.office().to_string(),
+            appointment_ms: next.appointment_at().as_millisecond(),
+            doc_key: new.doc_key.to_string(),
+            state: next.state().as_str().into(),
+            state_since_ms: now.as_millisecond(),
+            deadline_ms: next.deadline().map(|d| d.as_millisecond()),
+            queue: next.queue().as_str().into(),
+            ticket: new.ticket.to_string(),
+            created_ms: now.as_millisecond(),
+            ..ApplicationRow::default()
+        },
+    )
+    .await
+    .map_err(live_application_conflict)?;
+    store::save_identity(tx, next.id(), new.identity_enc).await?;
+    store::append_audit_event(tx, event).await?;
     Ok(())
 }
 
@@ -527,30 +557,22 @@ pub async fn walk_in(
         let booked = Application::booked(id.clone(), office.to_string(), now, now);
         let (next, event) = booked.apply(&Command::CheckIn, actor, now)?;
         let t = ticket('T', n);
-        store::insert_application(
-            &mut tx,
-            &ApplicationRow {
-                id: id.clone(),
-                booking_id: None,
-                position: 0,
-                office: office.to_string(),
-                appointment_ms: now.as_millisecond(),
-                doc_key: doc_key.clone(),
-                state: next.state().as_str().into(),
-                state_since_ms: now.as_millisecond(),
-                deadline_ms: next.deadline().map(|d| d.as_millisecond()),
-                queue: next.queue().as_str().into(),
-                ticket: t.clone(),
-                created_ms: now.as_millisecond(),
-                ..ApplicationRow::default()
-            },
-        )
-        .await
-        .map_err(live_application_conflict)?;
-        sqlx_seal_identity(&mut tx, &id, &identity).await?;
         let mut event = event;
         event.action = "application.walk_in".into();
-        store::append_audit_event(&mut tx, &event).await?;
+        open_application(
+            &mut tx,
+            NewApplication {
+                booking_id: None,
+                position: 0,
+                doc_key: &doc_key,
+                ticket: &t,
+                identity_enc: &identity,
+            },
+            &next,
+            &event,
+            now,
+        )
+        .await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, WorkError>(t)
     })?;

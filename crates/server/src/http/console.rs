@@ -163,7 +163,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         // handler runs, and so before a form or an upload is read.
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            policy_gate,
+            super::policy_gate,
         ))
         // Personal data and CSRF tokens: nothing here is cacheable.
         .layer(SetResponseHeaderLayer::overriding(
@@ -172,18 +172,10 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         ))
 }
 
-/// The action a console route is checked against, from [`CONSOLE_ROUTES`].
-pub fn action_of(method: &Method, path: &str) -> Option<Action> {
-    CONSOLE_ROUTES
-        .iter()
-        .find(|(m, p, _)| m == method && *p == path)
-        .map(|(_, _, a)| *a)
-}
-
 /// The page a refusal sends the person back to (after re-authentication):
 /// an application's page for its forms, an office's day for its forms, else
 /// the page itself.
-fn page_of(uri: &Uri, lang: Lang) -> Uri {
+pub fn page_of(uri: &Uri, lang: Lang) -> Uri {
     let path = uri.path();
     let segments: Vec<&str> = path.split('/').collect();
     let back = match segments.as_slice() {
@@ -197,33 +189,6 @@ fn page_of(uri: &Uri, lang: Lang) -> Uri {
     };
     back.and_then(|b| b.parse().ok())
         .unwrap_or_else(|| uri.clone())
-}
-
-/// Redirects to sign-in without a session, and answers a 403 page (or a
-/// redirect to re-authentication) when the policy table does not give the
-/// role the route's action. Office scoping is left to the handler, which
-/// knows the office (and answers 404 for others').
-async fn policy_gate(
-    State(app): State<AppState>,
-    matched: axum::extract::MatchedPath,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    use axum::extract::FromRequestParts;
-    let Some(action) = action_of(req.method(), matched.as_str()) else {
-        return next.run(req).await;
-    };
-    let (mut parts, body) = req.into_parts();
-    let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
-    let staff = match StaffSession::from_request_parts(&mut parts, &app).await {
-        Ok(s) => s,
-        Err(rejection) => return rejection.into_response(),
-    };
-    if let Err(r) = staff.require(action, None, &page_of(&parts.uri, lang), lang) {
-        return r.into_response();
-    }
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
 }
 
 // ---------------------------------------------------------------------------

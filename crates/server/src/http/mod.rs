@@ -20,6 +20,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pasaporte_core::FieldErrors;
+use pasaporte_core::policy::Action;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -61,6 +62,43 @@ async fn readyz(axum::extract::State(app): axum::extract::State<AppState>) -> Re
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
         }
     }
+}
+
+/// The action a staff route (API or console page) is checked against:
+/// [`staff_api::STAFF_ROUTES`] and [`console::CONSOLE_ROUTES`] are the
+/// route half of the policy; `pasaporte_core::policy::POLICY` the role half.
+pub fn action_of(method: &axum::http::Method, path: &str) -> Option<Action> {
+    staff_api::STAFF_ROUTES
+        .iter()
+        .chain(console::CONSOLE_ROUTES)
+        .find(|(m, p, _)| m == method && *p == path)
+        .map(|(_, _, a)| *a)
+}
+
+/// Runs before every staff route's handler (and so before its body is
+/// read): no session → 401 (API) or a redirect to sign-in (pages); a role
+/// the policy table does not give the route's action → 403, or a request to
+/// sign in again for decisions after 10 minutes. Office scoping is left to
+/// the handler, which knows the office (and answers 404 for others').
+pub async fn policy_gate(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    matched: axum::extract::MatchedPath,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(action) = action_of(req.method(), matched.as_str()) else {
+        return next.run(req).await;
+    };
+    let (mut parts, body) = req.into_parts();
+    let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
+    let staff = match crate::auth::StaffSession::from_request_parts(&mut parts, &app).await {
+        Ok(s) => s,
+        Err(rejection) => return rejection.into_response(),
+    };
+    if let Err(refusal) = staff.require(action, None, &console::page_of(&parts.uri, lang), lang) {
+        return refusal.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// The language of a request: `?lang=` first, then `Accept-Language`, else Spanish.

@@ -102,7 +102,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         // handler runs (and so before its body is read).
         .route_layer(axum::middleware::from_fn_with_state(
             app.clone(),
-            policy_gate,
+            super::policy_gate,
         ))
         .route(
             "/api/v1/payments/callback",
@@ -110,40 +110,6 @@ pub fn routes(app: &AppState) -> Router<AppState> {
                 crate::payments::callback::CALLBACK_BODY_BYTES_MAX,
             )),
         )
-}
-
-/// The action a staff route is checked against, from [`STAFF_ROUTES`].
-pub fn action_of(method: &Method, path: &str) -> Option<Action> {
-    STAFF_ROUTES
-        .iter()
-        .find(|(m, p, _)| m == method && *p == path)
-        .map(|(_, _, a)| *a)
-}
-
-/// Answers 401 without a session and 403 (or 401 re-authentication) when the
-/// policy table does not give the role the route's action. Office scoping is
-/// left to the handler, which knows the office.
-async fn policy_gate(
-    State(app): State<AppState>,
-    matched: axum::extract::MatchedPath,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    use axum::extract::FromRequestParts;
-    let Some(action) = action_of(req.method(), matched.as_str()) else {
-        return next.run(req).await;
-    };
-    let (mut parts, body) = req.into_parts();
-    let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
-    let staff = match StaffSession::from_request_parts(&mut parts, &app).await {
-        Ok(s) => s,
-        Err(rejection) => return rejection.into_response(),
-    };
-    if let Err(e) = authorize(&staff, lang, action, None, Timestamp::now()) {
-        return e.into_response();
-    }
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
 }
 
 /// The session's offices, for the use cases' scope checks.
