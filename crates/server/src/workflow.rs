@@ -141,15 +141,68 @@ pub struct IdentityDoc {
 }
 
 impl IdentityDoc {
+    /// Seals each field on its own (AES-256-GCM, the field's name as
+    /// associated data, the current key id), as a JSON object of sealed
+    /// strings: a field cannot be moved to another, and old keys still open.
     pub fn seal(&self, app: &App) -> Result<String, WorkError> {
-        let json = serde_json::to_string(self).map_err(|e| WorkError::Internal(e.to_string()))?;
-        Ok(app.keys.seal("application.identity", &json)?)
+        seal_fields(app, "application", self)
     }
 
     pub fn open(app: &App, sealed: &str) -> Result<Self, WorkError> {
-        let json = app.keys.open("application.identity", sealed)?;
-        serde_json::from_str(&json).map_err(|e| WorkError::Internal(e.to_string()))
+        open_fields(app, "application", sealed)
     }
+}
+
+/// Seals every string field of `value` separately under `prefix.field`.
+pub fn seal_fields<T: Serialize>(app: &App, prefix: &str, value: &T) -> Result<String, WorkError> {
+    let internal = |e: serde_json::Error| WorkError::Internal(e.to_string());
+    let serde_json::Value::Object(fields) = serde_json::to_value(value).map_err(internal)? else {
+        return Err(WorkError::Internal("sealed documents are objects".into()));
+    };
+    let mut out = serde_json::Map::new();
+    for (name, v) in fields {
+        let sealed = match v {
+            serde_json::Value::String(text) => {
+                serde_json::Value::String(app.keys.seal(&format!("{prefix}.{name}"), &text)?)
+            }
+            serde_json::Value::Null => serde_json::Value::Null,
+            other => serde_json::Value::String(
+                app.keys
+                    .seal(&format!("{prefix}.{name}"), &other.to_string())?,
+            ),
+        };
+        out.insert(name, sealed);
+    }
+    serde_json::to_string(&out).map_err(internal)
+}
+
+/// Opens what [`seal_fields`] sealed.
+pub fn open_fields<T: serde::de::DeserializeOwned>(
+    app: &App,
+    prefix: &str,
+    sealed: &str,
+) -> Result<T, WorkError> {
+    let internal = |e: serde_json::Error| WorkError::Internal(e.to_string());
+    let fields: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(sealed).map_err(internal)?;
+    let mut out = serde_json::Map::new();
+    for (name, v) in fields {
+        let open = match v {
+            serde_json::Value::String(s) => {
+                serde_json::Value::String(app.keys.open(&format!("{prefix}.{name}"), &s)?)
+            }
+            other => other,
+        };
+        out.insert(name, open);
+    }
+    serde_json::from_value(serde_json::Value::Object(out)).map_err(internal)
+}
+
+/// An applicant's contact as captured (sealed field by field).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContactDoc {
+    pub email: String,
+    pub phone: Option<String>,
 }
 
 fn ts(ms: i64) -> Result<Timestamp, WorkError> {
@@ -1116,12 +1169,14 @@ pub async fn capture(
         nationality,
     }
     .seal(app)?;
-    let contact = serde_json::json!({
-        "email": email.as_str(),
-        "phone": phone.as_ref().map(|p| p.as_str()),
-    })
-    .to_string();
-    let contact = app.keys.seal("application.contact", &contact)?;
+    let contact = seal_fields(
+        app,
+        "application.contact",
+        &ContactDoc {
+            email: email.as_str().into(),
+            phone: phone.as_ref().map(|p| p.as_str().into()),
+        },
+    )?;
     let extras_json =
         serde_json::to_string(&form.extras).map_err(|e| WorkError::Internal(e.to_string()))?;
     let extras = app.keys.seal("application.extras", &extras_json)?;
