@@ -30,6 +30,9 @@ pub const REGISTRY_RETRY_FIRST_MS: i64 = 2_000;
 /// Longest wait between attempts for one application: a registry back
 /// from an outage is noticed within five minutes.
 pub const REGISTRY_RETRY_MAX_MS: i64 = 5 * 60_000;
+/// How often expired staff sessions are deleted (they are refused as soon
+/// as they expire; this only keeps the table small).
+pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 /// No-show bookings marked per round.
 pub const NO_SHOW_BATCH_MAX: u32 = 500;
 /// Payment references or refunds requested per round.
@@ -50,9 +53,24 @@ fn internal(e: impl std::fmt::Display) -> WorkError {
 pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sweep = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         let now = Timestamp::now();
+        if last_sweep.elapsed() >= SESSION_SWEEP_INTERVAL {
+            last_sweep = tokio::time::Instant::now();
+            let ms = now.as_millisecond();
+            if let Err(e) = app
+                .store
+                .delete_expired_staff_sessions(
+                    ms - crate::auth::session::SESSION_IDLE_MS,
+                    ms - crate::auth::session::SESSION_ABSOLUTE_HOURS * 3_600_000,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "expired sessions not swept; next round retries");
+            }
+        }
         if let Err(e) = workflow::mark_no_shows(&app, now, NO_SHOW_BATCH_MAX).await {
             tracing::warn!(error = %e, "no-show round failed");
         }
