@@ -30,9 +30,6 @@ pub const REGISTRY_RETRY_FIRST_MS: i64 = 2_000;
 /// Longest wait between attempts for one application: a registry back
 /// from an outage is noticed within five minutes.
 pub const REGISTRY_RETRY_MAX_MS: i64 = 5 * 60_000;
-/// How often expired staff sessions are deleted (they are refused as soon
-/// as they expire; this only keeps the table small).
-pub const SESSION_SWEEP_INTERVAL: Duration = Duration::from_secs(600);
 /// No-show bookings marked per round.
 pub const NO_SHOW_BATCH_MAX: u32 = 500;
 /// Payment references or refunds requested per round.
@@ -53,24 +50,9 @@ fn internal(e: impl std::fmt::Display) -> WorkError {
 pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_sweep = tokio::time::Instant::now();
     loop {
         tick.tick().await;
         let now = Timestamp::now();
-        if last_sweep.elapsed() >= SESSION_SWEEP_INTERVAL {
-            last_sweep = tokio::time::Instant::now();
-            let ms = now.as_millisecond();
-            if let Err(e) = app
-                .store
-                .delete_expired_staff_sessions(
-                    ms - crate::auth::session::SESSION_IDLE_MS,
-                    ms - crate::auth::session::SESSION_ABSOLUTE_HOURS * 3_600_000,
-                )
-                .await
-            {
-                tracing::warn!(error = %e, "expired sessions not swept; next round retries");
-            }
-        }
         if let Err(e) = workflow::mark_no_shows(&app, now, NO_SHOW_BATCH_MAX).await {
             tracing::warn!(error = %e, "no-show round failed");
         }
@@ -229,13 +211,11 @@ pub async fn payment_reference_round(app: &App, now: Timestamp) -> Result<usize,
     };
     let waiting = app
         .store
-        .applications_in_states(None, &[State::RegistryVerified.as_str()])
+        .verified_without_reference(PAYMENT_BATCH_MAX as u32)
         .await?;
     let mut issued = 0;
-    for row in waiting.into_iter().take(PAYMENT_BATCH_MAX) {
-        if app.store.payment_reference_of(&row.id).await?.is_some() {
-            continue;
-        }
+    for (id, _) in waiting {
+        let row = app.store.application(&id).await?;
         let Some(entry) = app.office(&row.office) else {
             continue;
         };
@@ -350,16 +330,34 @@ pub async fn apply_payment_event(
         }
         match event.kind {
             PaymentEventKind::PaymentConfirmed => {
-                let (_, paid) = workflow::transition(
-                    &mut tx,
-                    &reference.application_id,
-                    &Command::PaymentConfirmed,
-                    &actor,
-                    now,
-                )
-                .await?;
-                if let Some(facts) = &facts {
-                    adjudicate_in(&mut tx, &reference.application_id, facts, &paid, now).await?;
+                let row = store::application_in(&mut tx, &reference.application_id).await?;
+                if row.state == State::RegistryVerified.as_str() {
+                    let (_, paid) = workflow::transition(
+                        &mut tx,
+                        &reference.application_id,
+                        &Command::PaymentConfirmed,
+                        &actor,
+                        now,
+                    )
+                    .await?;
+                    if let Some(facts) = &facts {
+                        adjudicate_in(&mut tx, &reference.application_id, facts, &paid, now)
+                            .await?;
+                    }
+                } else {
+                    // The citizen paid for an application that can no longer
+                    // take it (cancelled, or already paid by a waiver): the
+                    // money is recorded and given back, never kept silently.
+                    store::mark_refund_pending(&mut tx, &event.reference).await?;
+                    let mut e = AuditEvent::by(
+                        &actor,
+                        now.as_millisecond(),
+                        "payment.refund_requested",
+                        reference.office_code.clone(),
+                        reference.application_id.clone(),
+                    );
+                    e.detail = format!("paid while {}", row.state);
+                    store::append_audit_event(&mut tx, &e).await?;
                 }
             }
             PaymentEventKind::RefundCompleted => {

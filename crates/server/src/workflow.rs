@@ -759,13 +759,38 @@ pub async fn decide(
     command: Command,
     now: Timestamp,
 ) -> Result<Application, WorkError> {
-    let reference = app.store.payment_reference_of(id).await?;
+    decide_if(app, actor, scope, id, command, None, now).await
+}
+
+/// [`decide`], refused unless the application is in `expected` (checked in
+/// the transaction, so a concurrent change cannot slip in between).
+async fn decide_if(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    id: &str,
+    command: Command,
+    expected: Option<State>,
+    now: Timestamp,
+) -> Result<Application, WorkError> {
     let next = retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let row = store::application_in(&mut tx, id).await?;
         if !scope.may_use_office(&row.office) {
             return Err(WorkError::NotFound);
         }
+        if let Some(expected) = expected
+            && row.state != expected.as_str()
+        {
+            return Err(TransitionError::NotAllowedFrom {
+                state: State::parse(&row.state).unwrap_or(expected),
+                command: command.kind(),
+            }
+            .into());
+        }
+        // Read inside the transaction: a payment confirmed a moment ago
+        // must be refunded if this cancels the application.
+        let reference = store::payment_reference_of_in(&mut tx, id).await?;
         let (next, event) = domain(&row)?.apply(&command, actor, now)?;
         save_transition(&mut tx, &row, &next, &event, now).await?;
         after_transition(&mut tx, &row, &next, now).await?;
@@ -790,6 +815,42 @@ pub async fn decide(
         Ok::<_, WorkError>(next)
     })?;
     Ok(next)
+}
+
+/// A paid application that no automatic check flagged is approved (by a
+/// clerk or a supervisor). A flagged one is a supervisor's decision and goes
+/// through [`decide`] under `Action::Decide` (which asks for a fresh
+/// sign-in): this route cannot be used to skip that.
+pub async fn approve(
+    app: &App,
+    actor: &Actor,
+    scope: &dyn OfficeScope,
+    id: &str,
+    now: Timestamp,
+) -> Result<Application, WorkError> {
+    let row = app.store.application(id).await?;
+    if !scope.may_use_office(&row.office) {
+        return Err(WorkError::NotFound);
+    }
+    if row.state != State::Paid.as_str() {
+        let state = State::parse(&row.state)
+            .ok_or_else(|| WorkError::Internal(format!("unknown state '{}'", row.state)))?;
+        return Err(TransitionError::NotAllowedFrom {
+            state,
+            command: pasaporte_core::application::CommandKind::Approve,
+        }
+        .into());
+    }
+    decide_if(
+        app,
+        actor,
+        scope,
+        id,
+        Command::Approve,
+        Some(State::Paid),
+        now,
+    )
+    .await
 }
 
 /// What follows a transition in the same transaction: an ended
@@ -1304,9 +1365,19 @@ pub async fn decide_waiver(
         return Err(WorkError::NotFound);
     }
     let facts = crate::workers::facts_of(app, id).await?;
-    let reference = app.store.payment_reference_of(id).await?;
+    if let Some(w) = app.store.waiver_of(id).await?
+        && w.requested_by == actor.id
+        && approve
+    {
+        return Err(WorkError::refused(
+            "waiver_own_request",
+            "Una exoneración la aprueba un supervisor distinto de quien la pidió.",
+            "A waiver is granted by a supervisor other than the one who asked for it.",
+        ));
+    }
     retrying!(async {
         let mut tx = app.store.begin_write().await?;
+        let reference = store::payment_reference_of_in(&mut tx, id).await?;
         store::decide_waiver(&mut tx, id, approve, &actor.id, now.as_millisecond())
             .await
             .map_err(|e| match e {

@@ -340,12 +340,19 @@ async fn reschedule(
     // Take the new seats first: if the slot is full, the old seat stays held.
     add_seats(tx, &office, start_ms, capacity, to_u32(seats)).await?;
     release_seats(tx, &office, old_start, seats).await?;
-    sqlx::query("UPDATE bookings SET start_ms = $2, updated_ms = $3 WHERE id = $1")
-        .bind(id)
-        .bind(start_ms)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
+    // `status = 'active'` again: on PostgreSQL a check-in or the no-show
+    // worker may have committed since the read above.
+    let moved = sqlx::query(
+        "UPDATE bookings SET start_ms = $2, updated_ms = $3 WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
+    .bind(start_ms)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Err(WriteError::NotActive);
+    }
     insert_mail(tx, mail, now_ms).await?;
     Ok(WriteOutcome::Rescheduled {
         office,
@@ -362,11 +369,18 @@ async fn cancel(
     mail: &MailRow,
 ) -> std::result::Result<WriteOutcome, WriteError> {
     let (office, start, seats) = active_booking(tx, id).await?;
-    sqlx::query("UPDATE bookings SET status = 'cancelled', updated_ms = $2 WHERE id = $1")
-        .bind(id)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
+    // `status = 'active'` again: on PostgreSQL a check-in or the no-show
+    // worker may have committed since the read above.
+    let cancelled = sqlx::query(
+        "UPDATE bookings SET status = 'cancelled', updated_ms = $2 WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if cancelled.rows_affected() != 1 {
+        return Err(WriteError::NotActive);
+    }
     release_seats(tx, &office, start, seats).await?;
     sqlx::query("DELETE FROM person_holds WHERE booking_id = $1")
         .bind(id)

@@ -72,6 +72,13 @@ impl From<sqlx::Error> for StoreError {
                         .constraint()
                         .map_or_else(|| db.message().to_string(), str::to_string),
                 },
+                // Lost races the caller may retry: PostgreSQL serialization
+                // failures and deadlocks, SQLite's lock after its busy timeout.
+                _ if matches!(db.code().as_deref(), Some("40001" | "40P01"))
+                    || db.message().contains("database is locked") =>
+                {
+                    StoreError::Unavailable(e.to_string())
+                }
                 _ => StoreError::Other(e.to_string()),
             },
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {

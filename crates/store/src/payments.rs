@@ -434,6 +434,44 @@ fn waiver_from_row(r: &AnyRow) -> Result<WaiverRow> {
     })
 }
 
+/// The application's payment reference, read inside the caller's transaction.
+pub async fn payment_reference_of_in(
+    tx: &mut Transaction<'static, Any>,
+    application_id: &str,
+) -> Result<Option<PaymentReference>> {
+    let reference =
+        sqlx::query("SELECT reference FROM payment_references WHERE application_id = $1")
+            .bind(application_id)
+            .fetch_optional(&mut **tx)
+            .await?;
+    match reference {
+        Some(r) => {
+            let reference: String = r.try_get("reference")?;
+            Ok(Some(payment_reference_in(tx, &reference).await?))
+        }
+        None => Ok(None),
+    }
+}
+
+impl Store {
+    /// `(application id, office)` of verified applications without a payment
+    /// reference, oldest first.
+    pub async fn verified_without_reference(&self, limit: u32) -> Result<Vec<(String, String)>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.office_code FROM applications a
+             LEFT JOIN payment_references r ON r.application_id = a.id
+             WHERE a.state = 'registry_verified' AND r.reference IS NULL
+             ORDER BY a.state_since_ms LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("id")?, r.try_get("office_code")?)))
+            .collect()
+    }
+}
+
 impl Store {
     /// The application's payment reference, if one was issued.
     pub async fn payment_reference_of(

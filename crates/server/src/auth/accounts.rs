@@ -187,6 +187,18 @@ pub async fn create_staff(
         Err(e) => return Err(CreateStaffError::Store(e)),
     }
     tracing::info!(staff_id = %id, role = %new.role, "staff account created");
+    let mut event = pasaporte_core::audit::AuditEvent::by(
+        &pasaporte_core::application::Actor {
+            id: "cli:staff-add".into(),
+            role: Role::Administrator,
+        },
+        now_ms,
+        "staff.created",
+        row.offices.join(" "),
+        id.clone(),
+    );
+    event.detail = format!("role {}", new.role.as_str());
+    append_audit(store, &event).await;
     Ok(CreatedStaff {
         id,
         username,
@@ -351,6 +363,7 @@ pub async fn sign_in(
     let session = staff_session(&account, &row)
         .ok_or_else(|| SignInError::Internal("account has no staff role".into()))?;
     tracing::info!(staff_id = %account.id, "staff signed in");
+    audit_staff(store, &session, "staff.sign_in", now_ms).await;
     Ok(SignedIn { token, session })
 }
 
@@ -373,7 +386,10 @@ pub async fn reauthenticate(
         .set_session_authenticated_at(&session.token_hash, now_ms)
         .await
     {
-        Ok(()) => Ok(()),
+        Ok(()) => {
+            audit_staff(store, session, "staff.reauthenticate", now_ms).await;
+            Ok(())
+        }
         Err(StoreError::NotFound) => Err(SignInError::Refused),
         Err(e) => Err(e.into()),
     }
@@ -383,7 +399,42 @@ pub async fn reauthenticate(
 pub async fn sign_out(store: &Store, session: &StaffSession) -> Result<(), StoreError> {
     store.delete_staff_session(&session.token_hash).await?;
     tracing::info!(staff_id = %session.staff_id, "staff signed out");
+    audit_staff(store, session, "staff.sign_out", super::now_ms()).await;
     Ok(())
+}
+
+/// Records a sign-in, re-authentication or sign-out in the audit trail (who,
+/// as what role, when; no session token, no name). A failure to record it is
+/// logged, not shown: the person is already signed in or out.
+async fn audit_staff(store: &Store, session: &StaffSession, action: &str, at_ms: i64) {
+    let event = pasaporte_core::audit::AuditEvent::by(
+        &session.actor(),
+        at_ms,
+        action,
+        session.offices.join(" "),
+        session.staff_id.clone(),
+    );
+    append_audit(store, &event).await;
+}
+
+/// Appends one event in its own transaction, retrying a lost race.
+async fn append_audit(store: &Store, event: &pasaporte_core::audit::AuditEvent) {
+    let action = event.action.as_str();
+    for attempt in 1..=crate::workflow::WRITE_ATTEMPTS_MAX {
+        let done = async {
+            let mut tx = store.begin_write().await?;
+            pasaporte_store::append_audit_event(&mut tx, event).await?;
+            tx.commit().await.map_err(pasaporte_store::StoreError::from)
+        }
+        .await;
+        match done {
+            Ok(()) => return,
+            Err(e) if attempt == crate::workflow::WRITE_ATTEMPTS_MAX => {
+                tracing::warn!(error = %e, action, "staff audit event not recorded");
+            }
+            Err(_) => tokio::time::sleep(crate::workflow::race_backoff(attempt)).await,
+        }
+    }
 }
 
 /// The live session a cookie token names, if any. Expired sessions and those

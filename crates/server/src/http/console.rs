@@ -1918,15 +1918,7 @@ async fn approve(
     if let Err(r) = s.require(Action::Approve, None, &application_uri(&id, lang), lang) {
         return r.into_response();
     }
-    let r = workflow::decide(
-        &app,
-        &s.actor(),
-        &Scope(&s),
-        &id,
-        Command::Approve,
-        Timestamp::now(),
-    )
-    .await;
+    let r = workflow::approve(&app, &s.actor(), &Scope(&s), &id, Timestamp::now()).await;
     match r {
         Ok(_) => back_to(&id, lang, "decided"),
         Err(e) => application_again(&app, &s, lang, &id, "approve", form, e).await,

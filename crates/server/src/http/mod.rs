@@ -87,6 +87,13 @@ pub async fn policy_gate(
     next: axum::middleware::Next,
 ) -> Response {
     let Some(action) = action_of(req.method(), matched.as_str()) else {
+        // A staff route missing from the tables is a programming error:
+        // refuse it rather than let it through unchecked.
+        let path = matched.as_str();
+        if path.starts_with("/api/v1/staff/") || path.starts_with("/console/") {
+            tracing::error!(route = %path, "staff route without a policy entry");
+            return StatusCode::FORBIDDEN.into_response();
+        }
         return next.run(req).await;
     };
     let (mut parts, body) = req.into_parts();

@@ -71,6 +71,27 @@ pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
         "/api/v1/staff/supervisor/queues",
         Action::ViewSupervisorQueues,
     ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/capture",
+        Action::Capture,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/waiver",
+        Action::TakePayment,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/waiver/decision",
+        Action::ApproveWaiver,
+    ),
+    (
+        Method::GET,
+        "/api/v1/staff/reconciliation",
+        Action::ViewReconciliation,
+    ),
+    (Method::GET, "/api/v1/staff/audit/verify", Action::ViewAudit),
 ];
 
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -538,16 +559,9 @@ async fn approve(
     let staff = &staff.0;
     let now = Timestamp::now();
     authorize(staff, lang, Action::Approve, None, now)?;
-    let next = workflow::decide(
-        &app,
-        &staff.actor(),
-        &Scope(staff),
-        &id,
-        Command::Approve,
-        now,
-    )
-    .await
-    .map_err(|e| work_error(lang, e))?;
+    let next = workflow::approve(&app, &staff.actor(), &Scope(staff), &id, now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
     Ok(state_json(&next))
 }
 

@@ -813,8 +813,21 @@ async fn supervisors_decide_mismatches_waivers_and_cancellations(db: TestDb) {
         )
         .await;
     assert_eq!(
-        status, 403,
+        status, 409,
         "a clerk cannot approve a flagged application: {v}"
+    );
+    // The approve route cannot be used to skip the decision's fresh sign-in.
+    let (status, v) = app
+        .staff_call(
+            &sup,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("not_allowed_in_state"))
     );
     let (status, v) = app
         .staff_call(
@@ -834,6 +847,28 @@ async fn supervisors_decide_mismatches_waivers_and_cancellations(db: TestDb) {
     capture(&w, &clerk, &id).await;
     wait_for_state(app, &clerk, &id, "registry_verified").await;
     let reference = wait_for_reference(app, &id).await;
+    // A supervisor does not grant a waiver they asked for themselves.
+    let (status, _) = app
+        .staff_call(
+            &sup,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/waiver"),
+            Some(&json!({ "reason": "Prueba de doble control" })),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let (status, v) = app
+        .staff_call(
+            &sup,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/waiver/decision"),
+            Some(&json!({ "approve": true })),
+        )
+        .await;
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (409, Some("waiver_own_request"))
+    );
     pay(&w, &reference.reference).await;
     wait_for_state(app, &clerk, &id, "paid").await;
     let (status, v) = app
@@ -1097,9 +1132,10 @@ async fn concurrent_counters_keep_the_trail_intact(db: TestDb) {
         tickets,
         ["T-001", "T-002", "T-003", "T-004", "T-005", "T-006"]
     );
-    // Every step recorded once, in one unbroken chain.
+    // Every step recorded once (and the three accounts and sign-ins), in one
+    // unbroken chain.
     match app.store.verify_audit(&w.audit_key).await.unwrap() {
-        pasaporte_core::audit::Verdict::Intact { count, .. } => assert_eq!(count, 18),
+        pasaporte_core::audit::Verdict::Intact { count, .. } => assert_eq!(count, 3 + 3 + 18),
         other => panic!("{other:?}"),
     }
 }
