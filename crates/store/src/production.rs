@@ -15,7 +15,7 @@
 use crate::{Result, Store, StoreError, Tx};
 use pasaporte_core::production::{
     BookletState, BookletType, CustodyError, CustodyEvent, PassportNumber, SEQUENCE_MAX,
-    SerialRange,
+    SerialRange, stock_forecast,
 };
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -27,11 +27,18 @@ pub const RECEIVE_ROWS_PER_STATEMENT: usize = 200;
 /// Longest site code or actor kept: codes and staff ids, not prose.
 pub const PRODUCTION_NAME_CHARS_MAX: usize = 64;
 /// Times reserving looks for another booklet when a concurrent writer took
-/// the one it found (PostgreSQL; SQLite's writer holds the lock): more than a
-/// few means the site is nearly out and contended, and `None` is the answer.
-pub const RESERVE_ATTEMPTS_MAX: u32 = 8;
+/// the one it found (PostgreSQL; on SQLite the write lock serialises them).
+/// Each miss means another reservation succeeded, so this bounds the number
+/// of reservers racing at one site for one type; past it the caller gets a
+/// `Conflict` to retry, never a false "out of stock".
+pub const RESERVE_ATTEMPTS_MAX: u32 = 64;
 /// Most custody records returned for one booklet: its whole life is about ten.
 pub const BOOKLET_HISTORY_MAX: u32 = 1_000;
+
+/// Longest window a stock forecast looks back over: a year of issues says
+/// what the rate is; longer mixes in seasons and contracts long gone.
+pub const FORECAST_WINDOW_DAYS_MAX: u32 = 366;
+const DAY_MS: i64 = 86_400_000;
 
 /// The `event` column of a booklet's first record.
 pub const RECEIVE_EVENT: &str = "receive";
@@ -52,6 +59,18 @@ pub struct StockLevel {
     pub booklet_type: BookletType,
     pub state: BookletState,
     pub count: u64,
+}
+
+/// Days of stock of one booklet type at the recent issue rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StockForecast {
+    pub booklet_type: BookletType,
+    pub in_stock: u64,
+    /// Booklets personalised in the window.
+    pub issued: u64,
+    pub window_days: u32,
+    /// `None` when nothing was issued in the window (no rate to divide by).
+    pub days_left: Option<f64>,
 }
 
 /// A booklet as stored.
@@ -183,6 +202,9 @@ pub async fn receive_range(
 /// Reserves a booklet of `booklet_type` at `site` for `application_id`: the
 /// one it already holds if any (a retried reservation), else the lowest
 /// serial in stock. `None` when none is left.
+///
+/// A reservation of another type or site, or for another application,
+/// never waits on this one beyond the row it takes.
 pub async fn reserve_booklet(
     tx: &mut Tx,
     booklet_type: BookletType,
@@ -247,7 +269,9 @@ pub async fn reserve_booklet(
             return Ok(Some(serial));
         }
     }
-    Ok(None)
+    Err(StoreError::Conflict {
+        constraint: "booklets: reservations contended; retry".into(),
+    })
 }
 
 /// Applies `event` to a booklet through the core's custody graph, with its
@@ -464,6 +488,44 @@ impl Store {
                 ))
             })
             .collect()
+    }
+
+    /// For every booklet type: stock, booklets personalised in the last
+    /// `window_days` (at most [`FORECAST_WINDOW_DAYS_MAX`]) before `now_ms`,
+    /// and the days of stock that rate leaves.
+    pub async fn stock_forecasts(
+        &self,
+        site: Option<&str>,
+        now_ms: i64,
+        window_days: u32,
+    ) -> Result<Vec<StockForecast>> {
+        let window_days = window_days.clamp(1, FORECAST_WINDOW_DAYS_MAX);
+        let levels = self.stock_levels(site).await?;
+        let issued = self
+            .booklets_personalised_since(site, now_ms - i64::from(window_days) * DAY_MS)
+            .await?;
+        Ok(BookletType::ALL
+            .into_iter()
+            .map(|t| {
+                let in_stock = levels
+                    .iter()
+                    .filter(|l| l.booklet_type == t && l.state == BookletState::InStock)
+                    .map(|l| l.count)
+                    .sum();
+                let issued = issued
+                    .iter()
+                    .filter(|(bt, _)| *bt == t)
+                    .map(|(_, n)| *n)
+                    .sum();
+                StockForecast {
+                    booklet_type: t,
+                    in_stock,
+                    issued,
+                    window_days,
+                    days_left: stock_forecast(in_stock, issued, window_days),
+                }
+            })
+            .collect())
     }
 
     /// One booklet.

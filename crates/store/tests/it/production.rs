@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 both!(
     a_range_is_reserved_to_the_last_booklet,
+    concurrent_reservations_take_distinct_booklets,
     concurrent_allocations_give_distinct_numbers,
     custody_history_has_no_gaps,
     spoiling_needs_a_reason,
@@ -115,6 +116,34 @@ async fn a_range_is_reserved_to_the_last_booklet(db: TestDb) {
             .as_deref(),
         Some("AB0000003")
     );
+}
+
+async fn concurrent_reservations_take_distinct_booklets(db: TestDb) {
+    let store = setup(db).await;
+    receive(&store, "CR0000001-CR0000010", BookletType::Pages32)
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(
+                async move { reserve(&store, BookletType::Pages32, &format!("app-{i}")).await },
+            )
+        })
+        .collect();
+    let mut taken = HashSet::new();
+    let mut none = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Some(serial) => assert!(taken.insert(serial), "a booklet reserved twice"),
+            None => none += 1,
+        }
+    }
+    assert_eq!((taken.len(), none), (10, 2));
+    for serial in &taken {
+        let h = store.booklet_history(serial).await.unwrap();
+        assert_eq!(h.len(), 2, "{serial}: one receipt, one reservation");
+    }
 }
 
 async fn concurrent_allocations_give_distinct_numbers(db: TestDb) {
@@ -262,6 +291,26 @@ async fn custody_history_has_no_gaps(db: TestDb) {
             .unwrap(),
         vec![(BookletType::Pages48, 1)]
     );
+    let day_ms = 86_400_000;
+    let forecast = store
+        .stock_forecasts(Some(SITE), 3_000 + day_ms, 1)
+        .await
+        .unwrap();
+    let f48 = forecast
+        .iter()
+        .find(|f| f.booklet_type == BookletType::Pages48)
+        .unwrap();
+    assert_eq!((f48.in_stock, f48.issued, f48.days_left), (1, 1, Some(1.0)));
+    let f32 = forecast
+        .iter()
+        .find(|f| f.booklet_type == BookletType::Pages32)
+        .unwrap();
+    assert_eq!((f32.in_stock, f32.issued, f32.days_left), (0, 0, None));
+    let later = store
+        .stock_forecasts(Some(SITE), 3_001 + day_ms, 1)
+        .await
+        .unwrap();
+    assert!(later.iter().all(|f| f.days_left.is_none()), "{later:?}");
     assert!(
         store
             .booklets_personalised_since(None, 3_001)
