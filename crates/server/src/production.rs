@@ -5,8 +5,9 @@
 //! the record, the SOD against the CSCA).
 //!
 //! Layout: the constants of the issuing authority and the chip portrait;
-//! [`PersonalisationInput`] (what the data page says, from the sealed
-//! identity) and [`PersonalisationRecord`] (what is printed and written);
+//! [`PersonalisationInput`] (what the data page says; built from a stored
+//! application by [`input_from_application`], which opens its sealed identity
+//! and portrait) and [`PersonalisationRecord`] (what is printed and written);
 //! [`personalise`]; [`verify_record`]; the portrait's conversion to the JPEG
 //! DG2 holds; tests.
 //!
@@ -14,6 +15,8 @@
 //! their ICAO transliteration (Doc 9303 Part 3: "MUÑOZ" → "MUNOZ"). Errors
 //! name the field and what is wrong with it, never its value.
 
+use crate::app::App;
+use crate::workflow::IdentityDoc;
 use icao9303::{
     Certificate, ChipError, ChipFiles, DocumentSigner, Format, Mrz, MrzError, MrzFields,
 };
@@ -23,6 +26,7 @@ use pasaporte_core::fees::PassportType;
 use pasaporte_core::jiff::civil::Date;
 use pasaporte_core::production::PassportNumber;
 use pasaporte_core::registry::Sex;
+use pasaporte_store::ApplicationRow;
 use std::io::Cursor;
 use std::time::SystemTime;
 
@@ -107,6 +111,9 @@ pub enum PersonaliseError {
     Portrait(String),
     #[error("the chip files: {0}")]
     Chip(#[from] ChipError),
+    /// The application lacks a field, or holds one that cannot be read.
+    #[error("the application's {0} is missing or unreadable")]
+    Application(&'static str),
 }
 
 /// Why a record does not verify.
@@ -123,6 +130,98 @@ pub enum VerifyError {
     /// The names of the failed chip checks (their details may hold the MRZ).
     #[error("the chip does not verify: {}", .0.join(", "))]
     Chip(Vec<String>),
+}
+
+impl PersonalisationInput {
+    /// The input from an opened identity: birth date `YYYY-MM-DD`, sex
+    /// `F`/`M`/`X`, nationality `COL` when the identity has none; the
+    /// identity document's number is the personal number when it is a
+    /// number the MRZ can hold (a cédula or NUIP), else it is left out.
+    pub fn from_identity(
+        identity: &IdentityDoc,
+        passport_type: PassportType,
+        passport_number: PassportNumber,
+        issue_date: Date,
+        portrait: Vec<u8>,
+    ) -> Result<PersonalisationInput, PersonaliseError> {
+        let birth_date: Date = identity
+            .birth_date
+            .trim()
+            .parse()
+            .map_err(|_| PersonaliseError::Application("birth date"))?;
+        let sex = Sex::parse(&identity.sex).ok_or(PersonaliseError::Application("sex"))?;
+        let nationality = match identity.nationality.trim() {
+            "" => ISSUING_STATE.to_string(),
+            n => n.to_ascii_uppercase(),
+        };
+        let number = identity.document_number.trim();
+        let personal_number = if !number.is_empty()
+            && number.len() <= PERSONAL_NUMBER_CHARS_MAX
+            && number.bytes().all(|b| b.is_ascii_digit())
+        {
+            number.to_string()
+        } else {
+            String::new()
+        };
+        Ok(PersonalisationInput {
+            surnames: identity.surnames.clone(),
+            given_names: identity.given_names.clone(),
+            nationality,
+            birth_date,
+            sex,
+            birth_place: identity.birth_place.clone(),
+            passport_type,
+            passport_number,
+            issue_date,
+            personal_number,
+            portrait,
+        })
+    }
+}
+
+/// The input of a stored application (read with every column:
+/// `Store::application`), its identity and portrait opened with the
+/// service's keys.
+pub fn input_from_application(
+    app: &App,
+    row: &ApplicationRow,
+    passport_number: PassportNumber,
+    issue_date: Date,
+) -> Result<PersonalisationInput, PersonaliseError> {
+    use base64::Engine as _;
+    let passport_type = row
+        .passport_type
+        .as_deref()
+        .and_then(PassportType::parse)
+        .ok_or(PersonaliseError::Application("passport type"))?;
+    let identity = row
+        .identity_enc
+        .as_deref()
+        .map(|s| IdentityDoc::open(app, s))
+        .transpose()
+        .map_err(|_| PersonaliseError::Application("identity"))?
+        .ok_or(PersonaliseError::Application("identity"))?;
+    let portrait = row
+        .photo_enc
+        .as_deref()
+        .ok_or(PersonaliseError::Application("photo"))
+        .and_then(|sealed| {
+            app.keys
+                .open("application.photo", sealed)
+                .map_err(|_| PersonaliseError::Application("photo"))
+        })
+        .and_then(|b64| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|_| PersonaliseError::Application("photo"))
+        })?;
+    PersonalisationInput::from_identity(
+        &identity,
+        passport_type,
+        passport_number,
+        issue_date,
+        portrait,
+    )
 }
 
 fn yymmdd(d: Date) -> String {
@@ -471,6 +570,65 @@ mod tests {
         assert!(matches!(
             verify_record(&good, &other.cert, SystemTime::now()),
             Err(VerifyError::Chip(_))
+        ));
+    }
+
+    /// A stored application (identity and portrait sealed as capture seals
+    /// them) becomes a record that verifies.
+    #[tokio::test]
+    async fn a_stored_application_is_personalised() {
+        use base64::Engine as _;
+        let (store, _) = pasaporte_store::testing::fresh(pasaporte_store::testing::TestDb::Sqlite)
+            .await
+            .unwrap();
+        let keys =
+            crate::crypto::Keyring::parse(&format!("k1:{}", "ab".repeat(32)), &"cd".repeat(32))
+                .unwrap();
+        let app = App::new(store, keys, "http://test".into(), Default::default())
+            .await
+            .unwrap();
+        let identity = IdentityDoc {
+            document_type: "cedula_ciudadania".into(),
+            document_number: "1020304050".into(),
+            surnames: "Núñez Ñañez".into(),
+            given_names: "María José".into(),
+            birth_date: "1985-12-31".into(),
+            birth_place: "Medellín".into(),
+            sex: "F".into(),
+            nationality: "COL".into(),
+        };
+        let photo = base64::engine::general_purpose::STANDARD.encode(portrait_png());
+        let row = ApplicationRow {
+            id: "app-1".into(),
+            passport_type: Some("fronterizo".into()),
+            identity_enc: Some(identity.seal(&app).unwrap()),
+            photo_enc: Some(app.keys.seal("application.photo", &photo).unwrap()),
+            ..Default::default()
+        };
+        let number = PassportNumber::from_sequence("AX", 42).unwrap();
+        let input = input_from_application(&app, &row, number, date(2026, 11, 29)).unwrap();
+        assert_eq!(input.personal_number, "1020304050");
+        assert_eq!(input.sex, Sex::F);
+        let r = personalise(&input, &pki().signer).unwrap();
+        assert_eq!(r.surnames, "Núñez Ñañez");
+        assert_eq!(r.birth_place, "Medellín");
+        assert_eq!(r.expiry_date, date(2036, 11, 29));
+        assert!(
+            r.mrz[0].starts_with("P<COLNUNEZ<NANEZ<<MARIA<JOSE<"),
+            "{}",
+            r.mrz[0]
+        );
+        assert!(r.mrz[1].starts_with("AX0000042"), "{}", r.mrz[1]);
+        assert!(r.mrz[1].contains("1020304050"), "{}", r.mrz[1]);
+        verify_record(&r, &pki().csca, SystemTime::now()).unwrap();
+        // Without a photo the application cannot be personalised.
+        let no_photo = ApplicationRow {
+            photo_enc: None,
+            ..row
+        };
+        assert!(matches!(
+            input_from_application(&app, &no_photo, number, date(2026, 11, 29)),
+            Err(PersonaliseError::Application("photo"))
         ));
     }
 
