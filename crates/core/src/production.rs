@@ -64,12 +64,13 @@ impl BookletType {
 
     /// The booklet a passport of `t` is personalised on.
     pub fn for_passport(t: PassportType) -> BookletType {
-        match t.pages() {
-            8 => BookletType::Pages8,
-            28 => BookletType::Pages28,
-            48 => BookletType::Pages48,
-            // PassportType::pages gives only 8, 28, 32 and 48 (see fees.rs test).
-            _ => BookletType::Pages32,
+        // One arm per passport type, so a new type must choose its booklet;
+        // the test `booklet_types_follow_pages` holds this to `pages()`.
+        match t {
+            PassportType::Ordinario => BookletType::Pages32,
+            PassportType::Ejecutivo => BookletType::Pages48,
+            PassportType::Emergencia => BookletType::Pages8,
+            PassportType::Fronterizo => BookletType::Pages28,
         }
     }
 
@@ -262,7 +263,18 @@ impl BookletState {
             ) => Ok(S::Spoiled),
             (S::Personalised | S::Dispatched | S::AtOffice, E::Annul) => Ok(S::Annulled),
             (S::InStock | S::Spoiled | S::Annulled, E::Destroy) => Ok(S::Destroyed),
-            (S::HandedOver | S::Destroyed, _) => refused,
+            (
+                S::HandedOver | S::Destroyed,
+                E::Reserve
+                | E::Release
+                | E::Personalise
+                | E::Spoil
+                | E::Destroy
+                | E::Dispatch
+                | E::ReceiveAtOffice
+                | E::HandOver
+                | E::Annul,
+            ) => refused,
             (
                 S::InStock,
                 E::Release

@@ -276,7 +276,9 @@ pub async fn reserve_booklet(
 
 /// Applies `event` to a booklet through the core's custody graph, with its
 /// custody record. A release also frees the booklet from its application.
-/// Returns the new state.
+/// Returns the new state. Reserve through [`reserve_booklet`] (which names
+/// the application) and personalise through [`personalise_booklet`] (which
+/// records the number); here they change the state only.
 pub async fn booklet_event(
     tx: &mut Tx,
     serial: &str,
