@@ -12,7 +12,8 @@
 //! the application state machine (states, commands, who may give them, the
 //! queue and deadline that own every live application); [`audit`] defines the
 //! audit event, its hash chain and signed checkpoints, and verifies a trail; [`policy`] is the one role-by-action table staff routes are
-//! checked against; [`registry`] compares a captured identity with the civil
+//! checked against; [`production`] is booklet custody, passport numbers and
+//! stock forecasts; [`registry`] compares a captured identity with the civil
 //! registry's record.
 
 pub mod adjudication;
@@ -28,6 +29,7 @@ pub mod holidays;
 pub mod office;
 pub mod person;
 pub mod policy;
+pub mod production;
 pub mod registry;
 
 pub use field::{FieldError, FieldErrors};

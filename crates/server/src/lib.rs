@@ -5,7 +5,8 @@
 //! the group-commit writer; `availability.rs` the in-memory seat view;
 //! `crypto.rs` personal-data sealing; `mail.rs` and `ics.rs` what citizens
 //! receive; `http/` the API and pages; `bench.rs` the benchmark programs;
-//! `registry/` the civil registry adapter and its simulator.
+//! `registry/` the civil registry adapter and its simulator; `production.rs`
+//! the personalisation record (data page, MRZ, chip files) and its check.
 
 pub mod app;
 pub mod audit_cli;
@@ -21,6 +22,7 @@ pub mod ics;
 pub mod mail;
 pub mod payments;
 pub mod photo;
+pub mod production;
 pub mod registry;
 
 pub mod workers;

@@ -7,7 +7,8 @@
 //! transaction (group commit) and reads bookings and seat counts; `outbox.rs`
 //! keeps mail until it is sent; `applications.rs` the office workflow's rows
 //! (written inside the caller's transaction with their audit event); `audit.rs`
-//! the hash-chained trail; [`testing`] makes throw-away databases for tests.
+//! the hash-chained trail; `production.rs` booklets, their custody record
+//! and passport numbers; [`testing`] makes throw-away databases for tests.
 //!
 //! Invariants the database itself enforces (not code that reads then writes):
 //! a slot never holds more than its capacity (`slot_seats` CHECK), one person
@@ -20,6 +21,7 @@ mod bookings;
 mod offices;
 mod outbox;
 mod payments;
+mod production;
 mod sqlite_writer;
 mod staff;
 pub mod testing;
@@ -29,6 +31,7 @@ pub use audit::*;
 pub use bookings::*;
 pub use outbox::*;
 pub use payments::*;
+pub use production::*;
 pub use staff::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

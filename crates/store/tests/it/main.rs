@@ -32,6 +32,7 @@ both!(
 
 // After `both!`, which it uses.
 mod payments;
+mod production;
 mod staff;
 
 async fn setup(db: TestDb) -> Store {
