@@ -82,7 +82,16 @@ pub async fn run_checkpoints(app: std::sync::Arc<App>, interval: Duration) {
             .checkpoint_audit(signer, Timestamp::now().as_millisecond())
             .await
         {
-            Ok(Some(cp)) => tracing::info!(seq = cp.checkpoint.seq, "audit checkpoint signed"),
+            // The signed head also goes to the log: a copy outside the
+            // database, so deleting the tail together with its checkpoints
+            // still contradicts a record kept elsewhere.
+            Ok(Some(cp)) => tracing::info!(
+                seq = cp.checkpoint.seq,
+                hash = %cp.checkpoint.hash,
+                key_id = %cp.checkpoint.key_id,
+                signature = %cp.signature,
+                "audit checkpoint signed"
+            ),
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; next round retries"),
         }
