@@ -22,6 +22,8 @@ pub mod mail;
 pub mod payments;
 pub mod photo;
 pub mod registry;
+pub mod signing;
+pub mod vendors;
 
 pub mod workers;
 pub mod workflow;
@@ -233,6 +235,11 @@ pub enum Command {
         /// The environment variable holding the shared callback secret.
         #[arg(long, default_value = "PASAPORTE_PAYMENTS_SECRET")]
         secret_env: String,
+    },
+    /// Run the printing vendor simulator (signed batches in, signed callbacks out).
+    VendorSim {
+        #[command(flatten)]
+        args: vendors::sim::VendorSimArgs,
     },
 }
 
@@ -486,6 +493,7 @@ pub fn main() -> ExitCode {
                 callback_url,
                 secret_env,
             } => payments::sim::run_cli(listen, callback_url, secret_env).await?,
+            Command::VendorSim { args } => vendors::sim::run_cli(args).await?,
         }
         Ok(ExitCode::SUCCESS)
     });
