@@ -308,3 +308,109 @@ pub struct ErrorBody {
     #[serde(default)]
     pub message: String,
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::signing::{SigningKey, verify_keyed};
+    use axum::http::{HeaderMap, HeaderValue};
+    use base64::Engine as _;
+
+    /// The spec, whose examples must stay true.
+    const SPEC: &str = include_str!("../../../../docs/vendor-protocol.md");
+
+    /// The fenced block after `<!-- example:NAME -->`.
+    fn example(name: &str) -> &'static str {
+        let marker = format!("<!-- example:{name} -->");
+        let at = SPEC.find(&marker).unwrap() + marker.len();
+        let rest = &SPEC[at..];
+        let open = rest.find("```").unwrap();
+        let body_at = open + rest[open..].find('\n').unwrap() + 1;
+        let close = body_at + rest[body_at..].find("\n```").unwrap();
+        &rest[body_at..close]
+    }
+
+    #[test]
+    fn the_spec_examples_are_the_wire_format() {
+        let batch: Batch = serde_json::from_str(example("batch")).unwrap();
+        let order = &batch.orders[0];
+        assert_eq!(
+            BookletType::from_pages(order.booklet_pages),
+            Some(BookletType::Pages32)
+        );
+        let mrz = icao9303::Mrz::parse(&order.mrz.join("\n")).unwrap();
+        assert!(mrz.is_valid());
+        assert_eq!(mrz.document_number, order.passport_number);
+        let ef_com = icao9303::build_ef_com(&[1, 2]).unwrap();
+        assert_eq!(
+            order.chip.ef_com,
+            base64::engine::general_purpose::STANDARD.encode(ef_com)
+        );
+        let dg1 = base64::engine::general_purpose::STANDARD
+            .decode(&order.chip.dg1)
+            .unwrap();
+        assert_eq!(
+            icao9303::lds::parse_dg1(&dg1)
+                .unwrap()
+                .lines()
+                .collect::<Vec<_>>(),
+            order.mrz
+        );
+
+        let answer: BatchAnswer = serde_json::from_str(example("answer")).unwrap();
+        assert_eq!(
+            answer
+                .results
+                .iter()
+                .map(|r| r.outcome.clone())
+                .collect::<Vec<_>>(),
+            [
+                Outcome::Accepted,
+                Outcome::Duplicate,
+                Outcome::Rejected {
+                    reason: RejectReason::BadMrz
+                }
+            ]
+        );
+        let status: OrderStatus = serde_json::from_str(example("status")).unwrap();
+        assert_eq!(status.status, EventKind::Printed);
+        assert!(status.events.iter().all(VendorEvent::is_well_formed));
+    }
+
+    #[test]
+    fn the_spec_worked_signature_is_what_the_code_computes() {
+        let key =
+            SigningKey::new("vendor-example", b"example-secret-do-not-use-01".to_vec()).unwrap();
+        let body = example("event");
+        let event: VendorEvent = serde_json::from_str(body).unwrap();
+        assert!(event.is_well_formed());
+        // The body is exactly what the code sends for this event.
+        assert_eq!(serde_json::to_string(&event).unwrap(), body);
+        let request = example("signed-request");
+        let mut headers = HeaderMap::new();
+        for (name, value) in key.headers(1_790_000_000, body.as_bytes()) {
+            let line = format!("{name}: {value}");
+            assert!(request.lines().any(|l| l == line), "the spec lacks {line}");
+            headers.insert(name, HeaderValue::from_str(&value).unwrap());
+        }
+        assert_eq!(
+            verify_keyed(
+                std::slice::from_ref(&key),
+                &headers,
+                body.as_bytes(),
+                1_790_000_000,
+                EVENT_BODY_BYTES_MAX
+            ),
+            Ok(("vendor-example", 1_790_000_000))
+        );
+        let get_signature = format!(
+            "x-pasaporte-signature: {}",
+            key.signature(1_790_000_000, b"")
+        );
+        assert!(
+            SPEC.contains(&get_signature),
+            "the spec lacks {get_signature}"
+        );
+    }
+}
