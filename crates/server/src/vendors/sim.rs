@@ -50,6 +50,10 @@ pub const ORDERS_MAX: usize = 200_000;
 pub const ORDERS_PER_S_MAX: f64 = 10_000.0;
 /// How often the production loop runs.
 pub const PRODUCTION_TICK_MS: u64 = 20;
+/// Most queued orders looked at per production tick beyond those produced:
+/// orders whose `accepted` is not yet acknowledged are skipped, and a
+/// callback URL that is down must not make every tick walk the whole queue.
+pub const PRODUCTION_SCAN_MAX: usize = 1_000;
 /// Most delivery attempts of one callback: with back-off capped at
 /// [`DELIVERY_BACKOFF_MAX_MS`] that is about ten minutes of trying.
 pub const DELIVERY_ATTEMPTS_MAX: u32 = 40;
@@ -637,7 +641,7 @@ fn produce(sim: &SimRef, n: usize) {
         let mut s = sim.lock();
         let mut taken = 0;
         let mut waiting = VecDeque::new();
-        while taken < n {
+        while taken < n && waiting.len() < PRODUCTION_SCAN_MAX {
             let Some(order_id) = s.queue.pop_front() else {
                 break;
             };
