@@ -30,6 +30,8 @@ fn key() -> SigningKey {
 struct Receiver {
     events: Arc<Mutex<Vec<VendorEvent>>>,
     refused: Arc<Mutex<u32>>,
+    /// Answer 503 to this many (valid) deliveries first.
+    fail_first: Arc<Mutex<u32>>,
 }
 
 impl Receiver {
@@ -74,6 +76,13 @@ async fn spawn_receiver(rx: Receiver) -> String {
         match verify_vendor_callback(&[key()], &headers, &body, now) {
             Ok(v) => {
                 assert_eq!(v.key_id, KEY_ID);
+                {
+                    let mut fail = rx.fail_first.lock().unwrap();
+                    if *fail > 0 {
+                        *fail -= 1;
+                        return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+                    }
+                }
                 rx.events.lock().unwrap().push(v.event);
                 axum::http::StatusCode::NO_CONTENT
             }
@@ -94,7 +103,13 @@ async fn spawn_receiver(rx: Receiver) -> String {
 
 /// A simulator calling back a fresh receiver, with `tune` applied.
 async fn spawn(tune: impl FnOnce(&mut VendorSimConfig)) -> (RunningVendorSim, Receiver) {
-    let rx = Receiver::default();
+    spawn_with(Receiver::default(), tune).await
+}
+
+async fn spawn_with(
+    rx: Receiver,
+    tune: impl FnOnce(&mut VendorSimConfig),
+) -> (RunningVendorSim, Receiver) {
     let mut cfg = VendorSimConfig::local(spawn_receiver(rx.clone()).await, key());
     cfg.delivery_backoff_first = Duration::from_millis(20);
     cfg.orders_per_s = 200.0;
@@ -435,4 +450,37 @@ async fn a_replayed_event_is_the_same_event() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(rx.events()[5], first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn callbacks_are_retried_until_accepted_and_arrive_once_in_order() {
+    let rx = Receiver::default();
+    *rx.fail_first.lock().unwrap() = 4;
+    let (sim, rx) = spawn_with(rx, |_| {}).await;
+    let vendor = client(&sim, key());
+    let b = batch("batch-8", (1..=2).map(order).collect());
+    vendor.send_batch(&b).await.unwrap();
+    let ids: Vec<String> = b.orders.iter().map(|o| o.order_id.clone()).collect();
+    rx.until_final(&ids).await;
+    assert_eq!(*rx.fail_first.lock().unwrap(), 0);
+    for id in &ids {
+        let kinds: Vec<EventKind> = rx.of(id).iter().map(|e| e.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                EventKind::Accepted,
+                EventKind::InProduction,
+                EventKind::Printed,
+                EventKind::QualityPassed,
+                EventKind::Shipped
+            ],
+            "{id}"
+        );
+    }
+    let held = admin_orders(&sim).await;
+    let attempts: u32 = held
+        .iter()
+        .flat_map(|o| o.events.iter().map(|e| e.attempts))
+        .sum();
+    assert_eq!(attempts, 10 + 4, "each refused delivery was tried again");
 }
