@@ -24,6 +24,8 @@ pub mod payments;
 pub mod photo;
 pub mod production;
 pub mod registry;
+pub mod signing;
+pub mod vendors;
 
 pub mod workers;
 pub mod workflow;
@@ -235,6 +237,11 @@ pub enum Command {
         /// The environment variable holding the shared callback secret.
         #[arg(long, default_value = "PASAPORTE_PAYMENTS_SECRET")]
         secret_env: String,
+    },
+    /// Run the printing vendor simulator (signed batches in, signed callbacks out).
+    VendorSim {
+        #[command(flatten)]
+        args: vendors::sim::VendorSimArgs,
     },
 }
 
@@ -488,6 +495,7 @@ pub fn main() -> ExitCode {
                 callback_url,
                 secret_env,
             } => payments::sim::run_cli(listen, callback_url, secret_env).await?,
+            Command::VendorSim { args } => vendors::sim::run_cli(args).await?,
         }
         Ok(ExitCode::SUCCESS)
     });

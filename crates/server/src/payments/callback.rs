@@ -13,24 +13,17 @@
 //! carry an `event_id` already recorded, and `record_payment_event` refuses
 //! them.
 
-use hmac::{Hmac, Mac};
 use pasaporte_core::fees::PaymentEventKind;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
-use subtle::ConstantTimeEq;
 
-/// The header carrying the signing time, unix seconds.
-pub const TIMESTAMP_HEADER: &str = "x-pasaporte-timestamp";
-/// The header carrying the signature(s).
-pub const SIGNATURE_HEADER: &str = "x-pasaporte-signature";
-/// How far a callback's timestamp may be from our clock: five minutes covers
-/// clock skew and a gateway's slow retries, and bounds replays of a captured
-/// callback.
-pub const TIMESTAMP_TOLERANCE_SECS: i64 = 300;
+/// The signing scheme is [`crate::signing`]'s, shared with the vendors.
+pub use crate::signing::{
+    SIGNATURE_HEADER, SignatureError as CallbackError, TIMESTAMP_HEADER, TIMESTAMP_TOLERANCE_SECS,
+    sign,
+};
+
 /// Largest callback body: an event is about 250 bytes.
 pub const CALLBACK_BODY_BYTES_MAX: usize = 16 * 1024;
-/// Most signatures read from one header (two during a secret rotation).
-const SIGNATURES_PER_HEADER_MAX: usize = 4;
 /// Longest id accepted in an event (event ids, references, currencies).
 const EVENT_FIELD_CHARS_MAX: usize = 128;
 
@@ -74,63 +67,6 @@ impl From<&PaymentEvent> for WireEvent {
     }
 }
 
-/// Why a callback was refused. Carries nothing from the body.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum CallbackError {
-    /// Missing signature, or none matches the secret.
-    #[error("callback signature missing or wrong")]
-    BadSignature,
-    /// The timestamp is further than the tolerance from now.
-    #[error("callback timestamp outside the accepted window")]
-    Stale,
-    /// Missing or unreadable timestamp, or a body that is not an event.
-    #[error("callback malformed")]
-    Malformed,
-}
-
-impl CallbackError {
-    /// The HTTP status to answer with: 401 for a signature or time refusal
-    /// (the sender should not retry the same bytes), 400 for a malformed one.
-    pub fn status(self) -> axum::http::StatusCode {
-        match self {
-            CallbackError::BadSignature | CallbackError::Stale => {
-                axum::http::StatusCode::UNAUTHORIZED
-            }
-            CallbackError::Malformed => axum::http::StatusCode::BAD_REQUEST,
-        }
-    }
-}
-
-fn mac(secret: &[u8], timestamp: i64, body: &[u8]) -> [u8; 32] {
-    // HMAC accepts keys of any length: new_from_slice cannot fail here.
-    let mut m =
-        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
-    m.update(timestamp.to_string().as_bytes());
-    m.update(b".");
-    m.update(body);
-    m.finalize().into_bytes().into()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex32(s: &str) -> Option<[u8; 32]> {
-    if s.len() != 64 || !s.is_ascii() {
-        return None;
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
-}
-
-/// The `x-pasaporte-signature` value for `body` sent at `timestamp` (unix s).
-pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
-    format!("v1={}", hex(&mac(secret, timestamp, body)))
-}
-
 /// Checks a callback's headers and raw body against `secret` at `now_secs`
 /// (unix seconds) and parses its event.
 pub fn verify(
@@ -139,27 +75,7 @@ pub fn verify(
     body: &[u8],
     now_secs: i64,
 ) -> Result<PaymentEvent, CallbackError> {
-    let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
-    let timestamp: i64 = header(TIMESTAMP_HEADER)
-        .and_then(|t| t.trim().parse().ok())
-        .ok_or(CallbackError::Malformed)?;
-    let signatures = header(SIGNATURE_HEADER).ok_or(CallbackError::BadSignature)?;
-    if body.len() > CALLBACK_BODY_BYTES_MAX {
-        return Err(CallbackError::Malformed);
-    }
-    let want = mac(secret, timestamp, body);
-    let mut matched = subtle::Choice::from(0u8);
-    for sig in signatures.split(',').take(SIGNATURES_PER_HEADER_MAX) {
-        if let Some(got) = sig.trim().strip_prefix("v1=").and_then(unhex32) {
-            matched |= got.ct_eq(&want);
-        }
-    }
-    if !bool::from(matched) {
-        return Err(CallbackError::BadSignature);
-    }
-    if (now_secs - timestamp).abs() > TIMESTAMP_TOLERANCE_SECS {
-        return Err(CallbackError::Stale);
-    }
+    crate::signing::verify_within(&[secret], headers, body, now_secs, CALLBACK_BODY_BYTES_MAX)?;
     let wire: WireEvent = serde_json::from_slice(body).map_err(|_| CallbackError::Malformed)?;
     let kind = PaymentEventKind::parse(&wire.kind).ok_or(CallbackError::Malformed)?;
     let field_ok = |s: &str| !s.is_empty() && s.chars().count() <= EVENT_FIELD_CHARS_MAX;

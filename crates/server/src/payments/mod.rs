@@ -161,9 +161,8 @@ impl PaymentArgs {
     }
 }
 
-/// Shortest callback secret accepted: 16 characters is the least that resists
-/// guessing offline from one captured callback.
-pub const SECRET_BYTES_MIN: usize = 16;
+/// Shortest callback secret accepted (the signing scheme's minimum).
+pub use crate::signing::SECRET_BYTES_MIN;
 
 /// What applying a verified callback event did.
 #[derive(Clone, Debug, PartialEq, Eq)]

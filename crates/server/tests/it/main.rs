@@ -11,6 +11,7 @@ mod mail;
 mod payments;
 mod registry;
 mod support;
+mod vendors;
 mod workflow;
 
 /// Runs an `async fn(TestDb)` test on both databases.
