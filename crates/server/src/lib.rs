@@ -4,9 +4,13 @@
 //! holds what use cases share; `booking.rs` the booking use cases; `writer.rs`
 //! the group-commit writer; `availability.rs` the in-memory seat view;
 //! `crypto.rs` personal-data sealing; `mail.rs` and `ics.rs` what citizens
-//! receive; `http/` the API and pages; `bench.rs` the benchmark programs;
-//! `registry/` the civil registry adapter and its simulator; `production.rs`
-//! the personalisation record (data page, MRZ, chip files) and its check.
+//! receive; `workflow.rs` the office's use cases and `workers.rs` the steps
+//! nobody clicks; `auth/` staff sign-in, sessions and CSRF; `photo.rs` the
+//! portrait and signature checks; `registry/`, `payments/` and `vendors/` the
+//! outside parties' adapters and simulators, `signing.rs` the HMAC scheme
+//! they share; `production.rs` the personalisation record (data page, MRZ,
+//! chip files) and its check; `http/` the API, the citizen pages and the
+//! staff console; `bench.rs` the benchmark programs.
 
 pub mod app;
 pub mod audit_cli;
