@@ -198,7 +198,8 @@ async fn concurrent_appends_never_fork_the_chain(db: TestDb) {
     let (store, _) = fresh(db).await.unwrap();
     append(&store, 0..=0).await;
     // Writers race to link to the same head: on PostgreSQL the seq primary
-    // key refuses the loser (Conflict), on SQLite the write lock does; the
+    // key refuses the loser (Conflict), on SQLite the write lock does
+    // (Unavailable: "database is locked", or Other for a lock upgrade); the
     // loser's whole transaction is retried, as a use case would.
     let mut tasks = Vec::new();
     for w in 0..WRITERS {
@@ -218,7 +219,11 @@ async fn concurrent_appends_never_fork_the_chain(db: TestDb) {
                     };
                     match done {
                         Ok(()) => break,
-                        Err(StoreError::Conflict { .. } | StoreError::Other(_)) => {
+                        Err(
+                            StoreError::Conflict { .. }
+                            | StoreError::Unavailable(_)
+                            | StoreError::Other(_),
+                        ) => {
                             lost += 1;
                             // Back off a little, differently per writer, as a
                             // use case would: without it one writer can lose
