@@ -650,6 +650,20 @@ struct QueuesJson {
     overdue: Vec<ApplicationJson>,
 }
 
+/// The offices a list is read for: the one asked for, else each office the
+/// person is assigned to (so that the lists' row limits apply per office and
+/// a large office elsewhere never crowds a small one out), else all.
+pub fn offices_to_read<'a>(
+    staff: &'a StaffSession,
+    office: Option<&'a str>,
+) -> Vec<Option<&'a str>> {
+    match office {
+        Some(o) => vec![Some(o)],
+        None if staff.may_use_office(crate::auth::ALL_OFFICES) => vec![None],
+        None => staff.offices.iter().map(|o| Some(o.as_str())).collect(),
+    }
+}
+
 /// The supervisor's work lists, limited to the offices they may see.
 pub async fn supervisor_lists(
     app: &crate::app::App,
@@ -657,30 +671,31 @@ pub async fn supervisor_lists(
     office: Option<&str>,
     now: Timestamp,
 ) -> Result<[Vec<ApplicationRow>; 3], WorkError> {
-    let keep = |rows: Vec<ApplicationRow>| -> Vec<ApplicationRow> {
-        rows.into_iter()
-            .filter(|r| staff.may_use_office(&r.office))
-            .collect()
-    };
-    let flagged = app
-        .store
-        .applications_in_states(
-            office,
-            &[
-                AppStateKind::Flagged.as_str(),
-                AppStateKind::RegistryMismatch.as_str(),
-            ],
-        )
-        .await?;
-    let pending = app
-        .store
-        .applications_in_states(office, &[AppStateKind::PendingRegistry.as_str()])
-        .await?;
-    let overdue = app
-        .store
-        .overdue_applications(office, now.as_millisecond())
-        .await?;
-    Ok([keep(flagged), keep(pending), keep(overdue)])
+    let mut lists: [Vec<ApplicationRow>; 3] = Default::default();
+    for office in offices_to_read(staff, office) {
+        let flagged = app
+            .store
+            .applications_in_states(
+                office,
+                &[
+                    AppStateKind::Flagged.as_str(),
+                    AppStateKind::RegistryMismatch.as_str(),
+                ],
+            )
+            .await?;
+        let pending = app
+            .store
+            .applications_in_states(office, &[AppStateKind::PendingRegistry.as_str()])
+            .await?;
+        let overdue = app
+            .store
+            .overdue_applications(office, now.as_millisecond())
+            .await?;
+        for (list, rows) in lists.iter_mut().zip([flagged, pending, overdue]) {
+            list.extend(rows.into_iter().filter(|r| staff.may_use_office(&r.office)));
+        }
+    }
+    Ok(lists)
 }
 
 async fn supervisor_queues(
