@@ -45,10 +45,12 @@ pub enum Action {
     ManageStaff,
     /// Read the audit trail and verify it.
     ViewAudit,
+    /// Booklet stock levels and the forecast of days left, per type and site.
+    ViewStock,
 }
 
 impl Action {
-    pub const ALL: [Action; 13] = [
+    pub const ALL: [Action; 14] = [
         Action::ViewOfficeDay,
         Action::CheckIn,
         Action::Capture,
@@ -62,6 +64,7 @@ impl Action {
         Action::ViewReconciliation,
         Action::ManageStaff,
         Action::ViewAudit,
+        Action::ViewStock,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +82,7 @@ impl Action {
             Action::ViewReconciliation => "view_reconciliation",
             Action::ManageStaff => "manage_staff",
             Action::ViewAudit => "view_audit",
+            Action::ViewStock => "view_stock",
         }
     }
 
@@ -98,7 +102,8 @@ impl Action {
             | Action::Approve
             | Action::ViewSupervisorQueues
             | Action::ViewReconciliation
-            | Action::ViewAudit => false,
+            | Action::ViewAudit
+            | Action::ViewStock => false,
         }
     }
 
@@ -117,7 +122,8 @@ impl Action {
             | Action::ApproveWaiver
             | Action::ViewSupervisorQueues
             | Action::ViewReconciliation => true,
-            Action::ManageStaff | Action::ViewAudit => false,
+            // Stock is kept at production sites, not offices.
+            Action::ManageStaff | Action::ViewAudit | Action::ViewStock => false,
         }
     }
 }
@@ -146,6 +152,7 @@ pub const POLICY: &[(Action, &[Role])] = &[
     (Action::ViewReconciliation, &[Supervisor, Auditor]),
     (Action::ManageStaff, &[Administrator]),
     (Action::ViewAudit, &[Auditor, Administrator]),
+    (Action::ViewStock, &[Supervisor, Administrator, Auditor]),
 ];
 
 /// Whether `role` may do `action`.
@@ -188,6 +195,7 @@ mod tests {
                     | Action::ViewSupervisorQueues
                     | Action::ViewReconciliation
                     | Action::ViewAudit
+                    | Action::ViewStock
             );
             assert_eq!(allows(Role::Auditor, a), reads, "{a}");
         }

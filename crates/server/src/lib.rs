@@ -29,6 +29,7 @@ pub mod photo;
 pub mod production;
 pub mod registry;
 pub mod signing;
+pub mod stock_cli;
 pub mod vendors;
 
 pub mod workers;
@@ -204,6 +205,11 @@ pub enum Command {
     Staff {
         #[command(subcommand)]
         cmd: auth::cli::StaffCommand,
+    },
+    /// Blank booklets: receive a delivery, read the stock and its forecast.
+    Stock {
+        #[command(subcommand)]
+        cmd: stock_cli::StockCommand,
     },
     /// Benchmark programs that print figures.
     Bench {
@@ -490,6 +496,7 @@ pub fn main() -> ExitCode {
             Command::Bench { cmd } => bench::run(cmd).await?,
             Command::Audit { cmd } => return audit_cli::run(cmd).await,
             Command::Staff { cmd } => return auth::cli::run(cmd).await,
+            Command::Stock { cmd } => return stock_cli::run(cmd).await,
             Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),

@@ -92,6 +92,7 @@ pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
         Action::ViewReconciliation,
     ),
     (Method::GET, "/api/v1/staff/audit/verify", Action::ViewAudit),
+    (Method::GET, "/api/v1/staff/stock", Action::ViewStock),
 ];
 
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -119,6 +120,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         )
         .route("/api/v1/staff/reconciliation", get(reconciliation))
         .route("/api/v1/staff/audit/verify", get(audit_verify))
+        .route("/api/v1/staff/stock", get(stock))
         // Every route above is checked against the policy table before its
         // handler runs (and so before its body is read).
         .route_layer(axum::middleware::from_fn_with_state(
@@ -1016,5 +1018,55 @@ async fn audit_verify(
             serde_json::json!({ "intact": false, "seq": seq, "fault": fault.to_string() })
         }
     })
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct StockQuery {
+    site: Option<String>,
+    /// Days of issues the forecast's rate is taken over (default 30).
+    window_days: Option<u32>,
+}
+
+/// Days of issues a stock forecast looks back over by default.
+pub const STOCK_WINDOW_DAYS_DEFAULT: u32 = 30;
+
+/// Booklet stock per type and state, and the days of stock left at the
+/// recent issue rate: visible, so that nobody rations in secret.
+async fn stock(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffSession,
+    Query(q): Query<StockQuery>,
+) -> Result<Response, ApiError> {
+    let now = Timestamp::now();
+    authorize(&staff, lang, Action::ViewStock, None, now)?;
+    let site = q.site.as_deref().filter(|s| !s.trim().is_empty());
+    let window = q.window_days.unwrap_or(STOCK_WINDOW_DAYS_DEFAULT);
+    let levels = app
+        .store
+        .stock_levels(site)
+        .await
+        .map_err(|e| work_error(lang, e.into()))?;
+    let forecasts = app
+        .store
+        .stock_forecasts(site, now.as_millisecond(), window)
+        .await
+        .map_err(|e| work_error(lang, e.into()))?;
+    Ok(Json(serde_json::json!({
+        "site": site,
+        "levels": levels.iter().map(|l| serde_json::json!({
+            "booklet_type": l.booklet_type.as_str(),
+            "state": l.state.as_str(),
+            "count": l.count,
+        })).collect::<Vec<_>>(),
+        "forecasts": forecasts.iter().map(|f| serde_json::json!({
+            "booklet_type": f.booklet_type.as_str(),
+            "in_stock": f.in_stock,
+            "issued": f.issued,
+            "window_days": f.window_days,
+            "days_left": f.days_left,
+        })).collect::<Vec<_>>(),
+    }))
     .into_response())
 }
