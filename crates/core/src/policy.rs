@@ -47,10 +47,19 @@ pub enum Action {
     ViewAudit,
     /// Booklet stock levels and the forecast of days left, per type and site.
     ViewStock,
+    /// Production orders, their vendors and states; the dead-letter queue.
+    ViewProduction,
+    /// Send a dead-lettered production order again.
+    ResendOrder,
+    /// Mark a printing vendor draining or active (the vendor switch).
+    ManageVendors,
+    /// Receive a booklet at the office (its MRZ checked against the record),
+    /// hand it over, issue an emergency passport from the office's stock.
+    HandOver,
 }
 
 impl Action {
-    pub const ALL: [Action; 14] = [
+    pub const ALL: [Action; 18] = [
         Action::ViewOfficeDay,
         Action::CheckIn,
         Action::Capture,
@@ -65,6 +74,10 @@ impl Action {
         Action::ManageStaff,
         Action::ViewAudit,
         Action::ViewStock,
+        Action::ViewProduction,
+        Action::ResendOrder,
+        Action::ManageVendors,
+        Action::HandOver,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -83,6 +96,10 @@ impl Action {
             Action::ManageStaff => "manage_staff",
             Action::ViewAudit => "view_audit",
             Action::ViewStock => "view_stock",
+            Action::ViewProduction => "view_production",
+            Action::ResendOrder => "resend_order",
+            Action::ManageVendors => "manage_vendors",
+            Action::HandOver => "hand_over",
         }
     }
 
@@ -93,7 +110,8 @@ impl Action {
             Action::Decide
             | Action::OverrideRegistry
             | Action::ApproveWaiver
-            | Action::ManageStaff => true,
+            | Action::ManageStaff
+            | Action::ManageVendors => true,
             Action::ViewOfficeDay
             | Action::CheckIn
             | Action::Capture
@@ -103,7 +121,10 @@ impl Action {
             | Action::ViewSupervisorQueues
             | Action::ViewReconciliation
             | Action::ViewAudit
-            | Action::ViewStock => false,
+            | Action::ViewStock
+            | Action::ViewProduction
+            | Action::ResendOrder
+            | Action::HandOver => false,
         }
     }
 
@@ -121,9 +142,16 @@ impl Action {
             | Action::OverrideRegistry
             | Action::ApproveWaiver
             | Action::ViewSupervisorQueues
-            | Action::ViewReconciliation => true,
-            // Stock is kept at production sites, not offices.
-            Action::ManageStaff | Action::ViewAudit | Action::ViewStock => false,
+            | Action::ViewReconciliation
+            | Action::HandOver => true,
+            // Stock and orders are kept at production sites and vendors,
+            // not offices.
+            Action::ManageStaff
+            | Action::ViewAudit
+            | Action::ViewStock
+            | Action::ViewProduction
+            | Action::ResendOrder
+            | Action::ManageVendors => false,
         }
     }
 }
@@ -153,6 +181,13 @@ pub const POLICY: &[(Action, &[Role])] = &[
     (Action::ManageStaff, &[Administrator]),
     (Action::ViewAudit, &[Auditor, Administrator]),
     (Action::ViewStock, &[Supervisor, Administrator, Auditor]),
+    (
+        Action::ViewProduction,
+        &[Supervisor, Administrator, Auditor],
+    ),
+    (Action::ResendOrder, &[Supervisor]),
+    (Action::ManageVendors, &[Administrator]),
+    (Action::HandOver, &[Clerk, Supervisor]),
 ];
 
 /// Whether `role` may do `action`.
@@ -196,6 +231,7 @@ mod tests {
                     | Action::ViewReconciliation
                     | Action::ViewAudit
                     | Action::ViewStock
+                    | Action::ViewProduction
             );
             assert_eq!(allows(Role::Auditor, a), reads, "{a}");
         }
@@ -210,6 +246,8 @@ mod tests {
             Action::ApproveWaiver,
             Action::CheckIn,
             Action::Capture,
+            Action::HandOver,
+            Action::ResendOrder,
         ] {
             assert!(!allows(Role::Administrator, a), "{a}");
         }

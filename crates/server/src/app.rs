@@ -118,6 +118,11 @@ pub struct Adapters {
     pub payments_secret: Option<Vec<u8>>,
     /// Signs audit checkpoints; without it the trail is chained but unsigned.
     pub audit_signer: Option<CheckpointSigner>,
+    /// Signs the chip data of every passport; without it approved
+    /// applications wait for their production order.
+    pub document_signer: Option<icao9303::DocumentSigner>,
+    /// How the production pipeline calls printing vendors.
+    pub vendor_settings: crate::pipeline::VendorSettings,
 }
 
 pub struct App {
@@ -131,6 +136,10 @@ pub struct App {
     pub payments: Option<Arc<dyn PaymentGateway>>,
     pub payments_secret: Option<Vec<u8>>,
     pub audit_signer: Option<CheckpointSigner>,
+    pub document_signer: Option<Arc<icao9303::DocumentSigner>>,
+    pub vendor_settings: crate::pipeline::VendorSettings,
+    /// The printing vendors' clients (from the `vendors` table).
+    pub vendors: crate::pipeline::VendorCache,
     pub fees: FeeSchedule,
     offices: RwLock<Arc<BTreeMap<String, Arc<OfficeEntry>>>>,
 }
@@ -158,6 +167,9 @@ impl App {
             payments: adapters.payments,
             payments_secret: adapters.payments_secret,
             audit_signer: adapters.audit_signer,
+            document_signer: adapters.document_signer.map(Arc::new),
+            vendor_settings: adapters.vendor_settings,
+            vendors: crate::pipeline::VendorCache::default(),
             fees: crate::payments::fee_schedule()?,
             offices: RwLock::new(Arc::new(BTreeMap::new())),
         });

@@ -26,10 +26,12 @@ pub mod ics;
 pub mod mail;
 pub mod payments;
 pub mod photo;
+pub mod pipeline;
 pub mod production;
 pub mod registry;
 pub mod signing;
 pub mod stock_cli;
+pub mod vendor_cli;
 pub mod vendors;
 
 pub mod workers;
@@ -162,6 +164,23 @@ pub struct WorkArgs {
     /// Milliseconds between signed audit checkpoints (when the trail grew).
     #[arg(long, env = "PASAPORTE_AUDIT_CHECKPOINT_MS", default_value_t = 60_000)]
     pub audit_checkpoint_ms: u64,
+    /// The Document Signer's private key (PEM, `pasaporte pki init` writes a
+    /// test one). Without it approved applications wait for their order.
+    #[arg(long, env = "PASAPORTE_DS_KEY_FILE")]
+    pub ds_key: Option<PathBuf>,
+    /// The Document Signer's certificate (PEM).
+    #[arg(long, env = "PASAPORTE_DS_CERT_FILE")]
+    pub ds_cert: Option<PathBuf>,
+    /// Milliseconds one attempt of a call to a printing vendor may take.
+    #[arg(long, env = "PASAPORTE_VENDOR_TIMEOUT_MS", default_value_t = vendors::client::ATTEMPT_TIMEOUT_MS_DEFAULT)]
+    pub vendor_timeout_ms: u64,
+    /// Attempts per batch within one pass of the outbox (1 to 10).
+    #[arg(long, env = "PASAPORTE_VENDOR_ATTEMPTS", default_value_t = 2)]
+    pub vendor_attempts: u32,
+    /// Milliseconds before an order that failed is sent again (doubling per
+    /// failure, at most 10 minutes; dead letter after 8 failures).
+    #[arg(long, env = "PASAPORTE_VENDOR_RETRY_MS", default_value_t = 2_000)]
+    pub vendor_retry_ms: u64,
 }
 
 impl WorkArgs {
@@ -205,6 +224,11 @@ pub enum Command {
     Staff {
         #[command(subcommand)]
         cmd: auth::cli::StaffCommand,
+    },
+    /// Printing vendors: add, list, drain (the vendor switch), activate.
+    Vendor {
+        #[command(subcommand)]
+        cmd: vendor_cli::VendorCommand,
     },
     /// Blank booklets: receive a delivery, read the stock and its forecast.
     Stock {
@@ -418,12 +442,47 @@ async fn adapters(
             "no payment gateway configured (--payments-url): verified applications wait for a payment reference"
         );
     }
+    if !(1..=vendors::ATTEMPTS_MAX).contains(&work.vendor_attempts) {
+        anyhow::bail!("--vendor-attempts must be 1 to {}", vendors::ATTEMPTS_MAX);
+    }
+    let document_signer = match (&work.ds_key, &work.ds_cert) {
+        (Some(k), Some(c)) => {
+            let key =
+                std::fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?;
+            let cert =
+                std::fs::read_to_string(c).with_context(|| format!("reading {}", c.display()))?;
+            Some(icao9303::DocumentSigner::from_pem(&key, &cert).context("the Document Signer")?)
+        }
+        (None, None) if demo => {
+            let (_, ds) = icao9303::generate_test_pki(
+                icao9303::StateCode::parse("COL")?,
+                std::time::SystemTime::now(),
+            )?;
+            println!("demo Document Signer: a test key made for this run (not for production)");
+            Some(icao9303::DocumentSigner::new(ds.key, ds.cert)?)
+        }
+        (None, None) => {
+            tracing::warn!(
+                "no Document Signer configured (--ds-key, --ds-cert): approved applications wait for their production order"
+            );
+            None
+        }
+        _ => anyhow::bail!("give both --ds-key and --ds-cert, or neither"),
+    };
+    let vendor_settings = pipeline::VendorSettings {
+        attempt_timeout: Duration::from_millis(work.vendor_timeout_ms.max(1)),
+        attempts: work.vendor_attempts,
+        backoff_first: Duration::from_millis(vendors::client::BACKOFF_FIRST_MS),
+        retry_first_ms: i64::try_from(work.vendor_retry_ms.max(1)).unwrap_or(i64::MAX),
+    };
     Ok((
         app::Adapters {
             registry,
             payments: gateway,
             payments_secret: secret,
             audit_signer,
+            document_signer,
+            vendor_settings,
         },
         sims,
     ))
@@ -432,6 +491,10 @@ async fn adapters(
 /// Starts the workflow's workers and the audit checkpointer.
 fn spawn_workers(app: &std::sync::Arc<app::App>, work: &WorkArgs) {
     tokio::spawn(workers::run(
+        app.clone(),
+        Duration::from_millis(work.worker_interval_ms.max(10)),
+    ));
+    tokio::spawn(pipeline::run(
         app.clone(),
         Duration::from_millis(work.worker_interval_ms.max(10)),
     ));
@@ -497,6 +560,7 @@ pub fn main() -> ExitCode {
             Command::Audit { cmd } => return audit_cli::run(cmd).await,
             Command::Staff { cmd } => return auth::cli::run(cmd).await,
             Command::Stock { cmd } => return stock_cli::run(cmd).await,
+            Command::Vendor { cmd } => return vendor_cli::run(cmd).await,
             Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),

@@ -50,6 +50,14 @@ pub const CHIP_PORTRAIT_HEIGHT_MAX: u32 = 600;
 /// JPEG quality of the chip portrait: 85 keeps a face's detail at about
 /// 30–60 KB for 480 × 600.
 pub const CHIP_PORTRAIT_JPEG_QUALITY: u8 = 85;
+/// The sealed column (and associated data) of an application's chip portrait.
+pub const CHIP_PORTRAIT_FIELD: &str = "application.chip_portrait";
+/// Largest chip portrait: what a DG2 may hold within the vendor protocol's
+/// chip file limit (96 KiB), with room for DG2's headers.
+pub const CHIP_PORTRAIT_BYTES_MAX: usize = 90 * 1024;
+/// The lowest JPEG quality tried to fit a portrait into
+/// [`CHIP_PORTRAIT_BYTES_MAX`].
+pub const CHIP_PORTRAIT_JPEG_QUALITY_MIN: u8 = 45;
 /// Longest personal number in the TD3 optional data field.
 pub const PERSONAL_NUMBER_CHARS_MAX: usize = 14;
 
@@ -72,6 +80,9 @@ pub struct PersonalisationInput {
     pub personal_number: String,
     /// The portrait, PNG (as sealed in `applications.photo_enc`) or JPEG.
     pub portrait: Vec<u8>,
+    /// Whether `portrait` is already the chip's JPEG ([`chip_portrait`]'s
+    /// output, kept since capture): signed as it is, not decoded again.
+    pub chip_ready: bool,
 }
 
 /// What is printed on the data page and written to the chip.
@@ -175,6 +186,7 @@ impl PersonalisationInput {
             issue_date,
             personal_number,
             portrait,
+            chip_ready: false,
         })
     }
 }
@@ -188,7 +200,6 @@ pub fn input_from_application(
     passport_number: PassportNumber,
     issue_date: Date,
 ) -> Result<PersonalisationInput, PersonaliseError> {
-    use base64::Engine as _;
     let passport_type = row
         .passport_type
         .as_deref()
@@ -201,26 +212,54 @@ pub fn input_from_application(
         .transpose()
         .map_err(|_| PersonaliseError::Application("identity"))?
         .ok_or(PersonaliseError::Application("identity"))?;
-    let portrait = row
-        .photo_enc
-        .as_deref()
-        .ok_or(PersonaliseError::Application("photo"))
-        .and_then(|sealed| {
-            app.keys
-                .open("application.photo", sealed)
-                .map_err(|_| PersonaliseError::Application("photo"))
-        })
-        .and_then(|b64| {
-            base64::engine::general_purpose::STANDARD
-                .decode(b64.trim())
-                .map_err(|_| PersonaliseError::Application("photo"))
-        })?;
-    PersonalisationInput::from_identity(
+    let portrait = chip_jpeg(
+        &app.keys,
+        row.chip_portrait_enc.as_deref(),
+        row.photo_enc.as_deref(),
+    )?;
+    let mut input = PersonalisationInput::from_identity(
         &identity,
         passport_type,
         passport_number,
         issue_date,
         portrait,
+    )?;
+    input.chip_ready = true;
+    Ok(input)
+}
+
+/// The chip's JPEG portrait of an application: the one kept since capture,
+/// else made from the captured photo ([`chip_portrait`] is deterministic,
+/// so both ways give the same bytes every time they are asked).
+pub fn chip_jpeg(
+    keys: &crate::crypto::Keyring,
+    chip_portrait_enc: Option<&str>,
+    photo_enc: Option<&str>,
+) -> Result<Vec<u8>, PersonaliseError> {
+    use base64::Engine as _;
+    let open = |field: &str, sealed: &str| {
+        keys.open(field, sealed)
+            .ok()
+            .and_then(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+            })
+            .ok_or(PersonaliseError::Application("photo"))
+    };
+    match (chip_portrait_enc, photo_enc) {
+        (Some(chip), _) => open(CHIP_PORTRAIT_FIELD, chip),
+        (None, Some(photo)) => chip_portrait(&open("application.photo", photo)?),
+        (None, None) => Err(PersonaliseError::Application("photo")),
+    }
+}
+
+/// EF.DG2 for a JPEG portrait and the MRZ's sex, exactly as
+/// [`ChipFiles::personalise`] builds it.
+pub fn dg2_of(jpeg: &[u8], mrz: &Mrz) -> Result<Vec<u8>, PersonaliseError> {
+    Ok(
+        icao9303::lds::build_dg2(jpeg, icao9303::lds::Gender::from_mrz(mrz.fields().sex))
+            .map_err(ChipError::from)?,
     )
 }
 
@@ -271,7 +310,11 @@ pub fn personalise(
             optional_data_2: "",
         },
     )?;
-    let jpeg = chip_portrait(&input.portrait)?;
+    let jpeg = if input.chip_ready {
+        std::borrow::Cow::Borrowed(input.portrait.as_slice())
+    } else {
+        std::borrow::Cow::Owned(chip_portrait(&input.portrait)?)
+    };
     let chip = ChipFiles::personalise(&mrz, &jpeg, signer)?;
     Ok(PersonalisationRecord {
         document_code: DOCUMENT_CODE.into(),
@@ -344,11 +387,52 @@ pub fn verify_record(
         parsed.optional_data == record.personal_number,
         "personal number",
     )?;
-    match icao9303::lds::parse_dg1(&record.chip.dg1) {
-        Ok(dg1) if dg1 == mrz => {}
+    verify_chip(&mrz, &record.chip, csca, now)
+}
+
+/// Checks a production order as a vendor receives it: its MRZ (check digits,
+/// the document number is the order's passport number), DG1 holds that MRZ,
+/// and the chip verifies against `csca`.
+pub fn verify_order(
+    order: &crate::vendors::Order,
+    csca: &Certificate,
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    use base64::Engine as _;
+    let mrz = Mrz::from_lines(&order.mrz).map_err(|e| VerifyError::MrzUnreadable(e.to_string()))?;
+    let parsed = mrz.fields();
+    if !parsed.is_valid() {
+        return Err(VerifyError::MrzInvalid("check digits".into()));
+    }
+    if parsed.document_number != order.passport_number {
+        return Err(VerifyError::MrzMismatch("passport number"));
+    }
+    let b64 = |s: &str| {
+        base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .map_err(|_| VerifyError::Chip(vec!["base64".into()]))
+    };
+    let chip = ChipFiles {
+        ef_com: b64(&order.chip.ef_com)?,
+        dg1: b64(&order.chip.dg1)?,
+        dg2: b64(&order.chip.dg2)?,
+        sod: b64(&order.chip.sod)?,
+    };
+    verify_chip(&mrz, &chip, csca, now)
+}
+
+/// DG1 holds `mrz` and the chip's SOD verifies against `csca`.
+fn verify_chip(
+    mrz: &Mrz,
+    chip: &ChipFiles,
+    csca: &Certificate,
+    now: SystemTime,
+) -> Result<(), VerifyError> {
+    match icao9303::lds::parse_dg1(&chip.dg1) {
+        Ok(dg1) if &dg1 == mrz => {}
         Ok(_) | Err(_) => return Err(VerifyError::Dg1Mismatch),
     }
-    let report = record.chip.verify(csca, now);
+    let report = chip.verify(csca, now);
     if report.is_ok() {
         Ok(())
     } else {
@@ -365,7 +449,7 @@ pub fn verify_record(
 
 /// The portrait as DG2 holds it: decoded (PNG or JPEG) under limits, scaled
 /// into the chip's box, encoded as baseline JPEG (no metadata survives).
-fn chip_portrait(bytes: &[u8]) -> Result<Vec<u8>, PersonaliseError> {
+pub fn chip_portrait(bytes: &[u8]) -> Result<Vec<u8>, PersonaliseError> {
     let bad = |e: String| PersonaliseError::Portrait(e);
     if bytes.len() > PORTRAIT_INPUT_BYTES_MAX {
         return Err(bad(format!(
@@ -396,11 +480,27 @@ fn chip_portrait(bytes: &[u8]) -> Result<Vec<u8>, PersonaliseError> {
         img
     };
     let rgb = img.to_rgb8();
-    let mut out = Vec::new();
-    JpegEncoder::new_with_quality(&mut out, CHIP_PORTRAIT_JPEG_QUALITY)
-        .encode_image(&rgb)
-        .map_err(|e| bad(e.to_string()))?;
-    Ok(out)
+    // A busy picture can come out larger than a chip file may be: lower the
+    // quality step by step until it fits (a face never needs to go far).
+    let mut quality = CHIP_PORTRAIT_JPEG_QUALITY;
+    loop {
+        let mut out = Vec::new();
+        JpegEncoder::new_with_quality(&mut out, quality)
+            .encode_image(&rgb)
+            .map_err(|e| bad(e.to_string()))?;
+        if out.len() <= CHIP_PORTRAIT_BYTES_MAX {
+            return Ok(out);
+        }
+        if quality <= CHIP_PORTRAIT_JPEG_QUALITY_MIN {
+            return Err(bad(format!(
+                "{} bytes as JPEG at quality {quality}, more than a chip file holds",
+                out.len()
+            )));
+        }
+        quality = quality
+            .saturating_sub(10)
+            .max(CHIP_PORTRAIT_JPEG_QUALITY_MIN);
+    }
 }
 
 #[cfg(test)]
@@ -458,6 +558,7 @@ mod tests {
             issue_date: issued,
             personal_number: "1020304050".into(),
             portrait: portrait_png(),
+            chip_ready: false,
         }
     }
 

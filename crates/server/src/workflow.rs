@@ -205,6 +205,15 @@ pub struct ContactDoc {
     pub phone: Option<String>,
 }
 
+/// The sealing prefix of an application's contact fields.
+const CONTACT_PREFIX: &str = "application.contact";
+
+impl ContactDoc {
+    pub fn open(app: &App, sealed: &str) -> Result<Self, WorkError> {
+        open_fields(app, CONTACT_PREFIX, sealed)
+    }
+}
+
 fn ts(ms: i64) -> Result<Timestamp, WorkError> {
     Timestamp::from_millisecond(ms).map_err(|e| WorkError::Internal(e.to_string()))
 }
@@ -862,7 +871,7 @@ pub async fn after_transition(
     _now: Timestamp,
 ) -> TxResult<()> {
     match next.state() {
-        State::Rejected | State::Cancelled | State::NoShow => {
+        State::Rejected | State::Cancelled | State::NoShow | State::Issued | State::Annulled => {
             store::release_person(tx, &row.doc_key).await?;
         }
         State::Booked
@@ -873,7 +882,9 @@ pub async fn after_transition(
         | State::RegistryVerified
         | State::Paid
         | State::Flagged
-        | State::Approved => {}
+        | State::Approved
+        | State::InProduction
+        | State::ReadyForPickup => {}
     }
     Ok(())
 }
@@ -1232,7 +1243,7 @@ pub async fn capture(
     .seal(app)?;
     let contact = seal_fields(
         app,
-        "application.contact",
+        CONTACT_PREFIX,
         &ContactDoc {
             email: email.as_str().into(),
             phone: phone.as_ref().map(|p| p.as_str().into()),
@@ -1249,6 +1260,21 @@ pub async fn capture(
     let signature_enc = app
         .keys
         .seal("application.signature", &b64.encode(signed.png()))?;
+    // The chip's portrait, made once here (where a person waits anyway)
+    // rather than at each personalisation.
+    let chip_jpeg = crate::production::chip_portrait(portrait.png()).map_err(|e| {
+        tracing::warn!(error = %e, "portrait not convertible for the chip");
+        WorkError::Invalid(FieldErrors(vec![FieldError::new(
+            "photo",
+            "photo_chip",
+            "La foto no se puede convertir para el chip del pasaporte: tome otra.",
+            "The photo cannot be converted for the passport's chip: take another.",
+        )]))
+    })?;
+    let chip_portrait_enc = app.keys.seal(
+        crate::production::CHIP_PORTRAIT_FIELD,
+        &b64.encode(&chip_jpeg),
+    )?;
     let lost = form
         .extras
         .replaces_lost_or_stolen()
@@ -1276,6 +1302,7 @@ pub async fn capture(
                 photo_enc: &photo_enc,
                 photo_sha256: portrait.sha256_hex(),
                 signature_enc: &signature_enc,
+                chip_portrait_enc: &chip_portrait_enc,
             },
         )
         .await?;

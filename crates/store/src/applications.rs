@@ -43,6 +43,7 @@ pub struct ApplicationRow {
     pub photo_enc: Option<String>,
     pub photo_sha256: Option<String>,
     pub signature_enc: Option<String>,
+    pub chip_portrait_enc: Option<String>,
     pub flags: String,
     pub next_check_ms: Option<i64>,
     pub registry_attempts: i64,
@@ -74,6 +75,8 @@ pub struct CaptureRow<'a> {
     pub photo_enc: &'a str,
     pub photo_sha256: &'a str,
     pub signature_enc: &'a str,
+    /// The chip's JPEG portrait, sealed.
+    pub chip_portrait_enc: &'a str,
 }
 
 /// One booking of an office's day, with its applications (if checked in).
@@ -111,6 +114,11 @@ fn from_row(r: &AnyRow, full: bool) -> Result<ApplicationRow> {
         photo_sha256: r.try_get("photo_sha256")?,
         signature_enc: if full {
             r.try_get("signature_enc")?
+        } else {
+            None
+        },
+        chip_portrait_enc: if full {
+            r.try_get("chip_portrait_enc")?
         } else {
             None
         },
@@ -179,7 +187,7 @@ pub async fn save_state(tx: &mut Tx, c: &StateChange<'_>) -> Result<()> {
 /// whose `save_state` bumps the version afterwards).
 pub async fn save_capture(tx: &mut Tx, id: &str, version: i64, c: &CaptureRow<'_>) -> Result<()> {
     let done = sqlx::query(
-        "UPDATE applications SET passport_type = $3, identity_enc = $4, contact_enc = $5, extras_enc = $6, photo_enc = $7, photo_sha256 = $8, signature_enc = $9
+        "UPDATE applications SET passport_type = $3, identity_enc = $4, contact_enc = $5, extras_enc = $6, photo_enc = $7, photo_sha256 = $8, signature_enc = $9, chip_portrait_enc = $10
          WHERE id = $1 AND version = $2",
     )
     .bind(id)
@@ -191,6 +199,7 @@ pub async fn save_capture(tx: &mut Tx, id: &str, version: i64, c: &CaptureRow<'_
     .bind(c.photo_enc)
     .bind(c.photo_sha256)
     .bind(c.signature_enc)
+    .bind(c.chip_portrait_enc)
     .execute(&mut **tx)
     .await?;
     one_row(done.rows_affected(), "application")
@@ -387,9 +396,20 @@ impl Store {
     }
 
     /// One application with every column (photo and signature included).
+    /// The sealed chip portrait of an application (`None` when captured
+    /// before chip portraits were kept, or not captured).
+    pub async fn chip_portrait_of(&self, id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT chip_portrait_enc FROM applications WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok(row.try_get("chip_portrait_enc")?)
+    }
+
     pub async fn application(&self, id: &str) -> Result<ApplicationRow> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {LIST_COLUMNS}, photo_enc, signature_enc FROM applications WHERE id = $1"
+            "SELECT {LIST_COLUMNS}, photo_enc, signature_enc, chip_portrait_enc FROM applications WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)
@@ -489,7 +509,7 @@ impl Store {
     pub async fn other_live_applications(&self, doc_key: &str, except_id: &str) -> Result<i64> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n FROM applications WHERE doc_key = $1 AND id <> $2
-             AND state NOT IN ('rejected', 'cancelled', 'no_show')",
+             AND state NOT IN ('rejected', 'cancelled', 'no_show', 'issued', 'annulled')",
         )
         .bind(doc_key)
         .bind(except_id)

@@ -365,16 +365,18 @@ async fn apply_event(
     Ok(to)
 }
 
-/// The passport number of `application_id`: the one it already has, else the
+/// The passport number of `holder` (a production order, or an emergency
+/// issue at an office) of `application_id`: the one it already has, else the
 /// next of `series`. Numbers are never given twice (the primary key) and a
 /// series only counts up, so a number is never reused either.
 ///
 /// The series row is locked first (a no-op update), so that two requests for
-/// the same application wait for each other and the second finds the first's
+/// the same holder wait for each other and the second finds the first's
 /// number instead of taking another; the counter has no gaps.
 pub async fn allocate_passport_number(
     tx: &mut Tx,
     series: &str,
+    holder: &str,
     application_id: &str,
     now_ms: i64,
 ) -> Result<PassportNumber> {
@@ -393,8 +395,8 @@ pub async fn allocate_passport_number(
         .bind(series)
         .execute(&mut **tx)
         .await?;
-    let existing = sqlx::query("SELECT number FROM passport_numbers WHERE application_id = $1")
-        .bind(application_id)
+    let existing = sqlx::query("SELECT number FROM passport_numbers WHERE holder = $1")
+        .bind(holder)
         .fetch_optional(&mut **tx)
         .await?;
     if let Some(row) = existing {
@@ -417,14 +419,29 @@ pub async fn allocate_passport_number(
     let number =
         PassportNumber::from_sequence(series, n).map_err(|e| StoreError::Other(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO passport_numbers (number, application_id, allocated_ms) VALUES ($1, $2, $3)",
+        "INSERT INTO passport_numbers (number, holder, application_id, allocated_ms)
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(number.to_string())
+    .bind(holder)
     .bind(application_id)
     .bind(now_ms)
     .execute(&mut **tx)
     .await?;
     Ok(number)
+}
+
+/// A booklet read inside a transaction.
+pub async fn booklet_in(tx: &mut Tx, serial: &str) -> Result<BookletRow> {
+    let row = sqlx::query(
+        "SELECT serial, booklet_type, site, state, state_since_ms, application_id, passport_number
+         FROM booklets WHERE serial = $1",
+    )
+    .bind(serial)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NotFound)?;
+    booklet_from_row(&row)
 }
 
 fn booklet_from_row(r: &AnyRow) -> Result<BookletRow> {
@@ -570,10 +587,11 @@ impl Store {
             .collect()
     }
 
-    /// The passport number allocated to an application, if any.
-    pub async fn passport_number_of(&self, application_id: &str) -> Result<Option<PassportNumber>> {
-        let row = sqlx::query("SELECT number FROM passport_numbers WHERE application_id = $1")
-            .bind(application_id)
+    /// The passport number allocated to `holder` (an order, an emergency
+    /// issue), if any.
+    pub async fn passport_number_of(&self, holder: &str) -> Result<Option<PassportNumber>> {
+        let row = sqlx::query("SELECT number FROM passport_numbers WHERE holder = $1")
+            .bind(holder)
             .fetch_optional(&self.pool)
             .await?;
         row.map(|r| {

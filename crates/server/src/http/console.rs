@@ -1178,6 +1178,10 @@ fn money(amount_minor: i64, currency: &str) -> String {
 fn is_live(s: AppStateKind) -> bool {
     match s {
         AppStateKind::Approved
+        | AppStateKind::InProduction
+        | AppStateKind::ReadyForPickup
+        | AppStateKind::Issued
+        | AppStateKind::Annulled
         | AppStateKind::Rejected
         | AppStateKind::Cancelled
         | AppStateKind::NoShow => false,

@@ -9,6 +9,7 @@ pub mod api;
 pub mod console;
 pub mod console_auth;
 pub mod pages;
+pub mod production_api;
 pub mod staff_api;
 
 use crate::app::App;

@@ -7,7 +7,7 @@
 //! Offices a person is not assigned to answer like unknown ones (404), so a
 //! clerk learns nothing about other offices' applications.
 
-use super::{ApiError, ApiJson, AppState, ReqLang};
+use super::{ApiError, ApiJson, AppState, ReqLang, production_api};
 use crate::auth::{Denied, StaffSession, StaffWrite};
 use crate::i18n::Lang;
 use crate::workflow::{self, Arrival, OfficeScope, WalkInInput, WorkError};
@@ -93,6 +93,33 @@ pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
     ),
     (Method::GET, "/api/v1/staff/audit/verify", Action::ViewAudit),
     (Method::GET, "/api/v1/staff/stock", Action::ViewStock),
+    (Method::GET, "/api/v1/staff/orders", Action::ViewProduction),
+    (
+        Method::POST,
+        "/api/v1/staff/orders/{id}/resend",
+        Action::ResendOrder,
+    ),
+    (Method::GET, "/api/v1/staff/vendors", Action::ViewProduction),
+    (
+        Method::POST,
+        "/api/v1/staff/vendors/{id}/state",
+        Action::ManageVendors,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/receive",
+        Action::HandOver,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/hand-over",
+        Action::HandOver,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/applications/{id}/emergency",
+        Action::HandOver,
+    ),
 ];
 
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -121,6 +148,28 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/api/v1/staff/reconciliation", get(reconciliation))
         .route("/api/v1/staff/audit/verify", get(audit_verify))
         .route("/api/v1/staff/stock", get(stock))
+        .route("/api/v1/staff/orders", get(production_api::orders))
+        .route(
+            "/api/v1/staff/orders/{id}/resend",
+            post(production_api::resend),
+        )
+        .route("/api/v1/staff/vendors", get(production_api::vendors))
+        .route(
+            "/api/v1/staff/vendors/{id}/state",
+            post(production_api::vendor_state),
+        )
+        .route(
+            "/api/v1/staff/applications/{id}/receive",
+            post(production_api::receive),
+        )
+        .route(
+            "/api/v1/staff/applications/{id}/hand-over",
+            post(production_api::hand_over),
+        )
+        .route(
+            "/api/v1/staff/applications/{id}/emergency",
+            post(production_api::emergency),
+        )
         // Every route above is checked against the policy table before its
         // handler runs (and so before its body is read).
         .route_layer(axum::middleware::from_fn_with_state(
@@ -131,6 +180,12 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             "/api/v1/payments/callback",
             post(payment_callback).layer(axum::extract::DefaultBodyLimit::max(
                 crate::payments::callback::CALLBACK_BODY_BYTES_MAX,
+            )),
+        )
+        .route(
+            "/api/v1/vendors/callback",
+            post(production_api::vendor_callback).layer(axum::extract::DefaultBodyLimit::max(
+                crate::vendors::protocol::EVENT_BODY_BYTES_MAX,
             )),
         )
 }

@@ -62,8 +62,11 @@ pub struct Order {
     /// The document number printed and in the MRZ.
     pub passport_number: String,
     pub passport_type: PassportType,
-    /// Pages of the booklet: 32 or 48 (see [`BookletType`]).
+    /// Pages of the booklet: 28, 32 or 48 (see [`BookletType`]).
     pub booklet_pages: u16,
+    /// The blank booklet (from the authority's stock held at the vendor)
+    /// to personalise; the `shipped` event names it back.
+    pub booklet_serial: String,
     pub data_page: DataPage,
     /// The MRZ lines as printed (TD3: two lines of 44 characters).
     pub mrz: Vec<String>,
@@ -84,6 +87,7 @@ pub enum PassportType {
 /// The booklets a vendor prints.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BookletType {
+    Pages28,
     Pages32,
     Pages48,
 }
@@ -91,6 +95,7 @@ pub enum BookletType {
 impl BookletType {
     pub fn pages(self) -> u16 {
         match self {
+            BookletType::Pages28 => 28,
             BookletType::Pages32 => 32,
             BookletType::Pages48 => 48,
         }
@@ -98,6 +103,7 @@ impl BookletType {
 
     pub fn from_pages(pages: u16) -> Option<Self> {
         match pages {
+            28 => Some(BookletType::Pages28),
             32 => Some(BookletType::Pages32),
             48 => Some(BookletType::Pages48),
             _ => None,

@@ -181,6 +181,8 @@ struct SimOrder {
     digest: [u8; 32],
     /// Indices into `SimState::events`, in order.
     events: Vec<usize>,
+    /// The blank booklet pasaporte named: the one shipped.
+    booklet_serial: String,
 }
 
 struct SimEvent {
@@ -200,7 +202,6 @@ struct SimState {
     down: bool,
     refused: u64,
     rng: Rng,
-    next_serial: u64,
 }
 
 struct Sim {
@@ -358,7 +359,8 @@ fn judge(order: &Order) -> Result<(), RejectReason> {
     .iter()
     .all(|f| text_ok(f))
         && is_id(&order.delivery_office)
-        && is_id(&order.passport_number);
+        && is_id(&order.passport_number)
+        && is_id(&order.booklet_serial);
     if !fields_ok {
         return Err(RejectReason::BadField);
     }
@@ -454,6 +456,7 @@ fn answer_for(
             batch_id: batch_id.to_string(),
             digest,
             events: Vec::new(),
+            booklet_serial: order.booklet_serial.clone(),
         },
     );
     s.queue.push_back(order.order_id.clone());
@@ -665,8 +668,7 @@ fn produce(sim: &SimRef, n: usize) {
             } else {
                 kinds.push(EventKind::QualityPassed);
                 let mut e = new_event(&order_id, EventKind::Shipped);
-                s.next_serial = (s.next_serial + 1) % 10_000_000;
-                e.booklet_serial = Some(format!("VS{:07}", s.next_serial));
+                e.booklet_serial = s.orders.get(&order_id).map(|o| o.booklet_serial.clone());
                 e.tracking = Some(format!("TRK{:012}", s.rng.next_u64() % 1_000_000_000_000));
                 e
             };
@@ -819,8 +821,7 @@ fn build(cfg: VendorSimConfig) -> anyhow::Result<SimRef> {
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
         .build()?;
-    let mut rng = Rng(cfg.seed);
-    let next_serial = rng.next_u64() % 10_000_000;
+    let rng = Rng(cfg.seed);
     Ok(Arc::new(Sim {
         state: Mutex::new(SimState {
             orders: HashMap::new(),
@@ -830,7 +831,6 @@ fn build(cfg: VendorSimConfig) -> anyhow::Result<SimRef> {
             down: false,
             refused: 0,
             rng,
-            next_serial,
         }),
         cfg,
         http,

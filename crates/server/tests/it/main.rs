@@ -9,6 +9,7 @@ mod console;
 mod crash;
 mod mail;
 mod payments;
+mod production;
 mod registry;
 mod support;
 mod vendors;

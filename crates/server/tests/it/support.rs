@@ -240,6 +240,11 @@ pub fn free_addr() -> SocketAddr {
 }
 
 pub async fn spawn_world(db: TestDb) -> World {
+    spawn_world_with(db, |_| {}).await
+}
+
+/// [`spawn_world`] with the workers' settings changed by `tweak`.
+pub async fn spawn_world_with(db: TestDb, tweak: impl FnOnce(&mut pasaporte::WorkArgs)) -> World {
     use pasaporte::payments::sim::{PaymentSimConfig, spawn_payment_sim};
     use pasaporte::registry::sim::{SimConfig, spawn_registry_sim};
     let registry = spawn_registry_sim(SimConfig::default()).await.unwrap();
@@ -263,6 +268,7 @@ pub async fn spawn_world(db: TestDb) -> World {
     work.audit_signing_key = Some(AUDIT_SEED.into());
     work.worker_interval_ms = 50;
     work.audit_checkpoint_ms = 200;
+    tweak(&mut work);
     let (store, db_url) = testing::fresh(db).await.expect("fresh database");
     pasaporte::import_offices(&store, pasaporte::DEMO_OFFICES_CSV)
         .await

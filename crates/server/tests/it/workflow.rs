@@ -30,17 +30,17 @@ both_databases!(
 );
 
 /// How long a test waits for a worker's step (they run every 50 ms).
-const STEP_WAIT: Duration = Duration::from_secs(20);
+pub(crate) const STEP_WAIT: Duration = Duration::from_secs(20);
 
 const SURNAMES: &str = "Quintanilla Zabaleta";
 const GIVEN: &str = "Ximena Rocío";
 const BIRTH: &str = "1988-11-23";
 
-fn document(n: u64) -> String {
+pub(crate) fn document(n: u64) -> String {
     format!("{}", 79_000_000 + n)
 }
 
-fn applicant(n: u64) -> Value {
+pub(crate) fn applicant(n: u64) -> Value {
     json!({
         "document_type": "cedula_ciudadania",
         "document_number": document(n),
@@ -51,7 +51,7 @@ fn applicant(n: u64) -> Value {
 }
 
 /// The registry knows the person as the civil registry spells names.
-fn register(world: &World, n: u64) {
+pub(crate) fn register(world: &World, n: u64) {
     let kind = DocumentType::CedulaCiudadania;
     world
         .registry
@@ -75,7 +75,7 @@ fn register(world: &World, n: u64) {
         .unwrap();
 }
 
-fn png(width: u32, height: u32) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32) -> Vec<u8> {
     let img = image::RgbImage::from_fn(width, height, |x, y| {
         image::Rgb([
             (x * 7 % 256) as u8,
@@ -88,7 +88,7 @@ fn png(width: u32, height: u32) -> Vec<u8> {
     out.into_inner()
 }
 
-fn capture_body() -> Value {
+pub(crate) fn capture_body() -> Value {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let now_ms = pasaporte_core::jiff::Timestamp::now().as_millisecond();
@@ -115,7 +115,7 @@ fn capture_body() -> Value {
 
 /// Books the next slot of TST for person `n` and checks them in; returns
 /// the application id.
-async fn booked_and_checked_in(w: &World, clerk: &Staff, n: u64) -> String {
+pub(crate) async fn booked_and_checked_in(w: &World, clerk: &Staff, n: u64) -> String {
     let app = &w.app;
     let start = app.next_slot("TST", 1).await;
     let (status, booked) = app
@@ -135,7 +135,7 @@ async fn booked_and_checked_in(w: &World, clerk: &Staff, n: u64) -> String {
     done["applications"][0].as_str().unwrap().to_string()
 }
 
-async fn state_of(app: &TestApp, who: &Staff, id: &str) -> Value {
+pub(crate) async fn state_of(app: &TestApp, who: &Staff, id: &str) -> Value {
     let (status, v) = app
         .staff_call(
             who,
@@ -149,7 +149,7 @@ async fn state_of(app: &TestApp, who: &Staff, id: &str) -> Value {
 }
 
 /// Polls until the application reaches `state` (workers run every 50 ms).
-async fn wait_for_state(app: &TestApp, who: &Staff, id: &str, state: &str) -> Value {
+pub(crate) async fn wait_for_state(app: &TestApp, who: &Staff, id: &str, state: &str) -> Value {
     let deadline = tokio::time::Instant::now() + STEP_WAIT;
     loop {
         let v = state_of(app, who, id).await;
@@ -165,7 +165,10 @@ async fn wait_for_state(app: &TestApp, who: &Staff, id: &str, state: &str) -> Va
     }
 }
 
-async fn wait_for_reference(app: &TestApp, id: &str) -> pasaporte_store::PaymentReference {
+pub(crate) async fn wait_for_reference(
+    app: &TestApp,
+    id: &str,
+) -> pasaporte_store::PaymentReference {
     let deadline = tokio::time::Instant::now() + STEP_WAIT;
     loop {
         if let Some(r) = app.store.payment_reference_of(id).await.unwrap() {
@@ -179,7 +182,7 @@ async fn wait_for_reference(app: &TestApp, id: &str) -> pasaporte_store::Payment
     }
 }
 
-async fn pay(w: &World, reference: &str) {
+pub(crate) async fn pay(w: &World, reference: &str) {
     let r = w
         .app
         .client

@@ -153,9 +153,15 @@ async fn concurrent_allocations_give_distinct_numbers(db: TestDb) {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin_write().await.unwrap();
-                let n = allocate_passport_number(&mut tx, "AX", &format!("app-{i}"), 5_000)
-                    .await
-                    .unwrap();
+                let n = allocate_passport_number(
+                    &mut tx,
+                    "AX",
+                    &format!("app-{i}"),
+                    &format!("app-{i}"),
+                    5_000,
+                )
+                .await
+                .unwrap();
                 tx.commit().await.unwrap();
                 n
             })
@@ -173,7 +179,7 @@ async fn concurrent_allocations_give_distinct_numbers(db: TestDb) {
     // Asking again gives the application the number it has.
     let first = store.passport_number_of("app-7").await.unwrap().unwrap();
     let mut tx = store.begin_write().await.unwrap();
-    let again = allocate_passport_number(&mut tx, "AX", "app-7", 6_000)
+    let again = allocate_passport_number(&mut tx, "AX", "app-7", "app-7", 6_000)
         .await
         .unwrap();
     tx.commit().await.unwrap();
@@ -184,7 +190,7 @@ async fn concurrent_allocations_give_distinct_numbers(db: TestDb) {
             let store = store.clone();
             tokio::spawn(async move {
                 let mut tx = store.begin_write().await.unwrap();
-                let n = allocate_passport_number(&mut tx, "AX", "app-same", 5_500)
+                let n = allocate_passport_number(&mut tx, "AX", "app-same", "app-same", 5_500)
                     .await
                     .unwrap();
                 tx.commit().await.unwrap();
@@ -200,10 +206,10 @@ async fn concurrent_allocations_give_distinct_numbers(db: TestDb) {
     assert!(same.iter().all(|n| n.to_string() == "AX0000021"));
     // The next application gets the next number.
     let mut tx = store.begin_write().await.unwrap();
-    let next = allocate_passport_number(&mut tx, "AX", "app-new", 6_000)
+    let next = allocate_passport_number(&mut tx, "AX", "app-new", "app-new", 6_000)
         .await
         .unwrap();
-    let bad = allocate_passport_number(&mut tx, "A1", "app-x", 6_000).await;
+    let bad = allocate_passport_number(&mut tx, "A1", "app-x", "app-x", 6_000).await;
     assert!(matches!(bad, Err(StoreError::Conflict { .. })), "{bad:?}");
     drop(tx);
     assert_eq!(next.to_string(), "AX0000022");
@@ -219,7 +225,7 @@ async fn custody_history_has_no_gaps(db: TestDb) {
         .await
         .unwrap();
     let mut tx = store.begin_write().await.unwrap();
-    let number = allocate_passport_number(&mut tx, "AX", "app-1", 3_000)
+    let number = allocate_passport_number(&mut tx, "AX", "app-1", "app-1", 3_000)
         .await
         .unwrap();
     personalise_booklet(&mut tx, &serial, &number, "planta-1", 3_000)
