@@ -34,6 +34,10 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1000)]
         offered_per_s: u64,
     },
+    /// Production: personalisation records per second (approved to a
+    /// durable signed order, and to a batch handed to a vendor) and vendor
+    /// callbacks applied per second.
+    Production(crate::bench_production::ProductionBenchArgs),
 }
 
 const BENCH_KEYS: &str = "k1:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
@@ -88,6 +92,7 @@ pub async fn run(cmd: BenchCommand) -> anyhow::Result<()> {
             let _ = std::fs::remove_dir_all(&dir);
             print_table(&rows);
         }
+        BenchCommand::Production(args) => crate::bench_production::run(args).await?,
     }
     Ok(())
 }

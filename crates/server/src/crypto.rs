@@ -55,8 +55,15 @@ fn parse_hex32(s: &str, what: &str) -> Result<[u8; 32], CryptoError> {
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Lower-case hex of `bytes` (digests, keys, signatures).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
+    }
+    s
 }
 
 /// Names the key ids only: keys never reach a log or a test failure message.

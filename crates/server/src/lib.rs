@@ -17,6 +17,7 @@ pub mod audit_cli;
 pub mod auth;
 pub mod availability;
 pub mod bench;
+pub mod bench_production;
 pub mod booking;
 pub mod crypto;
 pub mod http;
@@ -344,6 +345,11 @@ pub async fn serve(
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
     let (adapters, _sims) = adapters(&work, demo, addr).await?;
     let app = app::App::new(store, keys.keyring()?, public_url, adapters).await?;
+    let _demo_vendor = if demo {
+        Some(demo_production(&app, addr).await?)
+    } else {
+        None
+    };
     spawn_workers(&app, &work);
     match smtp.smtp_host.clone() {
         Some(host) => {
@@ -380,6 +386,84 @@ pub async fn serve(
     .await?;
     Ok(())
 }
+
+/// With `--demo`: a printing vendor simulator in-process, registered as
+/// `demo-vendor` with a key made for this run, and blank booklets at its
+/// site (and emergency booklets at every office) when there are none yet.
+async fn demo_production(
+    app: &app::App,
+    addr: SocketAddr,
+) -> anyhow::Result<vendors::RunningVendorSim> {
+    use pasaporte_core::production::{BookletType, SerialRange};
+    let secret = crypto::hex(&crypto::random_bytes::<32>()?);
+    let key = signing::SigningKey::new("demo-vendor", secret.as_bytes().to_vec())?;
+    let sim = vendors::spawn_vendor_sim(vendors::VendorSimConfig::local(
+        format!("http://{addr}/api/v1/vendors/callback"),
+        key,
+    ))
+    .await?;
+    println!("demo printing vendor simulator on {}", sim.url());
+    let now = pasaporte_core::jiff::Timestamp::now();
+    pipeline::save_vendor(
+        &app.store,
+        &app.keys,
+        "demo-vendor",
+        &sim.url(),
+        &secret,
+        DEMO_SITE,
+        1,
+        "*",
+        "*",
+        now,
+    )
+    .await?;
+    if app.store.stock_levels(Some(DEMO_SITE)).await?.is_empty() {
+        let mut ranges = vec![
+            (
+                "DA0000001-DA0001000".to_string(),
+                BookletType::Pages32,
+                DEMO_SITE.to_string(),
+            ),
+            (
+                "DB0000001-DB0000500".to_string(),
+                BookletType::Pages48,
+                DEMO_SITE.to_string(),
+            ),
+            (
+                "DC0000001-DC0000200".to_string(),
+                BookletType::Pages28,
+                DEMO_SITE.to_string(),
+            ),
+        ];
+        for (i, office) in app.offices().keys().enumerate() {
+            let first = i * 100 + 1;
+            ranges.push((
+                format!("DE{first:07}-DE{:07}", first + 19),
+                BookletType::Pages8,
+                office.clone(),
+            ));
+        }
+        let mut tx = app.store.begin_write().await?;
+        for (range, kind, site) in &ranges {
+            let range = SerialRange::parse(range).map_err(|e| anyhow::anyhow!("{e}"))?;
+            pasaporte_store::receive_range(
+                &mut tx,
+                &range,
+                *kind,
+                site,
+                "demo",
+                now.as_millisecond(),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        println!("demo booklet stock received at {DEMO_SITE} and at every office (emergency)");
+    }
+    Ok(sim)
+}
+
+/// The demo printing vendor's production site.
+const DEMO_SITE: &str = "demo-site";
 
 /// The registry, payment gateway and audit signer `serve` runs with. With
 /// `--demo` and no registry or payments URL, the project's simulators run

@@ -731,15 +731,7 @@ fn ink_per_10k(luma: &[u8], contrast: u8) -> u64 {
     ink * 10_000 / luma.len() as u64
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
+use crate::crypto::hex;
 
 #[cfg(test)]
 mod tests {

@@ -1062,7 +1062,12 @@ pub fn open_extras(app: &App, row: &ApplicationRow) -> Result<Option<ExtrasForm>
 
 /// Keyed hash of a passport number (lost/stolen reports, renewals).
 pub fn passport_key(app: &App, number: &str) -> String {
-    app.keys.person_key(&format!("PASSPORT:{number}"))
+    passport_key_with(&app.keys, number)
+}
+
+/// [`passport_key`] with a keyring.
+pub fn passport_key_with(keys: &crate::crypto::Keyring, number: &str) -> String {
+    keys.person_key(&format!("PASSPORT:{number}"))
 }
 
 /// The uploaded images of a capture, as received (JPEG or PNG bytes).

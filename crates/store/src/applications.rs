@@ -520,11 +520,20 @@ impl Store {
 
     /// Whether a passport number (keyed hash) was reported lost or stolen.
     pub async fn passport_reported(&self, number_key: &str) -> Result<bool> {
+        Ok(self
+            .reported_passport_kind(number_key)
+            .await?
+            .is_some_and(|k| k != "cancelled"))
+    }
+
+    /// What is recorded against a passport number (keyed hash): `lost`,
+    /// `stolen`, or `cancelled` (replaced by a renewal handed over).
+    pub async fn reported_passport_kind(&self, number_key: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT kind FROM reported_passports WHERE number_key = $1")
             .bind(number_key)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.is_some())
+        Ok(row.map(|r| r.try_get("kind")).transpose()?)
     }
 
     /// Active bookings of an office in `[from_ms, to_ms)`, by time.

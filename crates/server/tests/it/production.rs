@@ -29,6 +29,7 @@ both_databases!(
     vendor_down_then_back_delivers_every_order_once,
     vendor_switch_in_the_middle_loses_and_duplicates_nothing,
     emergency_passports_are_issued_at_the_office,
+    a_minors_passport_goes_only_to_a_guardian_and_a_renewal_cancels_the_old_one,
 );
 
 struct Prod {
@@ -716,4 +717,136 @@ async fn emergency_passports_are_issued_at_the_office(db: TestDb) {
         )
         .await;
     assert_eq!(status, 409, "an annulled passport is not handed over");
+}
+
+async fn a_minors_passport_goes_only_to_a_guardian_and_a_renewal_cancels_the_old_one(db: TestDb) {
+    use pasaporte_core::person::{DocumentNumber, DocumentType};
+    use pasaporte_core::registry::{RegistryQuery, RegistryRecord, Sex, VitalStatus};
+    let p = spawn_prod(db).await;
+    let w = &p.w;
+    let app = &w.app;
+    let _sim = add_vendor(&p, "vendor-a", "site-a").await;
+    let number = "1100000077";
+    let kind = DocumentType::TarjetaIdentidad;
+    w.registry
+        .controls
+        .add_person(
+            &RegistryQuery {
+                document_type: kind,
+                document_number: DocumentNumber::parse(kind, number, "n").unwrap(),
+            },
+            RegistryRecord {
+                surnames: "MUÑOZ PEREZ".into(),
+                given_names: "TOMAS".into(),
+                birth_date: pasaporte_core::jiff::civil::date(2016, 9, 30),
+                birth_place: "BOGOTA D.C.".into(),
+                sex: Sex::M,
+                nationality: "COL".into(),
+                status: VitalStatus::Alive,
+                document_cancelled: false,
+            },
+        )
+        .unwrap();
+    let start = app.next_slot("TST", 1).await;
+    let mut minor = crate::support::minor(77);
+    minor["document_number"] = json!(number);
+    let (status, booked) = app
+        .book(&crate::support::booking_body("TST", &start, vec![minor]))
+        .await;
+    assert_eq!(status, 201, "{booked}");
+    let (status, done) = app
+        .staff_call(
+            &p.clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/check-ins",
+            Some(&json!({ "document_type": "tarjeta_identidad", "document_number": number })),
+        )
+        .await;
+    assert_eq!(status, 201, "{done}");
+    let id = done["applications"][0].as_str().unwrap().to_string();
+    let mut body = capture_body();
+    for (k, v) in [
+        ("surnames", "Muñoz Pérez"),
+        ("given_names", "Tomás"),
+        ("birth_date", "2016-09-30"),
+        ("sex", "M"),
+        ("reason", "renewal"),
+        ("previous_passport_number", "AQ1234567"),
+        ("consent", "guardians_present"),
+        ("guardians[0].document_type", "cedula_ciudadania"),
+        ("guardians[0].document_number", "52123456"),
+        ("guardians[0].relationship", "mother"),
+    ] {
+        body[k] = json!(v);
+    }
+    let (status, v) = app
+        .staff_call(
+            &p.clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/capture"),
+            Some(&body),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_for_state(app, &p.clerk, &id, "registry_verified").await;
+    let reference = wait_for_reference(app, &id).await;
+    pay(w, &reference.reference).await;
+    wait_for_state(app, &p.clerk, &id, "paid").await;
+    let (status, v) = app
+        .staff_call(
+            &p.clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let o = wait_for_order(&p, &id, OrderState::Shipped).await;
+    let order = body_of(&p, &o).await;
+    let (status, v) = app
+        .staff_call(
+            &p.clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/receive"),
+            Some(&json!({ "mrz": order.mrz.join("\n") })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // The minor's own document does not collect it; nor does a stranger's.
+    for (holder, guardian) in [(number, ""), ("", "79111222")] {
+        let (status, v) = app
+            .staff_call(
+                &p.clerk,
+                Method::POST,
+                &format!("/api/v1/staff/applications/{id}/hand-over"),
+                Some(&json!({ "document_number": holder, "guardian_document_number": guardian })),
+            )
+            .await;
+        assert_eq!(status, 409, "{v}");
+        assert_eq!(v["error"]["code"], "not_a_guardian_on_record");
+    }
+    let old_key = pasaporte::workflow::passport_key_with(&keys().keyring().unwrap(), "AQ1234567");
+    assert_eq!(
+        app.store.reported_passport_kind(&old_key).await.unwrap(),
+        None
+    );
+    let (status, v) = app
+        .staff_call(
+            &p.clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/hand-over"),
+            Some(&json!({ "guardian_document_number": "52.123.456" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(state_of(app, &p.clerk, &id).await["state"], "issued");
+    assert_eq!(
+        app.store
+            .reported_passport_kind(&old_key)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("cancelled"),
+        "the renewed passport is cancelled at hand-over"
+    );
 }
