@@ -3456,6 +3456,40 @@ mod tests {
     }
 
     #[test]
+    fn production_forms_come_back_to_the_production_page() {
+        let back = |path: &str| page_of(&path.parse().unwrap(), Lang::En).to_string();
+        assert_eq!(
+            back("/console/production/vendors/vendor-a/state"),
+            "/console/production?lang=en"
+        );
+        assert_eq!(
+            back("/console/production/orders/x-o1/resend"),
+            "/console/production?lang=en"
+        );
+        assert_eq!(
+            back("/console/applications/a1/receive"),
+            "/console/applications/a1?lang=en"
+        );
+        assert_eq!(back("/console/production"), "/console/production");
+    }
+
+    #[test]
+    fn low_stock_is_under_thirty_days() {
+        use pasaporte_core::production::BookletType;
+        let f = |days_left| pasaporte_store::StockForecast {
+            booklet_type: BookletType::Pages32,
+            in_stock: 10,
+            issued: 10,
+            window_days: 30,
+            days_left,
+        };
+        assert!(stock_is_low(&f(Some(29.9))));
+        assert!(stock_is_low(&f(Some(0.0))));
+        assert!(!stock_is_low(&f(Some(30.0))));
+        assert!(!stock_is_low(&f(None)), "nothing issued: no rate");
+    }
+
+    #[test]
     fn csv_cells_are_quoted_when_needed() {
         assert_eq!(csv_cell("abc"), "abc");
         assert_eq!(csv_cell("a,b"), "\"a,b\"");
