@@ -175,6 +175,73 @@ pub fn state_label(lang: Lang, s: pasaporte_core::application::State) -> &'stati
     lang.pick(es, en)
 }
 
+/// A production order's state, for people.
+pub fn order_state_label(lang: Lang, s: pasaporte_store::OrderState) -> &'static str {
+    use pasaporte_store::OrderState as O;
+    let (es, en) = match s {
+        O::Queued => ("en cola para enviar", "queued to send"),
+        O::Dead => ("fallido: no se pudo enviar", "dead: could not be sent"),
+        O::Accepted => ("aceptado por el proveedor", "accepted by the vendor"),
+        O::InProduction => ("en fabricación", "being made"),
+        O::Printed => ("impreso", "printed"),
+        O::QualityPassed => ("control de calidad superado", "passed quality control"),
+        O::Shipped => ("enviado a la oficina", "shipped to the office"),
+        O::Received => ("recibido en la oficina", "received at the office"),
+        O::QualityFailed => ("rechazado en control de calidad", "failed quality control"),
+        O::Mismatch => (
+            "no coincide con el registro: rehecho",
+            "did not match the record: made again",
+        ),
+    };
+    lang.pick(es, en)
+}
+
+/// A printing vendor's state (`active`, `draining`), for people.
+pub fn vendor_state_label(lang: Lang, state: &str) -> &str {
+    match state {
+        "active" => lang.pick("activo", "active"),
+        "draining" => lang.pick("en drenaje", "draining"),
+        other => other,
+    }
+}
+
+/// A blank booklet's type, for people.
+pub fn booklet_type_label(lang: Lang, t: pasaporte_core::production::BookletType) -> String {
+    use pasaporte_core::production::BookletType as B;
+    let (es, en) = match t {
+        B::Pages8 => ("emergencia", "emergency"),
+        B::Pages28 => ("fronterizo", "border"),
+        B::Pages32 => ("ordinario", "ordinary"),
+        B::Pages48 => ("ejecutivo", "executive"),
+    };
+    format!(
+        "{} {} ({})",
+        t.pages(),
+        lang.pick("páginas", "pages"),
+        lang.pick(es, en)
+    )
+}
+
+/// Where a booklet is in its custody, for people.
+pub fn booklet_state_label(
+    lang: Lang,
+    s: pasaporte_core::production::BookletState,
+) -> &'static str {
+    use pasaporte_core::production::BookletState as B;
+    let (es, en) = match s {
+        B::InStock => ("en existencia", "in stock"),
+        B::Reserved => ("reservada", "reserved"),
+        B::Personalised => ("personalizada", "personalised"),
+        B::Spoiled => ("anulada por defecto", "spoiled"),
+        B::Destroyed => ("destruida", "destroyed"),
+        B::Dispatched => ("despachada", "dispatched"),
+        B::AtOffice => ("en la oficina", "at the office"),
+        B::HandedOver => ("entregada", "handed over"),
+        B::Annulled => ("anulada por no recogerse", "annulled, not collected"),
+    };
+    lang.pick(es, en)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

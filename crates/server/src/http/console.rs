@@ -4,7 +4,10 @@
 //! and the forms its state and the person's role allow (capture as
 //! `multipart/form-data`, approve, decide, registry override, waivers); the
 //! photo; the supervisor's work lists; the reconciliation report (and its
-//! CSV); the audit trail's verdict.
+//! CSV); the audit trail's verdict; booklet stock with its forecast; the
+//! production orders and vendors (re-send a dead letter, the vendor
+//! switch); at the office, receipt of a booklet (its MRZ), hand-over and
+//! emergency issue on the application's page.
 //!
 //! Every handler asks the session for its [`Action`] first (the list is
 //! [`CONSOLE_ROUTES`]); offices outside the person's assignment answer 404
@@ -21,6 +24,8 @@ use super::staff_api::{self, OfficeOnly, Scope};
 use super::{AppState, ReqLang};
 use crate::auth::{ConsoleForm, StaffSession, enc};
 use crate::i18n::{Lang, state_label};
+use crate::i18n::{booklet_state_label, booklet_type_label, order_state_label, vendor_state_label};
+use crate::pipeline::{self, HandOverForm, Receipt};
 use crate::workflow::{self, Arrival, CaptureForm, IdentityDoc, WalkInInput, WorkError};
 use askama::Template;
 use axum::Router;
@@ -34,6 +39,7 @@ use pasaporte_core::jiff::Timestamp;
 use pasaporte_core::office::Office;
 use pasaporte_core::person::DocumentType;
 use pasaporte_core::policy::{Action, allows};
+use pasaporte_store::{ORDER_LIST_MAX, OrderRow, OrderState};
 use serde::Deserialize;
 use std::collections::HashMap;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -113,6 +119,33 @@ pub const CONSOLE_ROUTES: &[(Method, &str, Action)] = &[
         Action::ViewReconciliation,
     ),
     (Method::GET, "/console/audit", Action::ViewAudit),
+    (
+        Method::POST,
+        "/console/applications/{id}/receive",
+        Action::HandOver,
+    ),
+    (
+        Method::POST,
+        "/console/applications/{id}/hand-over",
+        Action::HandOver,
+    ),
+    (
+        Method::POST,
+        "/console/applications/{id}/emergency",
+        Action::HandOver,
+    ),
+    (Method::GET, "/console/stock", Action::ViewStock),
+    (Method::GET, "/console/production", Action::ViewProduction),
+    (
+        Method::POST,
+        "/console/production/orders/{id}/resend",
+        Action::ResendOrder,
+    ),
+    (
+        Method::POST,
+        "/console/production/vendors/{id}/state",
+        Action::ManageVendors,
+    ),
 ];
 
 /// Largest capture post: a 2 MiB portrait, a 512 KiB signature, the typed
@@ -131,6 +164,12 @@ pub const WAIVERS_SHOWN_MAX: usize = 200;
 pub const HISTORY_NAMES_MAX: usize = 32;
 /// Tickets named in a check-in notice (a booking holds at most five people).
 const NOTICE_CHARS_MAX: usize = 64;
+/// Sites whose stock is shown one by one (each one is a query): the vendors'
+/// sites and the offices' emergency stock, a few dozen at most.
+pub const STOCK_SITES_SHOWN_MAX: usize = 64;
+/// A booklet type with fewer days of stock left than this is flagged on the
+/// stock page: a new delivery takes about a month to arrive.
+pub const STOCK_DAYS_LOW: f64 = 30.0;
 
 pub fn routes(app: &AppState) -> Router<AppState> {
     Router::new()
@@ -159,6 +198,13 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/console/reconciliation", get(reconciliation))
         .route("/console/reconciliation.csv", get(reconciliation_csv))
         .route("/console/audit", get(audit))
+        .route("/console/applications/{id}/receive", post(receive))
+        .route("/console/applications/{id}/hand-over", post(hand_over))
+        .route("/console/applications/{id}/emergency", post(emergency))
+        .route("/console/stock", get(stock))
+        .route("/console/production", get(production))
+        .route("/console/production/orders/{id}/resend", post(resend))
+        .route("/console/production/vendors/{id}/state", post(vendor_state))
         // Every route above is checked against the policy table before its
         // handler runs, and so before a form or an upload is read.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -173,8 +219,8 @@ pub fn routes(app: &AppState) -> Router<AppState> {
 }
 
 /// The page a refusal sends the person back to (after re-authentication):
-/// an application's page for its forms, an office's day for its forms, else
-/// the page itself.
+/// an application's page for its forms, an office's day for its forms, the
+/// production page for its forms, else the page itself.
 pub fn page_of(uri: &Uri, lang: Lang) -> Uri {
     let path = uri.path();
     let segments: Vec<&str> = path.split('/').collect();
@@ -184,6 +230,9 @@ pub fn page_of(uri: &Uri, lang: Lang) -> Uri {
         }
         ["", "console", "office", code, _, ..] => {
             Some(format!("/console/office/{code}/today?lang={}", lang.code()))
+        }
+        ["", "console", "production", _, ..] => {
+            Some(format!("/console/production?lang={}", lang.code()))
         }
         _ => None,
     };
@@ -1133,9 +1182,48 @@ async fn application(
             lang.pick("Exoneración solicitada.", "Waiver requested.")
                 .into(),
         ),
+        Some("received") => Some(
+            lang.pick(
+                "La libreta coincide con el registro: lista para entregar; se avisó al ciudadano.",
+                "The booklet matches the record: ready for pick-up; the citizen was told.",
+            )
+            .into(),
+        ),
+        Some("reprint") => Some(
+            lang.pick(
+                "La zona de lectura mecánica no coincide con el registro: la libreta se anuló y se pidió otra.",
+                "The machine readable zone does not match the record: the booklet was spoiled and a new one ordered.",
+            )
+            .into(),
+        ),
+        Some("handed_over") => Some(
+            lang.pick(
+                "Pasaporte entregado al titular.",
+                "Passport handed over to the holder.",
+            )
+            .into(),
+        ),
+        Some("emergency") => Some(
+            lang.pick(
+                "Pasaporte de emergencia expedido: listo para entregar.",
+                "Emergency passport issued: ready for pick-up.",
+            )
+            .into(),
+        ),
         _ => None,
     };
-    application_page(&app, &s, lang, &id, notice, None, StatusCode::OK).await
+    let show_issued = q.done.as_deref() == Some("emergency");
+    application_page_with(
+        &app,
+        &s,
+        lang,
+        &id,
+        notice,
+        None,
+        show_issued,
+        StatusCode::OK,
+    )
+    .await
 }
 
 fn payment_text(lang: Lang, r: &pasaporte_store::PaymentReference) -> String {
@@ -1203,6 +1291,51 @@ async fn application_page(
     id: &str,
     notice: Option<String>,
     sub: Option<Submitted>,
+    status: StatusCode,
+) -> Response {
+    application_page_with(app, s, lang, id, notice, sub, false, status).await
+}
+
+/// Whether an application has reached production (so it has orders).
+fn in_production_or_later(s: AppStateKind) -> bool {
+    match s {
+        AppStateKind::InProduction
+        | AppStateKind::ReadyForPickup
+        | AppStateKind::Issued
+        | AppStateKind::Annulled => true,
+        AppStateKind::Booked
+        | AppStateKind::CheckedIn
+        | AppStateKind::Captured
+        | AppStateKind::PendingRegistry
+        | AppStateKind::RegistryMismatch
+        | AppStateKind::RegistryVerified
+        | AppStateKind::Paid
+        | AppStateKind::Flagged
+        | AppStateKind::Approved
+        | AppStateKind::Rejected
+        | AppStateKind::Cancelled
+        | AppStateKind::NoShow => false,
+    }
+}
+
+/// "sin proveedor" for an order no vendor took yet.
+fn vendor_text(lang: Lang, o: &OrderRow) -> String {
+    o.vendor_id
+        .clone()
+        .unwrap_or_else(|| lang.pick("sin proveedor", "no vendor yet").to_string())
+}
+
+/// The application's page; with `show_issued`, the passport an emergency
+/// issue just made (number, booklet, MRZ) for the office's printer.
+#[allow(clippy::too_many_arguments)]
+async fn application_page_with(
+    app: &crate::app::App,
+    s: &StaffSession,
+    lang: Lang,
+    id: &str,
+    notice: Option<String>,
+    sub: Option<Submitted>,
+    show_issued: bool,
     status: StatusCode,
 ) -> Response {
     let v = match workflow::view_application(app, &Scope(s), id).await {
@@ -1296,9 +1429,155 @@ async fn application_page(
             reason: e.detail.clone(),
         })
         .collect();
+    let orders = match state {
+        Some(st) if in_production_or_later(st) => match app.store.orders_of_application(id).await {
+            Ok(o) => o,
+            Err(e) => return store_failure(lang, e),
+        },
+        _ => Vec::new(),
+    };
+    let emergency_type = row.passport_type.as_deref() == Some(PassportType::Emergencia.as_str());
+    let issued = match orders.last() {
+        Some(o) if show_issued && emergency_type && state == Some(AppStateKind::ReadyForPickup) => {
+            match pipeline::open_order(app, o) {
+                Ok(body) => Some(IssuedView {
+                    passport_number: o.passport_number.clone(),
+                    booklet_serial: o.booklet_serial.clone().unwrap_or_default(),
+                    mrz: body.mrz.to_vec(),
+                }),
+                Err(e) => {
+                    return match failure(lang, e) {
+                        Failure::Page(r) => r,
+                        Failure::Fix(..) => internal_page(lang),
+                    };
+                }
+            }
+        }
+        _ => None,
+    };
+    let order_lines = orders
+        .iter()
+        .map(|o| OrderLine {
+            order_id: o.order_id.clone(),
+            vendor: vendor_text(lang, o),
+            state: order_state_label(lang, o.state).to_string(),
+            passport_number: o.passport_number.clone(),
+            booklet_serial: o.booklet_serial.clone().unwrap_or_default(),
+            tracking: o.tracking.clone().unwrap_or_default(),
+        })
+        .collect();
     let base = format!("/console/applications/{}", enc(id));
     let action = |what: &str| format!("{base}/{what}?lang={}", lang.code());
     let mut forms = Vec::new();
+    if let Some(st) = state
+        && allows(s.role, Action::HandOver)
+    {
+        let shipped = orders
+            .last()
+            .is_some_and(|o| o.state == OrderState::Shipped);
+        if st == AppStateKind::InProduction && shipped {
+            let f = Fields::new("receive", lang, &sub);
+            forms.push(FormView {
+                id: "receive",
+                heading: lang.pick("Recibir libreta", "Receive booklet").into(),
+                intro: lang
+                    .pick(
+                        "El proveedor envió la libreta a esta oficina. Si la zona de lectura mecánica no coincide con el registro, la libreta se anula y se pide otra.",
+                        "The vendor shipped the booklet to this office. If its machine readable zone does not match the record, the booklet is spoiled and another one ordered.",
+                    )
+                    .into(),
+                action: action("receive"),
+                multipart: false,
+                csrf: s.csrf.clone(),
+                groups: vec![Group {
+                    legend: lang.pick("Libreta recibida", "Booklet received").into(),
+                    inputs: vec![with_hint(
+                        f.input(
+                            "mrz",
+                            "textarea",
+                            "Zona de lectura mecánica (MRZ)",
+                            "Machine readable zone (MRZ)",
+                        ),
+                        lang,
+                        "Léala con el lector o escríbala desde la página de datos: dos líneas de 44 caracteres, con los signos <.",
+                        "Scan it with the reader or type it from the data page: two lines of 44 characters, with the < signs.",
+                    )],
+                }],
+                submit: lang.pick("Recibir libreta", "Receive booklet").into(),
+            });
+        }
+        if st == AppStateKind::ReadyForPickup {
+            let f = Fields::new("handover", lang, &sub);
+            forms.push(FormView {
+                id: "handover",
+                heading: lang.pick("Entregar pasaporte", "Hand over passport").into(),
+                intro: lang
+                    .pick(
+                        "Verifique la identidad de quien recoge el pasaporte.",
+                        "Check the identity of the person collecting the passport.",
+                    )
+                    .into(),
+                action: action("hand-over"),
+                multipart: false,
+                csrf: s.csrf.clone(),
+                groups: vec![Group {
+                    legend: lang.pick("Quién lo recoge", "Who collects it").into(),
+                    inputs: vec![
+                        with_hint(
+                            f.input(
+                                "document_number",
+                                "text",
+                                "Número de documento del titular",
+                                "The holder's document number",
+                            ),
+                            lang,
+                            "El documento que presenta el titular mayor de edad.",
+                            "The document an adult holder shows.",
+                        ),
+                        with_hint(
+                            f.input(
+                                "guardian_document_number",
+                                "text",
+                                "Número de documento del padre, madre o tutor",
+                                "The parent's or guardian's document number",
+                            ),
+                            lang,
+                            "Solo para menores de edad: el documento de quien lo recoge, que debe ser uno de los registrados en la solicitud.",
+                            "For minors only: the document of the person collecting it, one of those recorded in the application.",
+                        ),
+                    ],
+                }],
+                submit: lang.pick("Entregar pasaporte", "Hand over passport").into(),
+            });
+        }
+        if st == AppStateKind::Approved && emergency_type {
+            forms.push(FormView {
+                id: "emergency",
+                heading: lang
+                    .pick(
+                        "Expedir pasaporte de emergencia",
+                        "Issue emergency passport",
+                    )
+                    .into(),
+                intro: lang
+                    .pick(
+                        "Se personaliza hoy en esta oficina, con una libreta de 8 páginas de su propia existencia; vale 7 meses.",
+                        "It is personalised today at this office, on an 8-page booklet from its own stock; it is valid for 7 months.",
+                    )
+                    .into(),
+                action: action("emergency"),
+                multipart: false,
+                csrf: s.csrf.clone(),
+                groups: Vec::new(),
+                submit: lang
+                    .pick(
+                        "Expedir pasaporte de emergencia",
+                        "Issue emergency passport",
+                    )
+                    .into(),
+            });
+        }
+    }
     if let Some(st) = state {
         if st == AppStateKind::CheckedIn && allows(s.role, Action::Capture) {
             forms.push(capture_form(lang, s, &action("capture"), &v.identity, &sub));
@@ -1458,6 +1737,8 @@ async fn application_page(
         payment: payment.as_ref().map(|p| payment_text(lang, p)),
         waiver: waiver.as_ref().map(|w| waiver_text(lang, w)),
         history,
+        orders: order_lines,
+        issued,
         forms,
     };
     render(status, lang, &page)
@@ -2033,6 +2314,61 @@ async fn waiver_decision(
     }
 }
 
+async fn receive(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(id): Path<String>,
+    ConsoleForm { session: s, form }: ConsoleForm<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = s.require(Action::HandOver, None, &application_uri(&id, lang), lang) {
+        return r.into_response();
+    }
+    // Kept as typed: the use case takes out blanks and line breaks itself.
+    let mrz = form.get("mrz").cloned().unwrap_or_default();
+    match pipeline::receive_booklet(&app, &s.actor(), &Scope(&s), &id, &mrz, Timestamp::now()).await
+    {
+        Ok(Receipt::Ready) => back_to(&id, lang, "received"),
+        Ok(Receipt::Reprint) => back_to(&id, lang, "reprint"),
+        Err(e) => application_again(&app, &s, lang, &id, "receive", form, e).await,
+    }
+}
+
+async fn hand_over(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(id): Path<String>,
+    ConsoleForm { session: s, form }: ConsoleForm<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = s.require(Action::HandOver, None, &application_uri(&id, lang), lang) {
+        return r.into_response();
+    }
+    let who = HandOverForm {
+        document_number: value(&form, "document_number"),
+        guardian_document_number: value(&form, "guardian_document_number"),
+    };
+    match pipeline::hand_over(&app, &s.actor(), &Scope(&s), &id, &who, Timestamp::now()).await {
+        Ok(()) => back_to(&id, lang, "handed_over"),
+        Err(e) => application_again(&app, &s, lang, &id, "handover", form, e).await,
+    }
+}
+
+async fn emergency(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Path(id): Path<String>,
+    ConsoleForm { session: s, form }: ConsoleForm<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = s.require(Action::HandOver, None, &application_uri(&id, lang), lang) {
+        return r.into_response();
+    }
+    // The page after the redirect reads the passport back from its order,
+    // so a reload shows it again rather than posting a second issue.
+    match pipeline::issue_emergency(&app, &s.actor(), &Scope(&s), &id, Timestamp::now()).await {
+        Ok(_) => back_to(&id, lang, "emergency"),
+        Err(e) => application_again(&app, &s, lang, &id, "emergency", form, e).await,
+    }
+}
+
 async fn photo(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -2473,6 +2809,384 @@ async fn audit(
 }
 
 // ---------------------------------------------------------------------------
+// Booklet stock and production.
+
+/// The sites whose stock is shown one by one: the vendors' sites, then the
+/// offices (their emergency stock).
+async fn stock_sites(app: &crate::app::App) -> Result<Vec<String>, pasaporte_store::StoreError> {
+    let mut sites: Vec<String> = app
+        .store
+        .vendors()
+        .await?
+        .into_iter()
+        .map(|v| v.site)
+        .collect();
+    sites.sort();
+    sites.dedup();
+    for code in app.offices().keys() {
+        if !sites.contains(code) {
+            sites.push(code.clone());
+        }
+    }
+    sites.truncate(STOCK_SITES_SHOWN_MAX);
+    Ok(sites)
+}
+
+fn stock_lines(lang: Lang, levels: &[pasaporte_store::StockLevel]) -> Vec<StockLine> {
+    levels
+        .iter()
+        .map(|l| StockLine {
+            booklet_type: booklet_type_label(lang, l.booklet_type),
+            state: booklet_state_label(lang, l.state).to_string(),
+            count: l.count,
+        })
+        .collect()
+}
+
+/// Whether a forecast leaves too few days of stock.
+fn stock_is_low(f: &pasaporte_store::StockForecast) -> bool {
+    f.days_left.is_some_and(|d| d < STOCK_DAYS_LOW)
+}
+
+async fn stock(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    s: StaffSession,
+    uri: Uri,
+) -> Response {
+    if let Err(r) = s.require(Action::ViewStock, None, &uri, lang) {
+        return r.into_response();
+    }
+    let now = Timestamp::now();
+    let window = staff_api::STOCK_WINDOW_DAYS_DEFAULT;
+    let all = match app.store.stock_levels(None).await {
+        Ok(l) => l,
+        Err(e) => return store_failure(lang, e),
+    };
+    let forecasts = match app
+        .store
+        .stock_forecasts(None, now.as_millisecond(), window)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return store_failure(lang, e),
+    };
+    let sites = match stock_sites(&app).await {
+        Ok(s) => s,
+        Err(e) => return store_failure(lang, e),
+    };
+    let mut tables = vec![StockTable {
+        id: "stock-all".into(),
+        caption: lang.pick("Todas las sedes", "All sites").to_string(),
+        rows: stock_lines(lang, &all),
+    }];
+    for site in &sites {
+        let levels = match app.store.stock_levels(Some(site)).await {
+            Ok(l) => l,
+            Err(e) => return store_failure(lang, e),
+        };
+        if levels.is_empty() {
+            continue;
+        }
+        tables.push(StockTable {
+            id: field_id("stock", site),
+            caption: format!("{} {site}", lang.pick("Sede", "Site")),
+            rows: stock_lines(lang, &levels),
+        });
+    }
+    let warnings = forecasts
+        .iter()
+        .filter(|f| stock_is_low(f))
+        .map(|f| {
+            let days = f.days_left.unwrap_or_default().floor();
+            let kind = booklet_type_label(lang, f.booklet_type);
+            match lang {
+                Lang::Es => format!(
+                    "Quedan menos de {STOCK_DAYS_LOW} días de libretas de {kind}: unos {days} días al ritmo de los últimos {window} días."
+                ),
+                Lang::En => format!(
+                    "Fewer than {STOCK_DAYS_LOW} days of {kind} booklets left: about {days} days at the rate of the last {window} days."
+                ),
+            }
+        })
+        .collect();
+    let forecast_lines = forecasts
+        .iter()
+        .map(|f| ForecastLine {
+            booklet_type: booklet_type_label(lang, f.booklet_type),
+            in_stock: f.in_stock,
+            issued: f.issued,
+            days_left: match f.days_left {
+                Some(d) => format!("{}", d.floor()),
+                None => lang
+                    .pick("sin consumo en el periodo", "none issued in the window")
+                    .to_string(),
+            },
+            low: stock_is_low(f),
+        })
+        .collect();
+    let title = lang.pick("Existencias de libretas", "Booklet stock");
+    let page = StockPage {
+        c: ConsoleChrome::new(lang, title, "/console/stock", Some(&s)),
+        window_days: window,
+        warnings,
+        forecasts: forecast_lines,
+        tables,
+    };
+    render(StatusCode::OK, lang, &page)
+}
+
+#[derive(Deserialize, Default)]
+struct ProductionQuery {
+    state: Option<String>,
+    done: Option<String>,
+}
+
+async fn production(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    s: StaffSession,
+    uri: Uri,
+    Query(q): Query<ProductionQuery>,
+) -> Response {
+    if let Err(r) = s.require(Action::ViewProduction, None, &uri, lang) {
+        return r.into_response();
+    }
+    let (state, errors) = match q.state.as_deref().map(str::trim) {
+        None | Some("") => (OrderState::Dead, Vec::new()),
+        Some(text) => match OrderState::parse(text) {
+            Some(st) => (st, Vec::new()),
+            None => (
+                OrderState::Dead,
+                vec![ErrorItem {
+                    href: "#state".into(),
+                    message: lang
+                        .pick(
+                            "Elija un estado de pedido de la lista.",
+                            "Choose an order state from the list.",
+                        )
+                        .into(),
+                }],
+            ),
+        },
+    };
+    let notice = match q.done.as_deref() {
+        Some("resent") => Some(lang.pick(
+            "Pedido reenviado: volvió a la cola de envío.",
+            "Order sent again: it is back in the outbox.",
+        )),
+        Some("draining") => Some(lang.pick(
+            "Proveedor en drenaje: no recibe pedidos nuevos; los que aún no aceptó pasan a otro proveedor.",
+            "Vendor draining: it gets no new orders; those it has not accepted yet move to another vendor.",
+        )),
+        Some("active") => Some(lang.pick(
+            "Proveedor activo: vuelve a recibir pedidos.",
+            "Vendor active: it gets orders again.",
+        )),
+        _ => None,
+    }
+    .map(str::to_string);
+    let status = if errors.is_empty() {
+        StatusCode::OK
+    } else {
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
+    production_page(&app, &s, lang, state, notice, errors, status).await
+}
+
+async fn production_page(
+    app: &crate::app::App,
+    s: &StaffSession,
+    lang: Lang,
+    state: OrderState,
+    notice: Option<String>,
+    errors: Vec<ErrorItem>,
+    status: StatusCode,
+) -> Response {
+    let counts = match app.store.order_counts().await {
+        Ok(c) => c,
+        Err(e) => return store_failure(lang, e),
+    };
+    let vendors = match app.store.vendors().await {
+        Ok(v) => v,
+        Err(e) => return store_failure(lang, e),
+    };
+    let orders = match app.store.orders_in_state(state, None, ORDER_LIST_MAX).await {
+        Ok(o) => o,
+        Err(e) => return store_failure(lang, e),
+    };
+    let all = |v: &str| -> String {
+        if v.trim() == "*" {
+            lang.pick("todos", "all").to_string()
+        } else {
+            v.replace(',', ", ")
+        }
+    };
+    let may_switch = allows(s.role, Action::ManageVendors);
+    let may_resend = allows(s.role, Action::ResendOrder);
+    let vendor_lines = vendors
+        .iter()
+        .map(|v| {
+            let (to, es, en) = if v.is_active() {
+                ("draining", "Pasar a drenaje", "Start draining")
+            } else {
+                ("active", "Volver a activar", "Make active again")
+            };
+            VendorLine {
+                id: v.id.clone(),
+                state: vendor_state_label(lang, &v.state).to_string(),
+                share: v.share,
+                site: v.site.clone(),
+                passport_types: all(&v.passport_types),
+                offices: all(&v.offices),
+                action: may_switch.then(|| {
+                    format!(
+                        "/console/production/vendors/{}/state?lang={}",
+                        enc(&v.id),
+                        lang.code()
+                    )
+                }),
+                to_state: to,
+                switch_label: lang.pick(es, en).to_string(),
+            }
+        })
+        .collect();
+    let count_lines = counts
+        .iter()
+        .map(|c| CountLine {
+            vendor: c
+                .vendor_id
+                .clone()
+                .unwrap_or_else(|| lang.pick("sin proveedor", "no vendor yet").to_string()),
+            state: order_state_label(lang, c.state).to_string(),
+            count: c.count,
+        })
+        .collect();
+    let order_lines: Vec<ProductionLine> = orders
+        .iter()
+        .map(|o| ProductionLine {
+            order_id: o.order_id.clone(),
+            application_id: o.application_id.clone(),
+            href: app_href(&o.application_id, lang),
+            office: o.office.clone(),
+            vendor: vendor_text(lang, o),
+            state: order_state_label(lang, o.state).to_string(),
+            passport_number: o.passport_number.clone(),
+            booklet_serial: o.booklet_serial.clone().unwrap_or_default(),
+            sends: o.sends,
+            failures: o.failures,
+            last_error: o.last_error.clone().unwrap_or_default(),
+            tracking: o.tracking.clone().unwrap_or_default(),
+            resend: (may_resend && o.state == OrderState::Dead).then(|| {
+                format!(
+                    "/console/production/orders/{}/resend?lang={}",
+                    enc(&o.order_id),
+                    lang.code()
+                )
+            }),
+        })
+        .collect();
+    let states = OrderState::ALL
+        .iter()
+        .map(|st| Opt {
+            value: st.as_str().to_string(),
+            label: order_state_label(lang, *st).to_string(),
+            selected: *st == state,
+        })
+        .collect();
+    let title = lang.pick("Producción", "Production");
+    let path = format!("/console/production?state={}", state.as_str());
+    let page = ProductionPage {
+        c: ConsoleChrome::new(lang, title, &path, Some(s)),
+        notice,
+        errors,
+        counts: count_lines,
+        vendors: vendor_lines,
+        states,
+        state_label: order_state_label(lang, state).to_string(),
+        truncated: orders.len() >= ORDER_LIST_MAX as usize,
+        orders: order_lines,
+        may_switch,
+        csrf: s.csrf.clone(),
+    };
+    render(status, lang, &page)
+}
+
+/// A production form's refusal, shown on the production page's summary.
+async fn production_again(
+    app: &crate::app::App,
+    s: &StaffSession,
+    lang: Lang,
+    state: OrderState,
+    anchor: &str,
+    e: WorkError,
+) -> Response {
+    match failure(lang, e) {
+        Failure::Page(r) => r,
+        Failure::Fix(status, problems) => {
+            let errors = problems
+                .into_iter()
+                .map(|p| ErrorItem {
+                    href: format!("#{anchor}"),
+                    message: p.message,
+                })
+                .collect();
+            production_page(app, s, lang, state, None, errors, status).await
+        }
+    }
+}
+
+async fn resend(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    uri: Uri,
+    Path(id): Path<String>,
+    ConsoleForm { session: s, .. }: ConsoleForm<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = s.require(Action::ResendOrder, None, &page_of(&uri, lang), lang) {
+        return r.into_response();
+    }
+    match pipeline::resend_order(&app, &s.actor(), &id, Timestamp::now()).await {
+        Ok(_) => see_other(&format!(
+            "/console/production?lang={}&state=dead&done=resent",
+            lang.code()
+        )),
+        Err(e) => production_again(&app, &s, lang, OrderState::Dead, "orders-h", e).await,
+    }
+}
+
+async fn vendor_state(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    uri: Uri,
+    Path(id): Path<String>,
+    ConsoleForm { session: s, form }: ConsoleForm<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = s.require(Action::ManageVendors, None, &page_of(&uri, lang), lang) {
+        return r.into_response();
+    }
+    let state = value(&form, "state");
+    if !matches!(state.as_str(), "active" | "draining") {
+        let e = WorkError::Invalid(pasaporte_core::FieldErrors(vec![
+            pasaporte_core::FieldError::new(
+                "state",
+                "unknown_vendor_state",
+                "El estado de un proveedor es activo o en drenaje.",
+                "A vendor's state is active or draining.",
+            ),
+        ]));
+        return production_again(&app, &s, lang, OrderState::Dead, "vendors-h", e).await;
+    }
+    match pipeline::set_vendor_state(&app.store, &s.actor(), &id, &state, Timestamp::now()).await {
+        Ok(()) => see_other(&format!(
+            "/console/production?lang={}&done={state}",
+            lang.code()
+        )),
+        Err(e) => production_again(&app, &s, lang, OrderState::Dead, "vendors-h", e).await,
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Views.
 
 pub struct BookingLine {
@@ -2537,7 +3251,26 @@ struct ApplicationPage {
     payment: Option<String>,
     waiver: Option<String>,
     history: Vec<HistoryLine>,
+    orders: Vec<OrderLine>,
+    issued: Option<IssuedView>,
     forms: Vec<FormView>,
+}
+
+/// One production order of an application.
+pub struct OrderLine {
+    pub order_id: String,
+    pub vendor: String,
+    pub state: String,
+    pub passport_number: String,
+    pub booklet_serial: String,
+    pub tracking: String,
+}
+
+/// An emergency passport just issued, for the office's printer.
+pub struct IssuedView {
+    pub passport_number: String,
+    pub booklet_serial: String,
+    pub mrz: Vec<String>,
 }
 
 pub struct WorkLine {
@@ -2599,6 +3332,88 @@ struct ReconciliationPage {
     truncated: bool,
 }
 
+pub struct StockLine {
+    pub booklet_type: String,
+    pub state: String,
+    pub count: u64,
+}
+
+pub struct StockTable {
+    pub id: String,
+    pub caption: String,
+    pub rows: Vec<StockLine>,
+}
+
+pub struct ForecastLine {
+    pub booklet_type: String,
+    pub in_stock: u64,
+    pub issued: u64,
+    pub days_left: String,
+    pub low: bool,
+}
+
+#[derive(Template)]
+#[template(path = "console/stock.html")]
+struct StockPage {
+    c: ConsoleChrome,
+    window_days: u32,
+    warnings: Vec<String>,
+    forecasts: Vec<ForecastLine>,
+    tables: Vec<StockTable>,
+}
+
+pub struct CountLine {
+    pub vendor: String,
+    pub state: String,
+    pub count: u64,
+}
+
+pub struct VendorLine {
+    pub id: String,
+    pub state: String,
+    pub share: i64,
+    pub site: String,
+    pub passport_types: String,
+    pub offices: String,
+    /// The switch form's action, for those who may use it.
+    pub action: Option<String>,
+    pub to_state: &'static str,
+    pub switch_label: String,
+}
+
+pub struct ProductionLine {
+    pub order_id: String,
+    pub application_id: String,
+    pub href: String,
+    pub office: String,
+    pub vendor: String,
+    pub state: String,
+    pub passport_number: String,
+    pub booklet_serial: String,
+    pub sends: i64,
+    pub failures: i64,
+    pub last_error: String,
+    pub tracking: String,
+    /// The re-send form's action, on dead orders for those who may.
+    pub resend: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "console/production.html")]
+struct ProductionPage {
+    c: ConsoleChrome,
+    notice: Option<String>,
+    errors: Vec<ErrorItem>,
+    counts: Vec<CountLine>,
+    vendors: Vec<VendorLine>,
+    states: Vec<Opt>,
+    state_label: String,
+    truncated: bool,
+    orders: Vec<ProductionLine>,
+    may_switch: bool,
+    csrf: String,
+}
+
 #[derive(Template)]
 #[template(path = "console/audit.html")]
 struct AuditPage {
@@ -2638,6 +3453,40 @@ mod tests {
         );
         assert_eq!(plain(&Some("<script>".into())), None);
         assert_eq!(plain(&Some("x".repeat(100))), None);
+    }
+
+    #[test]
+    fn production_forms_come_back_to_the_production_page() {
+        let back = |path: &str| page_of(&path.parse().unwrap(), Lang::En).to_string();
+        assert_eq!(
+            back("/console/production/vendors/vendor-a/state"),
+            "/console/production?lang=en"
+        );
+        assert_eq!(
+            back("/console/production/orders/x-o1/resend"),
+            "/console/production?lang=en"
+        );
+        assert_eq!(
+            back("/console/applications/a1/receive"),
+            "/console/applications/a1?lang=en"
+        );
+        assert_eq!(back("/console/production"), "/console/production");
+    }
+
+    #[test]
+    fn low_stock_is_under_thirty_days() {
+        use pasaporte_core::production::BookletType;
+        let f = |days_left| pasaporte_store::StockForecast {
+            booklet_type: BookletType::Pages32,
+            in_stock: 10,
+            issued: 10,
+            window_days: 30,
+            days_left,
+        };
+        assert!(stock_is_low(&f(Some(29.9))));
+        assert!(stock_is_low(&f(Some(0.0))));
+        assert!(!stock_is_low(&f(Some(30.0))));
+        assert!(!stock_is_low(&f(None)), "nothing issued: no rate");
     }
 
     #[test]

@@ -571,7 +571,7 @@ impl ConsoleChrome {
         let here = path.split('?').next().unwrap_or(path);
         let nav = session
             .map(|s| {
-                let sections: [(&str, Option<Action>, &str, &str); 5] = [
+                let sections: [(&str, Option<Action>, &str, &str); 7] = [
                     ("/console", None, "Inicio", "Home"),
                     (
                         "/console/supervisor",
@@ -584,6 +584,18 @@ impl ConsoleChrome {
                         Some(Action::ViewReconciliation),
                         "Conciliación",
                         "Reconciliation",
+                    ),
+                    (
+                        "/console/stock",
+                        Some(Action::ViewStock),
+                        "Existencias",
+                        "Stock",
+                    ),
+                    (
+                        "/console/production",
+                        Some(Action::ViewProduction),
+                        "Producción",
+                        "Production",
                     ),
                     (
                         "/console/audit",

@@ -27,7 +27,7 @@ both_databases!(
 const PASSWORD: &str = "caballo cuaderno lluvia tenaz";
 const BOUNDARY: &str = "----pasaporte-test-7MA4YWxkTrZu0gW";
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -59,9 +59,9 @@ async fn add_staff(app: &TestApp, username: &str, role: Role, offices: &[&str]) 
 }
 
 /// A signed-in person: the cookie to send and the form token.
-struct Signed {
-    cookie: String,
-    csrf: String,
+pub(crate) struct Signed {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 async fn sign_in(app: &TestApp, s: &CreatedStaff) -> Signed {
@@ -91,7 +91,7 @@ async fn sign_in(app: &TestApp, s: &CreatedStaff) -> Signed {
     }
 }
 
-async fn page(app: &TestApp, s: &Signed, path: &str) -> (u16, String) {
+pub(crate) async fn page(app: &TestApp, s: &Signed, path: &str) -> (u16, String) {
     let r = client()
         .get(app.url(path))
         .header(COOKIE, &s.cookie)
@@ -105,7 +105,7 @@ async fn page(app: &TestApp, s: &Signed, path: &str) -> (u16, String) {
     (status, r.text().await.unwrap())
 }
 
-fn form_body(fields: &[(&str, &str)]) -> String {
+pub(crate) fn form_body(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
         .map(|(k, v)| format!("{}={}", auth::enc(k), auth::enc(v)))
@@ -113,7 +113,7 @@ fn form_body(fields: &[(&str, &str)]) -> String {
         .join("&")
 }
 
-async fn post_form(
+pub(crate) async fn post_form(
     app: &TestApp,
     s: &Signed,
     path: &str,
@@ -131,7 +131,7 @@ async fn post_form(
         .unwrap()
 }
 
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.headers()[LOCATION].to_str().unwrap().to_string()
 }
 

@@ -6,6 +6,7 @@
 mod api;
 mod auth;
 mod console;
+mod console_production;
 mod crash;
 mod mail;
 mod payments;

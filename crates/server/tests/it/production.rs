@@ -32,11 +32,11 @@ both_databases!(
     a_minors_passport_goes_only_to_a_guardian_and_a_renewal_cancels_the_old_one,
 );
 
-struct Prod {
-    w: World,
-    csca: icao9303::Certificate,
-    clerk: Staff,
-    dir: std::path::PathBuf,
+pub(crate) struct Prod {
+    pub(crate) w: World,
+    pub(crate) csca: icao9303::Certificate,
+    pub(crate) clerk: Staff,
+    pub(crate) dir: std::path::PathBuf,
 }
 
 impl Drop for Prod {
@@ -47,7 +47,7 @@ impl Drop for Prod {
 
 /// A world whose server has a Document Signer, with blank booklets at two
 /// vendor sites and emergency booklets at the test office.
-async fn spawn_prod(db: TestDb) -> Prod {
+pub(crate) async fn spawn_prod(db: TestDb) -> Prod {
     let dir = std::env::temp_dir().join(format!("pasaporte-pki-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let (csca, ds) = icao9303::generate_test_pki(
@@ -98,7 +98,7 @@ fn vendor_secret(id: &str) -> String {
 }
 
 /// Starts a vendor simulator and registers it (through the CLI's code path).
-async fn add_vendor(p: &Prod, id: &str, site: &str) -> RunningVendorSim {
+pub(crate) async fn add_vendor(p: &Prod, id: &str, site: &str) -> RunningVendorSim {
     add_vendor_at(p, id, site, 20.0).await
 }
 
@@ -127,7 +127,7 @@ async fn add_vendor_at(p: &Prod, id: &str, site: &str, per_s: f64) -> RunningVen
 }
 
 /// Walks person `n` from booking to an approved application.
-async fn approved(p: &Prod, n: u64) -> String {
+pub(crate) async fn approved(p: &Prod, n: u64) -> String {
     let w = &p.w;
     register(w, n);
     let id = booked_and_checked_in(w, &p.clerk, n).await;
@@ -158,7 +158,7 @@ async fn approved(p: &Prod, n: u64) -> String {
     id
 }
 
-async fn approve_all(p: &Prod, people: std::ops::Range<u64>) -> Vec<String> {
+pub(crate) async fn approve_all(p: &Prod, people: std::ops::Range<u64>) -> Vec<String> {
     let mut ids = Vec::new();
     for n in people {
         ids.push(approved(p, n).await);
@@ -166,12 +166,12 @@ async fn approve_all(p: &Prod, people: std::ops::Range<u64>) -> Vec<String> {
     ids
 }
 
-async fn orders_of(p: &Prod, id: &str) -> Vec<OrderRow> {
+pub(crate) async fn orders_of(p: &Prod, id: &str) -> Vec<OrderRow> {
     p.w.app.store.orders_of_application(id).await.unwrap()
 }
 
 /// Polls until the application's latest order is in `state`.
-async fn wait_for_order(p: &Prod, id: &str, state: OrderState) -> OrderRow {
+pub(crate) async fn wait_for_order(p: &Prod, id: &str, state: OrderState) -> OrderRow {
     let deadline = tokio::time::Instant::now() + STEP_WAIT * 2;
     loop {
         let orders = orders_of(p, id).await;
@@ -189,14 +189,14 @@ async fn wait_for_order(p: &Prod, id: &str, state: OrderState) -> OrderRow {
 }
 
 /// The order as its vendor got it.
-async fn body_of(p: &Prod, o: &OrderRow) -> Order {
+pub(crate) async fn body_of(p: &Prod, o: &OrderRow) -> Order {
     pasaporte::pipeline::order_as_sent(&p.w.app.store, &keys().keyring().unwrap(), o)
         .await
         .unwrap()
 }
 
 /// The booklet's custody: seq 1..n, each from_state the previous to_state.
-async fn custody(p: &Prod, serial: &str) -> Vec<String> {
+pub(crate) async fn custody(p: &Prod, serial: &str) -> Vec<String> {
     let h = p.w.app.store.booklet_history(serial).await.unwrap();
     for (i, e) in h.iter().enumerate() {
         assert_eq!(e.seq, i as i64 + 1, "{serial}: {h:?}");
@@ -216,7 +216,7 @@ async fn sim_orders(sim: &RunningVendorSim) -> Vec<pasaporte::vendors::sim::SimO
         .unwrap()
 }
 
-async fn set_down(sim: &RunningVendorSim, down: bool) {
+pub(crate) async fn set_down(sim: &RunningVendorSim, down: bool) {
     let r = reqwest::Client::new()
         .post(format!("{}/admin/outage", sim.url()))
         .json(&json!({ "down": down }))
@@ -556,7 +556,7 @@ async fn vendor_switch_in_the_middle_loses_and_duplicates_nothing(db: TestDb) {
 }
 
 /// Walks person `n` to an approved emergency application.
-async fn approved_emergency(p: &Prod, n: u64) -> String {
+pub(crate) async fn approved_emergency(p: &Prod, n: u64) -> String {
     let w = &p.w;
     register(w, n);
     let id = booked_and_checked_in(w, &p.clerk, n).await;
