@@ -19,6 +19,7 @@
 pub mod adjudication;
 pub mod application;
 pub mod audit;
+pub mod ballot;
 pub mod booking;
 pub mod calendar;
 pub mod capture;
