@@ -123,6 +123,8 @@ pub struct Adapters {
     pub document_signer: Option<icao9303::DocumentSigner>,
     /// How the production pipeline calls printing vendors.
     pub vendor_settings: crate::pipeline::VendorSettings,
+    /// Rate limits on the citizens' booking writes (none by default).
+    pub limits: crate::limits::RateLimits,
 }
 
 pub struct App {
@@ -140,6 +142,7 @@ pub struct App {
     pub vendor_settings: crate::pipeline::VendorSettings,
     /// The printing vendors' clients (from the `vendors` table).
     pub vendors: crate::pipeline::VendorCache,
+    pub limits: crate::limits::RateLimits,
     pub fees: FeeSchedule,
     offices: RwLock<Arc<BTreeMap<String, Arc<OfficeEntry>>>>,
 }
@@ -170,6 +173,7 @@ impl App {
             document_signer: adapters.document_signer.map(Arc::new),
             vendor_settings: adapters.vendor_settings,
             vendors: crate::pipeline::VendorCache::default(),
+            limits: adapters.limits,
             fees: crate::payments::fee_schedule()?,
             offices: RwLock::new(Arc::new(BTreeMap::new())),
         });

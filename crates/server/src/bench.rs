@@ -190,6 +190,7 @@ async fn bench_backend(database: &str, o: &Opts) -> anyhow::Result<Figures> {
                 public_url: None,
                 demo: false,
                 work: crate::WorkArgs::none(),
+                limits: crate::limits::LimitArgs::off(),
             },
             Some(tx),
         )

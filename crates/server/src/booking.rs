@@ -218,6 +218,10 @@ pub enum BookError {
     AlreadyBooked,
     #[error("the idempotency key was used for another request")]
     IdempotencyKeyReused,
+    /// One of the people was named in too many bookings lately: the wait
+    /// before another is accepted.
+    #[error("too many bookings for one person; retry after {0:?}")]
+    RateLimited(std::time::Duration),
     #[error("storage unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -345,6 +349,13 @@ pub async fn book(
             given_names_enc: keys.seal("given_names", a.given_names.as_str())?,
             birth_date_enc: keys.seal("birth_date", &a.birth_date.to_string())?,
         });
+    }
+    // Against scripts that book, cancel and book again for one person:
+    // counted per person named, whatever address the request comes from.
+    for a in &applicants {
+        app.limits
+            .check_identity(&a.doc_key)
+            .map_err(BookError::RateLimited)?;
     }
     let idempotency = key.map(|k| (k, keys.request_digest(&canonical(office_code, input))));
     let email_enc = keys.seal("email", req.email.as_str())?;

@@ -24,6 +24,7 @@ pub mod http;
 pub mod i18n;
 pub mod icao_cli;
 pub mod ics;
+pub mod limits;
 pub mod mail;
 pub mod payments;
 pub mod photo;
@@ -140,6 +141,8 @@ pub struct ServeArgs {
     /// The address citizens reach the service at, for links in mail.
     #[arg(long, env = "PASAPORTE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    #[command(flatten)]
+    pub limits: limits::LimitArgs,
     /// Load the demo offices (shared/data/offices.csv) if missing.
     #[arg(long)]
     pub demo: bool,
@@ -332,6 +335,7 @@ pub async fn serve(
         public_url,
         demo,
         work,
+        limits,
     } = args;
     let store = open_store(&db).await?;
     if demo && store.offices().await?.is_empty() {
@@ -343,7 +347,8 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let (adapters, _sims) = adapters(&work, demo, addr).await?;
+    let (mut adapters, _sims) = adapters(&work, demo, addr).await?;
+    adapters.limits = limits::RateLimits::new(&limits);
     let app = app::App::new(store, keys.keyring()?, public_url, adapters).await?;
     let _demo_vendor = if demo {
         Some(demo_production(&app, addr).await?)
@@ -567,6 +572,7 @@ async fn adapters(
             audit_signer,
             document_signer,
             vendor_settings,
+            limits: limits::RateLimits::default(),
         },
         sims,
     ))

@@ -488,6 +488,7 @@ pub(crate) fn book_error(lang: Lang, e: BookError) -> ApiError {
             err
         }
         BookError::Invalid(errs) => ApiError::invalid(lang, &errs),
+        BookError::RateLimited(wait) => super::too_many(lang, wait),
         BookError::SlotFull => ApiError::new(
             StatusCode::CONFLICT,
             "slot_full",

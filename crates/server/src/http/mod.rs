@@ -35,11 +35,21 @@ pub type AppState = Arc<App>;
 /// The whole service.
 pub fn router(app: AppState) -> Router {
     Router::new()
-        .merge(api::routes())
+        .merge(
+            api::routes().route_layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                limit_client,
+            )),
+        )
         .merge(console::routes(&app))
         .merge(console_auth::routes())
         .merge(staff_api::routes(&app))
-        .merge(pages::routes())
+        .merge(
+            pages::routes().route_layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                limit_client,
+            )),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(readyz))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
@@ -74,6 +84,62 @@ pub fn action_of(method: &axum::http::Method, path: &str) -> Option<Action> {
         .chain(console::CONSOLE_ROUTES)
         .find(|(m, p, _)| m == method && *p == path)
         .map(|(_, _, a)| *a)
+}
+
+/// The answer to a client over its rate limit: 429 with `Retry-After`.
+pub fn too_many(lang: Lang, wait: std::time::Duration) -> ApiError {
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_requests",
+        lang,
+        "Demasiadas solicitudes seguidas desde aquí. Espere un momento y vuelva a intentarlo; su lugar no se pierde por esperar.",
+        "Too many requests in a row from here. Wait a moment and try again; waiting does not cost you anything.",
+    );
+    e.retry_after = Some(crate::limits::retry_after_secs(wait));
+    e
+}
+
+/// Counts every booking write (POST) of a citizen route against the
+/// client's limit; over it, 429 with `Retry-After` (JSON for the API, a
+/// short page for the pages).
+pub async fn limit_client(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    // In-process requests (tests through `oneshot`) carry no peer address.
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let Some(peer) = peer.filter(|_| req.method() == axum::http::Method::POST) else {
+        return next.run(req).await;
+    };
+    match app.limits.check_client(peer.ip()) {
+        Ok(()) => next.run(req).await,
+        Err(wait) => {
+            let (mut parts, _) = req.into_parts();
+            let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
+            tracing::info!(client = %peer.ip(), "booking write over the client's rate limit");
+            let err = too_many(lang, wait);
+            if parts.uri.path().starts_with("/api/") {
+                return err.into_response();
+            }
+            let secs = err.retry_after.unwrap_or(1);
+            let page = format!(
+                "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><main><h1>{}</h1><p>{}</p></main></html>",
+                lang.code(),
+                lang.pick("Espere un momento", "Wait a moment"),
+                lang.pick("Espere un momento", "Wait a moment"),
+                err.message,
+            );
+            let mut resp =
+                (StatusCode::TOO_MANY_REQUESTS, axum::response::Html(page)).into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            resp
+        }
+    }
 }
 
 /// Runs before every staff route's handler (and so before its body is
@@ -166,6 +232,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub fields: Vec<(String, &'static str, String)>,
+    /// Seconds for `Retry-After` (429 answers).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -175,6 +243,7 @@ impl ApiError {
             code,
             message: lang.pick(es, en).to_string(),
             fields: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -244,6 +313,10 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (self.status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

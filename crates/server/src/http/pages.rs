@@ -573,6 +573,19 @@ async fn book_submit(
             );
             StatusCode::UNPROCESSABLE_ENTITY
         }
+        Err(BookError::RateLimited(wait)) => {
+            again(
+                &mut page,
+                "Hay demasiadas reservas seguidas para una de estas personas. Espere un rato y vuelva a intentarlo; sus datos siguen aquí.",
+                "Too many bookings in a row for one of these people. Wait a while and try again; your details are still here.",
+            );
+            let mut resp = render(StatusCode::TOO_MANY_REQUESTS, lang, &page)?;
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(crate::limits::retry_after_secs(wait)),
+            );
+            return Ok(resp);
+        }
         Err(BookError::UnknownOffice) => return Err(PageError::NoOffice(lang)),
         Err(BookError::Unavailable(m)) => return Err(PageError::unavailable(lang, &m)),
         Err(BookError::Internal(m)) => return Err(PageError::internal(lang, &m)),

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 
 both_databases!(
+    rate_limits_answer_429_while_ordinary_citizens_are_served,
     two_thousand_attempts_for_fifty_seats,
     one_active_booking_per_person,
     same_person_racing_gets_one_booking,
@@ -635,4 +636,114 @@ async fn availability_and_discovery(db: TestDb) {
     assert_eq!(r.status().as_u16(), 200);
     let r = app.client.get(app.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
+}
+
+/// A client that connects from `ip` (any 127.0.0.0/8 address is loopback).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+async fn book_from(app: &TestApp, ip: &str, body: &Value) -> (u16, Option<u64>, Value) {
+    let r = client_from(ip)
+        .post(app.url("/api/v1/bookings"))
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (status, retry, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn rate_limits_answer_429_while_ordinary_citizens_are_served(db: TestDb) {
+    let app = crate::support::spawn_app_limited(
+        db,
+        crate::support::no_smtp(),
+        pasaporte::limits::LimitArgs {
+            rate_client_per_min: 6,
+            rate_client_burst: 6,
+            rate_identity_per_hour: 2,
+            rate_identity_burst: 2,
+        },
+    )
+    .await;
+    let slots = app.free_slots("TST").await;
+    // A script books person after person from one address: six go through,
+    // then 429 with Retry-After, and nothing more is stored.
+    let mut statuses = Vec::new();
+    for n in 0..20 {
+        let (s, retry, body) = book_from(
+            &app,
+            "127.0.0.2",
+            &booking_body("TST", &slots[n % slots.len()], vec![person(500 + n as u64)]),
+        )
+        .await;
+        if s == 429 {
+            assert!(retry.is_some_and(|r| r >= 1), "Retry-After on a 429");
+            assert_eq!(body["error"]["code"], "too_many_requests", "{body}");
+        }
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 201).count(),
+        6,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        14,
+        "{statuses:?}"
+    );
+    assert_eq!(app.store.active_bookings().await.unwrap(), 6);
+    // Meanwhile ordinary citizens, each from their own address, are served.
+    for (i, ip) in ["127.0.0.3", "127.0.0.4", "127.0.0.5"].iter().enumerate() {
+        let (s, _, body) = book_from(
+            &app,
+            ip,
+            &booking_body("TST", &slots[i], vec![person(900 + i as u64)]),
+        )
+        .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    // One person booked, cancelled and booked again from ever new addresses:
+    // the identity's limit holds wherever the requests come from.
+    let mut last = 0;
+    for round in 0..3u8 {
+        let ip = format!("127.0.1.{}", round + 1);
+        let (s, retry, body) = book_from(
+            &app,
+            &ip,
+            &booking_body("TS2", &slots[round as usize], vec![person(77)]),
+        )
+        .await;
+        last = s;
+        if s == 201 {
+            let code = body["code"].as_str().unwrap();
+            let token = body["manage_token"].as_str().unwrap();
+            let (s, _) = app
+                .authed(
+                    Method::POST,
+                    &format!("/api/v1/bookings/{code}/cancel"),
+                    token,
+                    None,
+                )
+                .await;
+            assert_eq!(s, 200);
+        } else {
+            assert_eq!(s, 429, "{body}");
+            assert!(
+                retry.is_some_and(|r| r > 60),
+                "an hour-scale wait: {retry:?}"
+            );
+            assert_eq!(round, 2, "the first two go through");
+        }
+    }
+    assert_eq!(last, 429);
 }

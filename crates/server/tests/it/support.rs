@@ -51,6 +51,15 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 }
 
 pub async fn spawn_app_with(db: TestDb, smtp: SmtpArgs) -> TestApp {
+    spawn_app_limited(db, smtp, pasaporte::limits::LimitArgs::off()).await
+}
+
+/// A server with these rate limits on the citizens' booking writes.
+pub async fn spawn_app_limited(
+    db: TestDb,
+    smtp: SmtpArgs,
+    limits: pasaporte::limits::LimitArgs,
+) -> TestApp {
     let (store, db_url) = testing::fresh(db).await.expect("fresh database");
     pasaporte::import_offices(&store, pasaporte::DEMO_OFFICES_CSV)
         .await
@@ -58,11 +67,20 @@ pub async fn spawn_app_with(db: TestDb, smtp: SmtpArgs) -> TestApp {
     pasaporte::import_offices(&store, TEST_OFFICES_CSV)
         .await
         .unwrap();
-    spawn_on(store, db_url, smtp).await
+    spawn_on_limited(store, db_url, smtp, limits).await
 }
 
 /// Starts another server on an existing database.
 pub async fn spawn_on(store: Store, db_url: String, smtp: SmtpArgs) -> TestApp {
+    spawn_on_limited(store, db_url, smtp, pasaporte::limits::LimitArgs::off()).await
+}
+
+async fn spawn_on_limited(
+    store: Store,
+    db_url: String,
+    smtp: SmtpArgs,
+    limits: pasaporte::limits::LimitArgs,
+) -> TestApp {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let args = DbArgs {
         database: db_url.clone(),
@@ -77,6 +95,7 @@ pub async fn spawn_on(store: Store, db_url: String, smtp: SmtpArgs) -> TestApp {
                 public_url: None,
                 demo: false,
                 work: pasaporte::WorkArgs::none(),
+                limits,
             },
             Some(tx),
         )
@@ -290,6 +309,7 @@ pub async fn spawn_world_with(db: TestDb, tweak: impl FnOnce(&mut pasaporte::Wor
                 public_url: None,
                 demo: false,
                 work,
+                limits: pasaporte::limits::LimitArgs::off(),
             },
             Some(tx),
         )

@@ -1,0 +1,173 @@
+//! Rate limits against automation on the citizens' booking routes: per
+//! client (the peer address) on every booking write, and per identity (the
+//! keyed hash of the person's document) on new bookings, so a script that
+//! books, cancels and books again for one person, or floods from one
+//! address, gets `429 Too Many Requests` with `Retry-After`, while people
+//! booking once or twice are never slowed. No CAPTCHA: it shuts out people
+//! with disabilities.
+//!
+//! The limiters are GCRA token buckets (`governor`), in memory, per server.
+//! Keys are forgotten once their bucket is full again
+//! ([`RateLimits::forget_idle`], run by the worker loop), so memory follows
+//! the active clients, not every address ever seen.
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+/// The limits `serve` runs with (0 turns one off).
+#[derive(clap::Args, Clone, Debug)]
+pub struct LimitArgs {
+    /// Booking writes (book, change, cancel) one client address may make per
+    /// minute, sustained. A family books once; a bot books hundreds.
+    #[arg(long, env = "PASAPORTE_RATE_CLIENT_PER_MIN", default_value_t = 20)]
+    pub rate_client_per_min: u32,
+    /// How many of those may come at once (a page reloaded, a retry).
+    #[arg(long, env = "PASAPORTE_RATE_CLIENT_BURST", default_value_t = 10)]
+    pub rate_client_burst: u32,
+    /// New bookings one person may be named in per hour, sustained.
+    #[arg(long, env = "PASAPORTE_RATE_IDENTITY_PER_HOUR", default_value_t = 4)]
+    pub rate_identity_per_hour: u32,
+    /// How many of those may come at once.
+    #[arg(long, env = "PASAPORTE_RATE_IDENTITY_BURST", default_value_t = 4)]
+    pub rate_identity_burst: u32,
+}
+
+impl LimitArgs {
+    /// No limits (tests and benchmarks that drive one server from one
+    /// address).
+    pub fn off() -> Self {
+        Self {
+            rate_client_per_min: 0,
+            rate_client_burst: 0,
+            rate_identity_per_hour: 0,
+            rate_identity_burst: 0,
+        }
+    }
+}
+
+/// The limiters of one server.
+#[derive(Default)]
+pub struct RateLimits {
+    client: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    identity: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+fn quota(per: Duration, count: u32, burst: u32) -> Option<Quota> {
+    let count = NonZeroU32::new(count)?;
+    let burst = NonZeroU32::new(burst.max(1))?;
+    Quota::with_period(per / count.get()).map(|q| q.allow_burst(burst))
+}
+
+impl RateLimits {
+    pub fn new(args: &LimitArgs) -> Self {
+        let client = quota(
+            Duration::from_secs(60),
+            args.rate_client_per_min,
+            args.rate_client_burst,
+        )
+        .map(RateLimiter::keyed);
+        let identity = quota(
+            Duration::from_secs(3600),
+            args.rate_identity_per_hour,
+            args.rate_identity_burst,
+        )
+        .map(RateLimiter::keyed);
+        Self { client, identity }
+    }
+
+    /// Counts a booking write from `ip`; the wait before the next one is
+    /// allowed when over the limit.
+    pub fn check_client(&self, ip: IpAddr) -> Result<(), Duration> {
+        check(self.client.as_ref(), &ip)
+    }
+
+    /// Counts a new booking naming the person `doc_key`.
+    pub fn check_identity(&self, doc_key: &str) -> Result<(), Duration> {
+        match &self.identity {
+            None => Ok(()),
+            Some(l) => check(Some(l), &doc_key.to_string()),
+        }
+    }
+
+    /// Drops the keys whose buckets are full again.
+    pub fn forget_idle(&self) {
+        if let Some(l) = &self.client {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.identity {
+            l.retain_recent();
+        }
+    }
+}
+
+fn check<K>(limiter: Option<&DefaultKeyedRateLimiter<K>>, key: &K) -> Result<(), Duration>
+where
+    K: std::hash::Hash + Eq + Clone,
+{
+    let Some(l) = limiter else {
+        return Ok(());
+    };
+    l.check_key(key)
+        .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+}
+
+/// Whole seconds to announce in `Retry-After` (at least 1).
+pub fn retry_after_secs(wait: Duration) -> u64 {
+    u64::try_from(wait.as_millis())
+        .unwrap_or(u64::MAX)
+        .div_ceil(1000)
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn limits(per_min: u32, burst: u32, per_hour: u32, id_burst: u32) -> RateLimits {
+        RateLimits::new(&LimitArgs {
+            rate_client_per_min: per_min,
+            rate_client_burst: burst,
+            rate_identity_per_hour: per_hour,
+            rate_identity_burst: id_burst,
+        })
+    }
+
+    #[test]
+    fn a_client_gets_its_burst_then_waits_others_do_not() {
+        let l = limits(60, 3, 0, 0);
+        let bot: IpAddr = "127.0.0.2".parse().unwrap();
+        let person: IpAddr = "127.0.0.3".parse().unwrap();
+        for _ in 0..3 {
+            assert!(l.check_client(bot).is_ok());
+        }
+        let wait = l.check_client(bot).unwrap_err();
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
+        assert!(l.check_client(person).is_ok());
+        assert!(retry_after_secs(wait) >= 1);
+    }
+
+    #[test]
+    fn identities_are_limited_separately_and_off_means_off() {
+        let l = limits(0, 0, 2, 2);
+        assert!(l.check_identity("a").is_ok());
+        assert!(l.check_identity("a").is_ok());
+        assert!(l.check_identity("a").is_err());
+        assert!(l.check_identity("b").is_ok());
+        let ip: IpAddr = "127.0.0.9".parse().unwrap();
+        for _ in 0..1000 {
+            assert!(l.check_client(ip).is_ok());
+        }
+        let off = RateLimits::new(&LimitArgs::off());
+        for _ in 0..1000 {
+            assert!(off.check_identity("a").is_ok());
+        }
+        l.forget_idle();
+    }
+}
