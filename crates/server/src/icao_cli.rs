@@ -369,7 +369,7 @@ fn check_mrz(text: &str, json: bool, out: &mut impl Write) -> anyhow::Result<Exi
 }
 
 /// Writes a file readable only by its owner (private keys).
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]

@@ -15,6 +15,7 @@
 pub mod app;
 pub mod audit_cli;
 pub mod auth;
+pub mod ballot_cli;
 pub mod availability;
 pub mod bench;
 pub mod bench_production;
@@ -228,6 +229,11 @@ pub enum Command {
     Staff {
         #[command(subcommand)]
         cmd: auth::cli::StaffCommand,
+    },
+    /// A ballot draw's files: seed and commitment, the draw, its replay.
+    Ballot {
+        #[command(subcommand)]
+        cmd: ballot_cli::BallotCommand,
     },
     /// Printing vendors: add, list, drain (the vendor switch), activate.
     Vendor {
@@ -651,6 +657,7 @@ pub fn main() -> ExitCode {
             Command::Staff { cmd } => return auth::cli::run(cmd).await,
             Command::Stock { cmd } => return stock_cli::run(cmd).await,
             Command::Vendor { cmd } => return vendor_cli::run(cmd).await,
+            Command::Ballot { cmd } => return ballot_cli::run(cmd),
             Command::Mrz { cmd } => return icao_cli::run_mrz(cmd),
             Command::Pki { cmd } => return icao_cli::run_pki(cmd),
             Command::Chip { cmd } => return icao_cli::run_chip(cmd),

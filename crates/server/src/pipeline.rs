@@ -417,7 +417,9 @@ pub async fn order_round(app: &App, now: Timestamp) -> Result<usize, WorkError> 
 /// and booklets in one transaction; the records made in parallel outside
 /// any transaction; the orders and the applications' moves in a second one.
 /// A crash between the two leaves numbers and booklets held by the order ids
-/// the retry uses again: nothing is lost or allocated twice.
+/// the retry uses again: nothing is lost or allocated twice. Each
+/// transaction is a handful of statements for the whole chunk (the cost of
+/// a statement, not of a signature, is what bounds the rate).
 pub async fn place_orders(app: &App, ids: &[String], now: Timestamp) -> Result<usize, WorkError> {
     let Some(signer) = app.document_signer.clone() else {
         return Err(WorkError::refused(
@@ -431,77 +433,159 @@ pub async fn place_orders(app: &App, ids: &[String], now: Timestamp) -> Result<u
     let vendors = app.vendors.load(app).await?;
     let plans: Vec<Planned> = retrying!(async {
         let mut tx = app.store.begin_write().await?;
-        let mut plans = Vec::new();
-        for id in ids {
-            let row = store::application_in(&mut tx, id).await?;
-            let eligible = matches!(row.state.as_str(), "approved" | "in_production")
-                && row.passport_type.as_deref() != Some(PassportType::Emergencia.as_str())
-                && store::live_order_in(&mut tx, id).await?.is_none();
-            if !eligible {
-                continue;
-            }
-            let Some(pt) = row.passport_type.as_deref().and_then(PassportType::parse) else {
-                continue;
-            };
-            let n = store::order_count_in(&mut tx, id).await?;
-            let order_id = format!("{id}-o{}", n + 1);
-            let number =
-                store::allocate_passport_number(&mut tx, PASSPORT_SERIES, &order_id, id, now_ms)
-                    .await?;
-            let need = Need {
-                passport_type: pt.as_str(),
-                office: &row.office,
-                order_id: &order_id,
-                application_id: id,
-                booklet_type: BookletType::for_passport(pt),
-            };
-            let vendor = route(&mut tx, &vendors, &need, &actor, now_ms).await?;
-            plans.push(Planned {
-                application_id: id.clone(),
-                order_id,
-                number,
-                vendor,
-            });
-        }
+        let plans = plan_orders(&mut tx, &vendors, ids, &actor, now_ms).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, WorkError>(plans)
     })?;
     if plans.is_empty() {
         return Ok(0);
     }
-    // The records: CPU work (portrait, signature) on the blocking pool, in
-    // parallel, outside any transaction.
+    let bodies = make_records(app, &signer, &plans, now).await?;
+    retrying!(async {
+        let mut tx = app.store.begin_write().await?;
+        let placed = write_orders(&mut tx, &plans, &bodies, &actor, now).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok::<_, WorkError>(placed)
+    })
+}
+
+/// Transaction 1: which of `ids` get an order now, with its id, number,
+/// vendor and booklet.
+async fn plan_orders(
+    tx: &mut Tx,
+    vendors: &[Arc<VendorHandle>],
+    ids: &[String],
+    actor: &Actor,
+    now_ms: i64,
+) -> TxResult<Vec<Planned>> {
+    let rows = store::applications_in(tx, ids).await?;
+    let (live, counts) = store::order_facts_in(tx, ids).await?;
+    let mut eligible = Vec::new();
+    for row in rows {
+        let pt = row.passport_type.as_deref().and_then(PassportType::parse);
+        let Some(pt) = pt.filter(|t| *t != PassportType::Emergencia) else {
+            continue;
+        };
+        if !matches!(row.state.as_str(), "approved" | "in_production") || live.contains(&row.id) {
+            continue;
+        }
+        let n = counts.get(&row.id).copied().unwrap_or(0);
+        let order_id = format!("{}-o{}", row.id, n + 1);
+        eligible.push((row, pt, order_id));
+    }
+    // Keep the chunk's order (oldest first) whatever order the rows came in.
+    eligible.sort_by_key(|(row, _, _)| ids.iter().position(|i| *i == row.id));
+    let holders: Vec<(String, String)> = eligible
+        .iter()
+        .map(|(row, _, order_id)| (order_id.clone(), row.id.clone()))
+        .collect();
+    let numbers =
+        store::allocate_passport_numbers(tx, PASSPORT_SERIES, &holders, now_ms).await?;
+    // Vendors by rank of preference: each round, the applications still
+    // without a booklet try their next candidate, grouped by site and type.
+    let choices: Vec<Vec<&VendorHandle>> = eligible
+        .iter()
+        .map(|(row, pt, order_id)| candidates(vendors, pt.as_str(), &row.office, order_id))
+        .collect();
+    let mut vendor_of: Vec<Option<(String, String)>> = vec![None; eligible.len()];
+    let rounds = choices.iter().map(Vec::len).max().unwrap_or(0);
+    for rank in 0..rounds {
+        let mut groups: HashMap<(String, BookletType, String), Vec<usize>> = HashMap::new();
+        for (i, (_, pt, _)) in eligible.iter().enumerate() {
+            if vendor_of[i].is_some() {
+                continue;
+            }
+            if let Some(v) = choices[i].get(rank) {
+                groups
+                    .entry((v.row.site.clone(), BookletType::for_passport(*pt), v.row.id.clone()))
+                    .or_default()
+                    .push(i);
+            }
+        }
+        for ((site, kind, vendor), members) in groups {
+            let apps: Vec<String> = members.iter().map(|&i| eligible[i].0.id.clone()).collect();
+            let serials =
+                store::reserve_booklets(tx, kind, &site, &apps, &actor.id, now_ms).await?;
+            for (&i, serial) in members.iter().zip(serials) {
+                vendor_of[i] = serial.map(|s| (vendor.clone(), s));
+            }
+        }
+    }
+    Ok(eligible
+        .into_iter()
+        .zip(numbers)
+        .zip(vendor_of)
+        .map(|(((row, _, order_id), number), vendor)| Planned {
+            application_id: row.id,
+            order_id,
+            number,
+            vendor,
+        })
+        .collect())
+}
+
+/// The sealed order bodies of the plans (`None` where the application could
+/// not be personalised: it stays where it is, visibly overdue), made on the
+/// blocking pool in parallel.
+async fn make_records(
+    app: &App,
+    signer: &Arc<icao9303::DocumentSigner>,
+    plans: &[Planned],
+    now: Timestamp,
+) -> Result<Vec<Option<(String, BookletType)>>, WorkError> {
+    let ids: Vec<String> = plans.iter().map(|p| p.application_id.clone()).collect();
+    let rows: HashMap<String, pasaporte_store::ApplicationRow> = app
+        .store
+        .personalisation_rows(&ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
     let issue_date = now
         .to_zoned_datetime(pasaporte_core::jiff::tz::TimeZone::UTC)
         .date();
-    let mut jobs = Vec::with_capacity(plans.len());
-    for p in &plans {
-        let row = app.store.application(&p.application_id).await?;
-        let input = match input_from_application(app, &row, p.number, issue_date) {
-            Ok(i) => i,
+    let mut inputs = Vec::with_capacity(plans.len());
+    for p in plans {
+        let input = rows
+            .get(&p.application_id)
+            .ok_or(crate::production::PersonaliseError::Application("row"))
+            .and_then(|row| input_from_application(app, row, p.number, issue_date));
+        match input {
+            Ok(i) => inputs.push(Some((i, rows[&p.application_id].office.clone()))),
             Err(e) => {
                 tracing::warn!(application = %p.application_id, error = %e, "cannot personalise");
-                jobs.push(None);
-                continue;
+                inputs.push(None);
             }
-        };
+        }
+    }
+    // One blocking job per core's share of the chunk.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 8);
+    let per = inputs.len().div_ceil(workers).max(1);
+    let mut jobs = Vec::new();
+    let mut inputs = inputs.into_iter();
+    loop {
+        let part: Vec<_> = inputs.by_ref().take(per).collect();
+        if part.is_empty() {
+            break;
+        }
         let signer = signer.clone();
-        let office = row.office.clone();
-        jobs.push(Some(tokio::task::spawn_blocking(move || {
-            personalise(&input, &signer).map(|r| (r, office))
-        })));
+        jobs.push(tokio::task::spawn_blocking(move || {
+            part.into_iter()
+                .map(|i| i.map(|(input, office)| (personalise(&input, &signer), office)))
+                .collect::<Vec<_>>()
+        }));
+    }
+    let mut made = Vec::with_capacity(plans.len());
+    for j in jobs {
+        made.extend(j.await.map_err(internal)?);
     }
     let mut bodies = Vec::with_capacity(plans.len());
-    for (p, job) in plans.iter().zip(jobs) {
-        let made = match job {
-            Some(j) => j.await.map_err(internal)?,
-            None => {
-                bodies.push(None);
-                continue;
-            }
-        };
-        match made {
-            Ok((record, office)) => {
+    for (p, m) in plans.iter().zip(made) {
+        match m {
+            Some((Ok(record), office)) => {
                 let serial = p.vendor.as_ref().map(|v| v.1.as_str()).unwrap_or("");
                 let mut order = order_body(&record, &p.order_id, serial, &office);
                 // DG2 is rebuilt from the application's portrait when sent.
@@ -511,63 +595,97 @@ pub async fn place_orders(app: &App, ids: &[String], now: Timestamp) -> Result<u
                     BookletType::for_passport(record.passport_type),
                 )));
             }
-            Err(e) => {
+            Some((Err(e), _)) => {
                 tracing::warn!(application = %p.application_id, error = %e, "cannot personalise");
                 bodies.push(None);
             }
+            None => bodies.push(None),
         }
     }
-    retrying!(async {
-        let mut tx = app.store.begin_write().await?;
-        let mut placed = 0;
-        for (p, body) in plans.iter().zip(&bodies) {
-            let Some((body_enc, booklet_type)) = body else {
-                continue;
-            };
-            let row = store::application_in(&mut tx, &p.application_id).await?;
-            if !matches!(row.state.as_str(), "approved" | "in_production")
-                || store::live_order_in(&mut tx, &p.application_id)
-                    .await?
-                    .is_some()
-            {
-                continue;
-            }
-            store::insert_order(
-                &mut tx,
-                &NewOrder {
-                    order_id: &p.order_id,
-                    application_id: &p.application_id,
-                    office: &row.office,
-                    vendor_id: p.vendor.as_ref().map(|v| v.0.as_str()),
-                    passport_number: &p.number.to_string(),
-                    booklet_type: booklet_type.as_str(),
-                    booklet_serial: p.vendor.as_ref().map(|v| v.1.as_str()),
-                    body_enc,
-                    now_ms,
-                },
-            )
-            .await?;
-            if row.state == State::Approved.as_str() {
-                let (next, mut event) =
-                    domain(&row)?.apply(&Command::OrderProduction, &actor, now)?;
-                event.detail = p.order_id.clone();
-                save_transition(&mut tx, &row, &next, &event, now).await?;
-            } else {
-                let mut event = AuditEvent::by(
-                    &actor,
-                    now_ms,
-                    "production.reorder",
-                    row.office.clone(),
-                    row.id.clone(),
-                );
-                event.detail = p.order_id.clone();
-                store::append_audit_event(&mut tx, &event).await?;
-            }
-            placed += 1;
+    Ok(bodies)
+}
+
+/// Transaction 2: the orders, the applications' moves and their audit
+/// events, for the plans still current.
+async fn write_orders(
+    tx: &mut Tx,
+    plans: &[Planned],
+    bodies: &[Option<(String, BookletType)>],
+    actor: &Actor,
+    now: Timestamp,
+) -> TxResult<usize> {
+    let now_ms = now.as_millisecond();
+    let ids: Vec<String> = plans.iter().map(|p| p.application_id.clone()).collect();
+    let rows: HashMap<String, pasaporte_store::ApplicationRow> = store::applications_in(tx, &ids)
+        .await?
+        .into_iter()
+        .map(|r| (r.id.clone(), r))
+        .collect();
+    let (live, _) = store::order_facts_in(tx, &ids).await?;
+    let numbers: Vec<String> = plans.iter().map(|p| p.number.to_string()).collect();
+    let mut orders = Vec::new();
+    let mut approved = Vec::new();
+    let mut events = Vec::new();
+    let mut next_state = None;
+    for ((p, body), number) in plans.iter().zip(bodies).zip(&numbers) {
+        let (Some((body_enc, booklet_type)), Some(row)) = (body, rows.get(&p.application_id))
+        else {
+            continue;
+        };
+        if !matches!(row.state.as_str(), "approved" | "in_production")
+            || live.contains(&p.application_id)
+        {
+            continue;
         }
-        tx.commit().await.map_err(StoreError::from)?;
-        Ok::<_, WorkError>(placed)
-    })
+        orders.push(NewOrder {
+            order_id: &p.order_id,
+            application_id: &p.application_id,
+            office: &row.office,
+            vendor_id: p.vendor.as_ref().map(|v| v.0.as_str()),
+            passport_number: number,
+            booklet_type: booklet_type.as_str(),
+            booklet_serial: p.vendor.as_ref().map(|v| v.1.as_str()),
+            body_enc,
+            now_ms,
+        });
+        if row.state == State::Approved.as_str() {
+            let (next, mut event) = domain(row)?.apply(&Command::OrderProduction, actor, now)?;
+            event.detail = p.order_id.clone();
+            next_state = Some(next);
+            approved.push(row.id.clone());
+            events.push(event);
+        } else {
+            let mut event = AuditEvent::by(
+                actor,
+                now_ms,
+                "production.reorder",
+                row.office.clone(),
+                row.id.clone(),
+            );
+            event.detail = p.order_id.clone();
+            events.push(event);
+        }
+    }
+    store::insert_orders(tx, &orders).await?;
+    if let Some(next) = next_state {
+        store::move_applications(
+            tx,
+            &approved,
+            State::Approved.as_str(),
+            &store::StateChange {
+                id: "",
+                version: 0,
+                state: next.state().as_str(),
+                state_since_ms: next.state_since().as_millisecond(),
+                deadline_ms: next.deadline().map(|d| d.as_millisecond()),
+                queue: next.queue().as_str(),
+                now_ms,
+            },
+        )
+        .await?;
+    }
+    store::append_audit_events(tx, &events).await?;
+    Ok(orders.len())
 }
 
 fn retry_after(failures: i64, first_ms: i64) -> i64 {

@@ -165,6 +165,60 @@ pub async fn insert_application(tx: &mut Tx, a: &ApplicationRow) -> Result<()> {
     Ok(())
 }
 
+/// Several applications read inside a transaction (list columns), in no
+/// particular order.
+pub async fn applications_in(tx: &mut Tx, ids: &[String]) -> Result<Vec<ApplicationRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {LIST_COLUMNS} FROM applications WHERE id IN ({})",
+        crate::binds(1, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    rows.iter().map(|r| from_row(r, false)).collect()
+}
+
+/// Moves the applications `ids`, all in `from`, to the same next state at
+/// once (a batch of the same step, with its deadline and queue); a
+/// `Conflict` unless every one of them was still in `from`.
+pub async fn move_applications(
+    tx: &mut Tx,
+    ids: &[String],
+    from: &str,
+    to: &StateChange<'_>,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE applications SET state = $1, state_since_ms = $2, deadline_ms = $3, queue = $4, updated_ms = $5, version = version + 1
+         WHERE state = $6 AND id IN ({})",
+        crate::binds(7, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(to.state)
+        .bind(to.state_since_ms)
+        .bind(to.deadline_ms)
+        .bind(to.queue)
+        .bind(to.now_ms)
+        .bind(from);
+    for id in ids {
+        q = q.bind(id);
+    }
+    let done = q.execute(&mut **tx).await?;
+    if done.rows_affected() != ids.len() as u64 {
+        return Err(StoreError::Conflict {
+            constraint: "applications.state: changed by someone else; read it again".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Saves a state change made by the core's state machine.
 pub async fn save_state(tx: &mut Tx, c: &StateChange<'_>) -> Result<()> {
     let done = sqlx::query(
@@ -396,6 +450,51 @@ impl Store {
     }
 
     /// One application with every column (photo and signature included).
+    /// What personalisation reads of several applications: the list
+    /// columns, the chip portrait, and the photo only where no chip
+    /// portrait was kept.
+    pub async fn personalisation_rows(&self, ids: &[String]) -> Result<Vec<ApplicationRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {LIST_COLUMNS}, chip_portrait_enc,
+               CASE WHEN chip_portrait_enc IS NULL THEN photo_enc ELSE NULL END AS photo_enc,
+               CAST(NULL AS TEXT) AS signature_enc
+             FROM applications WHERE id IN ({})",
+            crate::binds(1, ids.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(id);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(|r| from_row(r, true)).collect()
+    }
+
+    /// The sealed chip portraits of several applications, by id.
+    pub async fn chip_portraits_of(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>> {
+        let mut out = std::collections::HashMap::new();
+        if ids.is_empty() {
+            return Ok(out);
+        }
+        let sql = format!(
+            "SELECT id, chip_portrait_enc FROM applications WHERE chip_portrait_enc IS NOT NULL AND id IN ({})",
+            crate::binds(1, ids.len())
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            q = q.bind(id);
+        }
+        for r in q.fetch_all(&self.pool).await? {
+            out.insert(r.try_get("id")?, r.try_get("chip_portrait_enc")?);
+        }
+        Ok(out)
+    }
+
     /// The sealed chip portrait of an application (`None` when captured
     /// before chip portraits were kept, or not captured).
     pub async fn chip_portrait_of(&self, id: &str) -> Result<Option<String>> {

@@ -81,6 +81,68 @@ pub async fn append_audit_event(
     })
 }
 
+/// Appends `events` in order to the chain inside `tx`, with one read of the
+/// head and one insert (a batch of the pipeline's steps). Empty is a no-op.
+pub async fn append_audit_events(
+    tx: &mut Transaction<'static, Any>,
+    events: &[AuditEvent],
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut head = head_in(tx).await?;
+    let mut records = Vec::with_capacity(events.len());
+    for e in events {
+        let r = AuditRecord::next(head.as_ref().map(|h| (h.seq, &h.hash)), e.clone());
+        let hash = ChainHash::from_hex(&r.hash)
+            .ok_or_else(|| StoreError::Other("a computed hash did not parse".into()))?;
+        head = Some(AuditHead { seq: r.seq, hash });
+        records.push(r);
+    }
+    for chunk in records.chunks(AUDIT_INSERT_ROWS) {
+        let mut sql = String::from(
+            "INSERT INTO audit_events (seq, prev_hash, hash, at_ms, actor, role, action, office, subject, from_state, to_state, detail) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 12;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('(');
+            sql.push_str(
+                &(1..=12)
+                    .map(|k| format!("${}", b + k))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            sql.push(')');
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for r in chunk {
+            let e = &r.event;
+            q = q
+                .bind(r.seq)
+                .bind(&r.prev_hash)
+                .bind(&r.hash)
+                .bind(e.at_ms)
+                .bind(&e.actor)
+                .bind(&e.role)
+                .bind(&e.action)
+                .bind(&e.office)
+                .bind(&e.subject)
+                .bind(e.from_state.as_deref())
+                .bind(e.to_state.as_deref())
+                .bind(&e.detail);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Audit rows per insert statement: 12 binds each stays far below both
+/// databases' bind limits.
+const AUDIT_INSERT_ROWS: usize = 100;
+
 /// Appends `event` and, when the interval says so
 /// ([`pasaporte_core::audit::CHECKPOINT_EVERY_EVENTS`]), a checkpoint signed
 /// with `signer` at `now_ms`, both inside `tx`.

@@ -220,6 +220,14 @@ fn to_i64(v: u32) -> i64 {
     i64::from(v)
 }
 
+/// `$first, $first+1, ...` for `n` binds (an `IN (...)` list).
+pub(crate) fn binds(first: usize, n: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn to_u32(v: i64) -> u32 {
     u32::try_from(v.max(0)).unwrap_or(u32::MAX)
 }

@@ -262,6 +262,86 @@ pub async fn insert_order(tx: &mut Tx, o: &NewOrder<'_>) -> Result<()> {
     Ok(())
 }
 
+/// Inserts new orders (each queued) with one statement per
+/// [`ORDER_INSERT_ROWS`].
+pub async fn insert_orders(tx: &mut Tx, orders: &[NewOrder<'_>]) -> Result<()> {
+    for chunk in orders.chunks(ORDER_INSERT_ROWS) {
+        let mut sql = String::from(
+            "INSERT INTO production_orders (order_id, application_id, office_code, vendor_id, state,
+               passport_number, booklet_type, booklet_serial, body_enc, sends, failures, next_attempt_ms,
+               last_error, tracking, created_ms, updated_ms, version) VALUES ",
+        );
+        for i in 0..chunk.len() {
+            let b = i * 9;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, 'queued', ${}, ${}, ${}, ${}, 0, 0, ${}, NULL, NULL, ${}, ${}, 1)",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9,
+                b + 9,
+                b + 9
+            ));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for o in chunk {
+            q = q
+                .bind(o.order_id)
+                .bind(o.application_id)
+                .bind(o.office)
+                .bind(o.vendor_id)
+                .bind(o.passport_number)
+                .bind(o.booklet_type)
+                .bind(o.booklet_serial)
+                .bind(o.body_enc)
+                .bind(o.now_ms);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Orders per insert statement (9 binds each).
+pub const ORDER_INSERT_ROWS: usize = 100;
+
+/// The applications among `ids` that have a live order, and how many
+/// orders each has had (for the next order's id), read in `tx`.
+pub async fn order_facts_in(
+    tx: &mut Tx,
+    ids: &[String],
+) -> Result<(std::collections::HashSet<String>, std::collections::HashMap<String, i64>)> {
+    let mut live = std::collections::HashSet::new();
+    let mut counts = std::collections::HashMap::new();
+    if ids.is_empty() {
+        return Ok((live, counts));
+    }
+    let sql = format!(
+        "SELECT application_id, state FROM production_orders WHERE application_id IN ({})",
+        crate::binds(1, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id);
+    }
+    for r in q.fetch_all(&mut **tx).await? {
+        let app: String = r.try_get("application_id")?;
+        let state: String = r.try_get("state")?;
+        if !matches!(state.as_str(), "quality_failed" | "mismatch") {
+            live.insert(app.clone());
+        }
+        *counts.entry(app).or_insert(0) += 1;
+    }
+    Ok((live, counts))
+}
+
 /// Saves `next` over the order whose version was `read_version`; a
 /// `Conflict` when someone else changed it since (read it again).
 pub async fn update_order(tx: &mut Tx, next: &OrderRow, read_version: i64) -> Result<()> {

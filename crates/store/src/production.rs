@@ -431,6 +431,193 @@ pub async fn allocate_passport_number(
     Ok(number)
 }
 
+/// Passport numbers for several holders at once (`(holder, application_id)`
+/// pairs), in their order: the ones they already have, else the next of
+/// `series` counted up once for all of them. Same guarantees as
+/// [`allocate_passport_number`], a few statements for the whole batch.
+pub async fn allocate_passport_numbers(
+    tx: &mut Tx,
+    series: &str,
+    holders: &[(String, String)],
+    now_ms: i64,
+) -> Result<Vec<PassportNumber>> {
+    PassportNumber::from_sequence(series, 1).map_err(|e| StoreError::Conflict {
+        constraint: e.to_string(),
+    })?;
+    if holders.is_empty() {
+        return Ok(Vec::new());
+    }
+    sqlx::query(
+        "INSERT INTO passport_number_series (series, next) VALUES ($1, 1)
+         ON CONFLICT (series) DO NOTHING",
+    )
+    .bind(series)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("UPDATE passport_number_series SET next = next WHERE series = $1")
+        .bind(series)
+        .execute(&mut **tx)
+        .await?;
+    let sql = format!(
+        "SELECT holder, number FROM passport_numbers WHERE holder IN ({})",
+        crate::binds(1, holders.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (h, _) in holders {
+        q = q.bind(h);
+    }
+    let mut have = std::collections::HashMap::new();
+    for r in q.fetch_all(&mut **tx).await? {
+        let holder: String = r.try_get("holder")?;
+        let number: String = r.try_get("number")?;
+        have.insert(
+            holder,
+            PassportNumber::parse(&number).map_err(|e| StoreError::Other(e.to_string()))?,
+        );
+    }
+    let missing: Vec<&(String, String)> =
+        holders.iter().filter(|(h, _)| !have.contains_key(h)).collect();
+    if !missing.is_empty() {
+        let k = missing.len() as i64;
+        let row = sqlx::query(
+            "UPDATE passport_number_series SET next = next + $2 WHERE series = $1 AND next + $2 - 1 <= $3
+             RETURNING next",
+        )
+        .bind(series)
+        .bind(k)
+        .bind(i64::from(SEQUENCE_MAX))
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or_else(|| StoreError::Conflict {
+            constraint: format!("passport_number_series: series {series} is used up"),
+        })?;
+        let next: i64 = row.try_get("next")?;
+        let first = next - k;
+        let mut sql = String::from(
+            "INSERT INTO passport_numbers (number, holder, application_id, allocated_ms) VALUES ",
+        );
+        for i in 0..missing.len() {
+            let b = i * 4;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("(${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4));
+        }
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (i, (holder, app)) in missing.iter().enumerate() {
+            let n = u32::try_from(first + i as i64).map_err(|e| StoreError::Other(e.to_string()))?;
+            let number = PassportNumber::from_sequence(series, n)
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            q = q.bind(number.to_string()).bind(holder).bind(app).bind(now_ms);
+            have.insert(holder.clone(), number);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    holders
+        .iter()
+        .map(|(h, _)| {
+            have.get(h)
+                .copied()
+                .ok_or_else(|| StoreError::Other("a holder got no number".into()))
+        })
+        .collect()
+}
+
+/// Reserves a booklet of `booklet_type` at `site` for each application of
+/// `application_ids`, in their order: the one it already holds, else the
+/// lowest serials in stock; `None` for those left when stock runs out. The
+/// same custody records as [`reserve_booklet`], a few statements in all.
+pub async fn reserve_booklets(
+    tx: &mut Tx,
+    booklet_type: BookletType,
+    site: &str,
+    application_ids: &[String],
+    actor: &str,
+    now_ms: i64,
+) -> Result<Vec<Option<String>>> {
+    check_name("actor", actor)?;
+    if application_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT serial, application_id FROM booklets WHERE state = 'reserved' AND booklet_type = $1
+         AND site = $2 AND application_id IN ({})",
+        crate::binds(3, application_ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(booklet_type.as_str())
+        .bind(site);
+    for id in application_ids {
+        q = q.bind(id);
+    }
+    let mut held = std::collections::HashMap::new();
+    for r in q.fetch_all(&mut **tx).await? {
+        let app: String = r.try_get("application_id")?;
+        held.insert(app, r.try_get::<String, _>("serial")?);
+    }
+    let needing: Vec<&String> = application_ids
+        .iter()
+        .filter(|a| !held.contains_key(*a))
+        .collect();
+    if !needing.is_empty() {
+        let free: Vec<String> = sqlx::query(
+            "SELECT serial FROM booklets WHERE site = $1 AND booklet_type = $2 AND state = 'in_stock'
+             ORDER BY serial LIMIT $3",
+        )
+        .bind(site)
+        .bind(booklet_type.as_str())
+        .bind(needing.len() as i64)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("serial"))
+        .collect::<std::result::Result<_, _>>()?;
+        let pairs: Vec<(&String, &String)> = free.iter().zip(needing.iter().copied()).collect();
+        if !pairs.is_empty() {
+            let n = pairs.len();
+            let mut case = String::from("CASE serial");
+            for i in 0..n {
+                case.push_str(&format!(" WHEN ${} THEN ${}", 3 + 2 * i, 4 + 2 * i));
+            }
+            case.push_str(" END");
+            let sql = format!(
+                "UPDATE booklets SET state = 'reserved', state_since_ms = $1, application_id = {case}
+                 WHERE state = 'in_stock' AND site = $2 AND serial IN ({})",
+                crate::binds(3 + 2 * n, n)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(site);
+            for (serial, app) in &pairs {
+                q = q.bind(*serial).bind(*app);
+            }
+            for (serial, _) in &pairs {
+                q = q.bind(*serial);
+            }
+            let done = q.execute(&mut **tx).await?;
+            if done.rows_affected() != n as u64 {
+                return Err(StoreError::Conflict {
+                    constraint: "booklets.state: changed by someone else; read it again".into(),
+                });
+            }
+            let sql = format!(
+                "INSERT INTO booklet_events (serial, seq, from_state, to_state, event, detail, actor, at_ms)
+                 SELECT b.serial, (SELECT COALESCE(MAX(e.seq), 0) + 1 FROM booklet_events e WHERE e.serial = b.serial),
+                   'in_stock', 'reserved', 'reserve', NULL, $1, $2
+                 FROM booklets b WHERE b.serial IN ({})",
+                crate::binds(3, n)
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(actor).bind(now_ms);
+            for (serial, _) in &pairs {
+                q = q.bind(*serial);
+            }
+            q.execute(&mut **tx).await?;
+            for (serial, app) in pairs {
+                held.insert(app.clone(), serial.clone());
+            }
+        }
+    }
+    Ok(application_ids.iter().map(|a| held.get(a).cloned()).collect())
+}
+
 /// A booklet read inside a transaction.
 pub async fn booklet_in(tx: &mut Tx, serial: &str) -> Result<BookletRow> {
     let row = sqlx::query(

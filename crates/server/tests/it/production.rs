@@ -398,10 +398,17 @@ async fn approved_to_handed_over_through_the_vendor_simulator(db: TestDb) {
         .iter()
         .map(|e| e["action"].as_str().unwrap().to_string())
         .collect();
+    // The vendor's `accepted` callback may come before the batch's answer
+    // is recorded: one of the two records the hand-over to the vendor.
+    assert!(
+        actions
+            .iter()
+            .any(|a| a == "production.sent" || a == "production.accepted"),
+        "{actions:?}"
+    );
     for step in [
         "application.approve",
         "application.order_production",
-        "production.sent",
         "production.shipped",
         "application.reprint",
         "production.reorder",
