@@ -266,6 +266,10 @@ fn stock_line(f: &StockForecast) -> StockLine {
     }
 }
 
+/// A checked query: the offices, the first date (each office's today when
+/// none) and the number of days.
+type Query = (Vec<Arc<OfficeEntry>>, Option<Date>, u32);
+
 /// Checks the query: `from` a date, `days` in `1..=DAYS_MAX`, the office
 /// known, and the work within [`OFFICE_DAYS_MAX`].
 fn check_query(
@@ -273,7 +277,7 @@ fn check_query(
     office: Option<&str>,
     from: Option<&str>,
     days: Option<u32>,
-) -> Result<(Vec<Arc<OfficeEntry>>, Option<Date>, u32), CapacityError> {
+) -> Result<Query, CapacityError> {
     let offices: Vec<Arc<OfficeEntry>> = match office.map(str::trim).filter(|s| !s.is_empty()) {
         Some(code) => vec![app.office(code).ok_or(CapacityError::UnknownOffice)?],
         None => app.offices().values().cloned().collect(),
