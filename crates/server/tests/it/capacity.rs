@@ -133,7 +133,7 @@ async fn csv_has_one_line_per_office_day(db: TestDb) {
     let n = offices.as_array().unwrap().len();
     let r = app
         .client
-        .get(app.url("/api/v1/capacity.csv?days=3"))
+        .get(app.url("/api/v1/capacity.csv?days=31"))
         .send()
         .await
         .unwrap();
@@ -145,7 +145,7 @@ async fn csv_has_one_line_per_office_day(db: TestDb) {
     let text = r.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines[0], "office,date,offered,booked,free,withheld,reasons");
-    assert_eq!(lines.len(), 1 + n * 3, "{text}");
+    assert_eq!(lines.len(), 1 + n * 31, "a month of every office");
     assert!(
         lines[1..].iter().all(|l| l.split(',').count() == 7),
         "{text}"
