@@ -20,6 +20,7 @@ pub mod availability;
 pub mod bench;
 pub mod bench_production;
 pub mod booking;
+pub mod capacity;
 pub mod crypto;
 pub mod http;
 pub mod i18n;

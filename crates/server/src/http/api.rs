@@ -5,6 +5,7 @@
 use super::{ApiError, ApiJson, AppState, ErrorBody, ReqLang};
 use crate::app::RenderedDay;
 use crate::booking::{self, AvailabilityError, BookError, BookingView, DayNote, ManageError};
+use crate::capacity::{self, Capacity, CapacityError};
 use crate::i18n::Lang;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
@@ -27,6 +28,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/offices", get(list_offices))
         .route("/api/v1/offices/{code}/slots", get(office_slots))
         .route("/api/v1/availability/earliest", get(earliest))
+        .route("/api/v1/capacity", get(capacity_json))
+        .route("/api/v1/capacity.csv", get(capacity_csv))
         .route("/api/v1/bookings", post(create_booking))
         .route("/api/v1/bookings/{code}", get(get_booking))
         .route(
@@ -43,7 +46,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pasaporte", description = "Passport appointments: offices, availability and bookings."),
-    paths(list_offices, office_slots, earliest, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
+    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme)
 )]
@@ -386,6 +389,227 @@ async fn earliest(
             })
             .collect(),
     ))
+}
+
+#[derive(Deserialize, IntoParams)]
+struct CapacityQuery {
+    /// First local date, `YYYY-MM-DD` (default: each office's today).
+    from: Option<String>,
+    /// Number of days, 1 to 31 (default 14).
+    days: Option<String>,
+    /// One office's code (default: every office).
+    office: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ReasonJson {
+    /// `holiday`, `host_holiday`, `closure`, `no_hours`, `short_hours`,
+    /// `elapsed`, `past` or `beyond_horizon`.
+    code: String,
+    /// In words, with the holiday's name or the closure's reason.
+    es: String,
+    en: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CapacityDayJson {
+    date: String,
+    /// Seats in the slots the calendar offers (still bookable).
+    offered: u32,
+    booked: u32,
+    free: u32,
+    /// The office's usual day less `offered`.
+    withheld: u32,
+    /// Why fewer seats than usual (or none) are offered; empty otherwise.
+    reasons: Vec<ReasonJson>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct OfficeCapacityJson {
+    code: String,
+    name: String,
+    city: String,
+    /// Seats of the office's longest day of the week.
+    usual_day_seats: u32,
+    days: Vec<CapacityDayJson>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct StockJson {
+    /// `pages8`, `pages28`, `pages32` or `pages48`.
+    booklet_type: String,
+    in_stock: u64,
+    /// Days of stock at the rate of the last 30 days; null when none were issued.
+    days_left: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct RationingJson {
+    /// True when some booklet type has less than 30 days of stock left.
+    applies: bool,
+    rule_es: String,
+    rule_en: String,
+}
+
+#[derive(Serialize, ToSchema)]
+struct CapacityJson {
+    /// RFC 3339, UTC.
+    generated_at: String,
+    /// The first date asked for, or the earliest of the offices' todays.
+    from: Option<String>,
+    days: u32,
+    offices: Vec<OfficeCapacityJson>,
+    stock: Vec<StockJson>,
+    rationing: RationingJson,
+}
+
+pub(crate) fn capacity_error(lang: Lang, e: CapacityError) -> ApiError {
+    match e {
+        CapacityError::UnknownOffice => {
+            let mut err = ApiError::new(
+                StatusCode::NOT_FOUND,
+                "unknown_office",
+                lang,
+                "No existe una oficina con ese código. Consulte /api/v1/offices.",
+                "There is no office with that code. See /api/v1/offices.",
+            );
+            err.fields
+                .push(("office".into(), "unknown_office", err.message.clone()));
+            err
+        }
+        CapacityError::Invalid(errs) => ApiError::invalid(lang, &errs),
+        CapacityError::Store(e) => ApiError::unavailable(lang, &e),
+    }
+}
+
+async fn load_capacity(
+    app: &AppState,
+    lang: Lang,
+    q: &CapacityQuery,
+) -> Result<Capacity, ApiError> {
+    let days = parse_u32_param(q.days.as_deref(), "days", lang)?;
+    capacity::capacity(
+        app,
+        q.office.as_deref(),
+        q.from.as_deref(),
+        days,
+        Timestamp::now(),
+    )
+    .await
+    .map_err(|e| capacity_error(lang, e))
+}
+
+fn capacity_body(c: &Capacity) -> CapacityJson {
+    CapacityJson {
+        generated_at: c.generated_at.to_string(),
+        from: c.from.map(|d| d.to_string()),
+        days: c.days,
+        offices: c
+            .offices
+            .iter()
+            .map(|o| OfficeCapacityJson {
+                code: o.entry.office.code.clone(),
+                name: o.entry.office.name.clone(),
+                city: o.entry.office.city.clone(),
+                usual_day_seats: o.usual_day_seats,
+                days: o
+                    .days
+                    .iter()
+                    .map(|d| CapacityDayJson {
+                        date: d.date.to_string(),
+                        offered: d.offered,
+                        booked: d.booked,
+                        free: d.free,
+                        withheld: d.withheld,
+                        reasons: d
+                            .reasons
+                            .iter()
+                            .map(|r| ReasonJson {
+                                code: r.code().into(),
+                                es: r.text(Lang::Es),
+                                en: r.text(Lang::En),
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        stock: c
+            .stock
+            .iter()
+            .map(|s| StockJson {
+                booklet_type: s.booklet_type.as_str().into(),
+                in_stock: s.in_stock,
+                days_left: s.days_left,
+            })
+            .collect(),
+        rationing: RationingJson {
+            applies: c.rationing_applies,
+            rule_es: capacity::RATIONING_RULE_ES.into(),
+            rule_en: capacity::RATIONING_RULE_EN.into(),
+        },
+    }
+}
+
+/// Published capacity: per office and day the seats offered, booked, free and
+/// withheld with the reasons; the booklet stock and the rationing rule.
+#[utoipa::path(
+    get,
+    path = "/api/v1/capacity",
+    params(CapacityQuery),
+    responses((status = 200, body = CapacityJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn capacity_json(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Query(q): Query<CapacityQuery>,
+) -> Result<Json<CapacityJson>, ApiError> {
+    let c = load_capacity(&app, lang, &q).await?;
+    Ok(Json(capacity_body(&c)))
+}
+
+/// The published capacity as CSV: one line per office-day, reasons as codes
+/// joined by `|`.
+#[utoipa::path(
+    get,
+    path = "/api/v1/capacity.csv",
+    params(CapacityQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn capacity_csv(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Query(q): Query<CapacityQuery>,
+) -> Result<Response, ApiError> {
+    let c = load_capacity(&app, lang, &q).await?;
+    let mut csv = String::from("office,date,offered,booked,free,withheld,reasons\n");
+    for o in &c.offices {
+        for d in &o.days {
+            // Office codes and reason codes hold no comma or quote.
+            let reasons: Vec<&str> = d.reasons.iter().map(|r| r.code()).collect();
+            csv.push_str(&format!(
+                "{},{},{},{},{},{},{}\n",
+                o.entry.office.code,
+                d.date,
+                d.offered,
+                d.booked,
+                d.free,
+                d.withheld,
+                reasons.join("|")
+            ));
+        }
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "inline; filename=\"capacidad.csv\"",
+            ),
+        ],
+        csv,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize, ToSchema)]

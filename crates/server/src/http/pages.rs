@@ -13,6 +13,7 @@
 
 use super::{AppState, ReqLang};
 use crate::booking::{self, AvailabilityError, BookError, DayNote, DayView, ManageError};
+use crate::capacity::{self, CapacityError};
 use crate::i18n::{self, Lang};
 use askama::Template;
 use axum::Router;
@@ -43,6 +44,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/primeras", get(earliest))
+        .route("/capacidad", get(capacity_page))
         .route("/oficinas/{code}", get(calendar_page))
         .route(
             "/oficinas/{code}/reservar",
@@ -1117,6 +1119,173 @@ async fn change_submit(
 }
 
 // ---------------------------------------------------------------------------
+// Published capacity: seats per office and day, and why some days offer fewer.
+
+#[derive(Deserialize)]
+struct CapacityPageQuery {
+    desde: Option<String>,
+    dias: Option<String>,
+    oficina: Option<String>,
+}
+
+async fn capacity_page(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Query(q): Query<CapacityPageQuery>,
+) -> Result<Response, PageError> {
+    let now = Timestamp::now();
+    let office = q
+        .oficina
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty());
+    let desde = q.desde.as_deref().map(str::trim).unwrap_or("");
+    let dias = q.dias.as_deref().map(str::trim).unwrap_or("");
+    // Not a number reads as 0, which the use case refuses with its message.
+    let days = Some(dias)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<u32>().unwrap_or(0));
+    let (cap, errors) = match capacity::capacity(&app, office, Some(desde), days, now).await {
+        Ok(c) => (c, Vec::new()),
+        Err(CapacityError::Invalid(errs)) => {
+            // The page still shows the default range to choose from.
+            let c = capacity::capacity(&app, office, None, None, now)
+                .await
+                .map_err(|e| capacity_page_error(lang, e))?;
+            let errors = errs
+                .0
+                .iter()
+                .map(|f| ErrView {
+                    href: if f.field == "from" { "#desde" } else { "#dias" }.into(),
+                    message: lang.pick(f.es, f.en).into(),
+                })
+                .collect();
+            (c, errors)
+        }
+        Err(e) => return Err(capacity_page_error(lang, e)),
+    };
+    let mut api_params = Vec::new();
+    if let Some(o) = office {
+        api_params.push(format!("office={}", enc(o)));
+    }
+    if errors.is_empty() {
+        if !desde.is_empty() {
+            api_params.push(format!("from={}", enc(desde)));
+        }
+        if !dias.is_empty() {
+            api_params.push(format!("days={}", enc(dias)));
+        }
+    }
+    let api_query = if api_params.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", api_params.join("&"))
+    };
+    let mut office_options = vec![Opt {
+        value: String::new(),
+        label: lang.pick("Todas las oficinas", "All offices").into(),
+        selected: office.is_none(),
+    }];
+    office_options.extend(app.offices().values().map(|e| Opt {
+        value: e.office.code.clone(),
+        label: format!("{} ({})", e.office.name, office_place(&e.office)),
+        selected: office == Some(e.office.code.as_str()),
+    }));
+    let offices = cap
+        .offices
+        .iter()
+        .map(|oc| {
+            let o = &oc.entry.office;
+            CapacityOfficeView {
+                id: format!("of-{}", enc(&o.code)),
+                name: o.name.clone(),
+                place: office_place(o),
+                usual: format!(
+                    "{}: {}",
+                    lang.pick("Día normal de la oficina", "The office's usual day"),
+                    seats_text(lang, oc.usual_day_seats)
+                ),
+                caption: format!(
+                    "{} — {}",
+                    o.name,
+                    lang.pick(
+                        "cupos por día y motivos de los retenidos",
+                        "seats per day and why any are withheld"
+                    )
+                ),
+                rows: oc
+                    .days
+                    .iter()
+                    .map(|d| CapacityRow {
+                        date: capitalize(&i18n::long_date(lang, d.date)),
+                        iso: d.date.to_string(),
+                        offered: d.offered,
+                        booked: d.booked,
+                        free: d.free,
+                        withheld: d.withheld,
+                        reasons: d
+                            .reasons
+                            .iter()
+                            .map(|r| r.text(lang))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    let stock = cap
+        .stock
+        .iter()
+        .map(|s| StockRow {
+            label: capitalize(&i18n::booklet_type_label(lang, s.booklet_type)),
+            in_stock: s.in_stock,
+            days_left: match s.days_left {
+                Some(d) => format!("{d:.0}"),
+                None => lang
+                    .pick("sin emisiones recientes", "no recent issues")
+                    .into(),
+            },
+        })
+        .collect();
+    let params = [
+        ("oficina", office.unwrap_or("")),
+        ("desde", desde),
+        ("dias", dias),
+    ];
+    let page = CapacityPage {
+        c: Chrome::new(
+            lang,
+            lang.pick("Capacidad publicada", "Published capacity"),
+            "/capacidad",
+            &params,
+        ),
+        errors,
+        desde: cap.from.map(|d| d.to_string()).unwrap_or_default(),
+        dias: cap.days.to_string(),
+        office_options,
+        json_href: format!("/api/v1/capacity{api_query}"),
+        csv_href: format!("/api/v1/capacity.csv{api_query}"),
+        generated: cap.generated_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
+        offices,
+        stock,
+        rationing_applies: cap.rationing_applies,
+        rule: lang
+            .pick(capacity::RATIONING_RULE_ES, capacity::RATIONING_RULE_EN)
+            .into(),
+    };
+    render(StatusCode::OK, lang, &page)
+}
+
+fn capacity_page_error(lang: Lang, e: CapacityError) -> PageError {
+    match e {
+        CapacityError::UnknownOffice => PageError::NoOffice(lang),
+        CapacityError::Invalid(errs) => PageError::internal(lang, &errs),
+        CapacityError::Store(e) => PageError::unavailable(lang, &e),
+    }
+}
+
+// ---------------------------------------------------------------------------
 // Not found, errors, cross-site refusals.
 
 async fn not_found(ReqLang(lang): ReqLang, uri: Uri) -> Response {
@@ -1578,6 +1747,48 @@ struct ChangePage {
     back_href: String,
     problem: Option<String>,
     errors: Vec<ErrView>,
+}
+
+struct CapacityRow {
+    date: String,
+    iso: String,
+    offered: u32,
+    booked: u32,
+    free: u32,
+    withheld: u32,
+    reasons: String,
+}
+
+struct CapacityOfficeView {
+    id: String,
+    name: String,
+    place: String,
+    usual: String,
+    caption: String,
+    rows: Vec<CapacityRow>,
+}
+
+struct StockRow {
+    label: String,
+    in_stock: u64,
+    days_left: String,
+}
+
+#[derive(Template)]
+#[template(path = "capacity.html")]
+struct CapacityPage {
+    c: Chrome,
+    errors: Vec<ErrView>,
+    desde: String,
+    dias: String,
+    office_options: Vec<Opt>,
+    json_href: String,
+    csv_href: String,
+    generated: String,
+    offices: Vec<CapacityOfficeView>,
+    stock: Vec<StockRow>,
+    rationing_applies: bool,
+    rule: String,
 }
 
 #[derive(Template)]
