@@ -64,8 +64,7 @@ fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<()> {
 pub fn run(cmd: BallotCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BallotCommand::Seed { dir } => {
-            std::fs::create_dir_all(&dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let seed = crate::crypto::random_bytes::<32>()?;
             let path = dir.join("seed.txt");
             anyhow::ensure!(
@@ -73,10 +72,15 @@ pub fn run(cmd: BallotCommand) -> anyhow::Result<ExitCode> {
                 "{} exists: a draw has one seed",
                 path.display()
             );
-            crate::icao_cli::write_private(&path, format!("{}\n", ballot::seed_hex(&seed)).as_bytes())?;
+            crate::icao_cli::write_private(
+                &path,
+                format!("{}\n", ballot::seed_hex(&seed)).as_bytes(),
+            )?;
             let commitment = ballot::seed_commitment(&seed);
             write(&dir, "commitment.txt", &format!("{commitment}\n"))?;
-            println!("commitment {commitment} (publish it now; keep seed.txt secret until the draw)");
+            println!(
+                "commitment {commitment} (publish it now; keep seed.txt secret until the draw)"
+            );
         }
         BallotCommand::Draw { dir } => {
             let seed = ballot::parse_seed(read(&dir, "seed.txt")?.trim())?;
@@ -168,10 +172,16 @@ mod tests {
         run(BallotCommand::Seed { dir: dir.clone() }).unwrap();
         std::fs::write(dir.join("offers.txt"), OFFERS).unwrap();
         std::fs::write(dir.join("requests.txt"), requests()).unwrap();
-        assert!(run(BallotCommand::Seed { dir: dir.clone() }).is_err(), "one seed per draw");
+        assert!(
+            run(BallotCommand::Seed { dir: dir.clone() }).is_err(),
+            "one seed per draw"
+        );
         run(BallotCommand::Draw { dir: dir.clone() }).unwrap();
         let outcome = std::fs::read_to_string(dir.join("outcome.txt")).unwrap();
-        assert_eq!(outcome.lines().filter(|l| l.starts_with("seat;")).count(), 5);
+        assert_eq!(
+            outcome.lines().filter(|l| l.starts_with("seat;")).count(),
+            5
+        );
         assert!(replay_dir(&dir).unwrap());
         // Swap two allocated requests: the replay names the difference.
         let mut lines: Vec<&str> = outcome.lines().collect();

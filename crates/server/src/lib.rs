@@ -15,8 +15,8 @@
 pub mod app;
 pub mod audit_cli;
 pub mod auth;
-pub mod ballot_cli;
 pub mod availability;
+pub mod ballot_cli;
 pub mod bench;
 pub mod bench_production;
 pub mod booking;

@@ -356,6 +356,34 @@ fn open_with(keys: &crate::crypto::Keyring, row: &OrderRow) -> Result<protocol::
     serde_json::from_str(&json).map_err(internal)
 }
 
+/// [`order_as_sent`] for a batch, reading the chip portraits in one query.
+pub async fn orders_as_sent(
+    store: &pasaporte_store::Store,
+    keys: &crate::crypto::Keyring,
+    rows: &[OrderRow],
+) -> Result<Vec<protocol::Order>, WorkError> {
+    use base64::Engine as _;
+    let ids: Vec<String> = rows.iter().map(|r| r.application_id.clone()).collect();
+    let chips = store.chip_portraits_of(&ids).await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let Some(chip) = chips.get(&row.application_id) else {
+            // Captured before chip portraits were kept: the slow way.
+            out.push(order_as_sent(store, keys, row).await?);
+            continue;
+        };
+        let mut order = open_with(keys, row)?;
+        if order.chip.dg2.is_empty() {
+            let jpeg = crate::production::chip_jpeg(keys, Some(chip), None).map_err(internal)?;
+            let mrz = icao9303::Mrz::from_lines(&order.mrz).map_err(internal)?;
+            let dg2 = crate::production::dg2_of(&jpeg, &mrz).map_err(internal)?;
+            order.chip.dg2 = base64::engine::general_purpose::STANDARD.encode(dg2);
+        }
+        out.push(order);
+    }
+    Ok(out)
+}
+
 /// The order as the vendor gets it: the stored body with its DG2 rebuilt
 /// from the application's chip portrait, byte for byte the file the SOD
 /// signed.
@@ -479,8 +507,7 @@ async fn plan_orders(
         .iter()
         .map(|(row, _, order_id)| (order_id.clone(), row.id.clone()))
         .collect();
-    let numbers =
-        store::allocate_passport_numbers(tx, PASSPORT_SERIES, &holders, now_ms).await?;
+    let numbers = store::allocate_passport_numbers(tx, PASSPORT_SERIES, &holders, now_ms).await?;
     // Vendors by rank of preference: each round, the applications still
     // without a booklet try their next candidate, grouped by site and type.
     let choices: Vec<Vec<&VendorHandle>> = eligible
@@ -497,7 +524,11 @@ async fn plan_orders(
             }
             if let Some(v) = choices[i].get(rank) {
                 groups
-                    .entry((v.row.site.clone(), BookletType::for_passport(*pt), v.row.id.clone()))
+                    .entry((
+                        v.row.site.clone(),
+                        BookletType::for_passport(*pt),
+                        v.row.id.clone(),
+                    ))
                     .or_default()
                     .push(i);
             }
@@ -738,10 +769,7 @@ async fn send_batch(
     due: &[OrderRow],
     now: Timestamp,
 ) -> Result<(usize, bool), WorkError> {
-    let mut orders = Vec::with_capacity(due.len());
-    for row in due {
-        orders.push(order_as_sent(&app.store, &app.keys, row).await?);
-    }
+    let orders = orders_as_sent(&app.store, &app.keys, due).await?;
     let batch = protocol::Batch {
         batch_id: format!("b-{}", uuid::Uuid::now_v7().simple()),
         orders,
@@ -749,82 +777,80 @@ async fn send_batch(
     let answer = v.client.send_batch(&batch).await;
     let retry_first = app.vendor_settings.retry_first_ms;
     let actor = system("production");
+    let now_ms = now.as_millisecond();
+    let ids: Vec<String> = due.iter().map(|o| o.order_id.clone()).collect();
     retrying!(async {
         let mut tx = app.store.begin_write().await?;
-        let mut held = 0;
+        let current: HashMap<String, OrderRow> = store::orders_in(&mut tx, &ids)
+            .await?
+            .into_iter()
+            .map(|o| (o.order_id.clone(), o))
+            .collect();
+        let mut accepted = Vec::new();
+        let mut events = Vec::new();
         for (i, read) in due.iter().enumerate() {
-            let mut o = store::order_in(&mut tx, &read.order_id).await?;
+            let Some(o) = current.get(&read.order_id) else {
+                continue;
+            };
             // A callback may have moved it meanwhile, or a re-route.
             if o.state != OrderState::Queued || o.vendor_id.as_deref() != Some(v.row.id.as_str()) {
                 continue;
             }
-            let version = o.version;
-            let app_row = store::application_in(&mut tx, &o.application_id).await?;
-            o.sends += 1;
-            o.updated_ms = now.as_millisecond();
-            let mut dead_reason = None;
-            match &answer {
-                Ok(results) => match &results[i].outcome {
-                    Outcome::Accepted | Outcome::Duplicate => {
-                        o.state = OrderState::Accepted;
-                        o.failures = 0;
-                        o.last_error = None;
-                        held += 1;
-                    }
-                    Outcome::Rejected { reason } if *reason == RejectReason::CapacityExceeded => {
-                        o.failures += 1;
-                        o.last_error = Some("rejected: capacity_exceeded".into());
-                    }
-                    Outcome::Rejected { reason } => {
-                        dead_reason = Some(format!("rejected: {}", reason.as_str()));
-                    }
-                },
-                Err(VendorError::Unavailable) => {
-                    o.failures += 1;
-                    o.last_error = Some("vendor unavailable".into());
-                }
-                Err(VendorError::Refused { status, code, .. }) => {
-                    dead_reason = Some(format!("refused: {status} {code}"));
-                }
-                Err(VendorError::Invalid(what)) => {
-                    dead_reason = Some(format!("invalid: {what}"));
-                }
-            }
-            if dead_reason.is_none() && o.failures >= DEAD_AFTER_FAILURES {
-                dead_reason = o.last_error.clone();
-            }
-            o.next_attempt_ms = now.as_millisecond() + retry_after(o.failures, retry_first);
-            let action = if let Some(reason) = dead_reason {
-                o.state = OrderState::Dead;
-                o.last_error = Some(reason);
-                Some("production.dead_letter")
-            } else if o.state == OrderState::Accepted {
-                Some("production.sent")
-            } else {
-                None
-            };
-            store::update_order(&mut tx, &o, version).await?;
-            if let Some(action) = action {
-                let mut event = AuditEvent::by(
+            let event = |action: &str, error: Option<&str>| {
+                let mut e = AuditEvent::by(
                     &actor,
-                    now.as_millisecond(),
+                    now_ms,
                     action,
-                    app_row.office,
+                    o.office.clone(),
                     o.application_id.clone(),
                 );
-                event.detail = format!(
-                    "{} {} {}",
-                    o.order_id,
-                    v.row.id,
-                    o.last_error.as_deref().unwrap_or("")
-                )
-                .trim()
-                .to_string();
-                store::append_audit_event(&mut tx, &event).await?;
+                e.detail = format!("{} {} {}", o.order_id, v.row.id, error.unwrap_or(""))
+                    .trim()
+                    .to_string();
+                e
+            };
+            let outcome = answer.as_ref().map(|r| &r[i].outcome);
+            if let Ok(Outcome::Accepted | Outcome::Duplicate) = outcome {
+                accepted.push(o.order_id.clone());
+                events.push(event("production.sent", None));
+                continue;
             }
+            let mut next = o.clone();
+            next.sends += 1;
+            next.updated_ms = now_ms;
+            let mut dead_reason = match outcome {
+                Ok(Outcome::Rejected { reason }) if *reason == RejectReason::CapacityExceeded => {
+                    next.failures += 1;
+                    next.last_error = Some("rejected: capacity_exceeded".into());
+                    None
+                }
+                Ok(Outcome::Rejected { reason }) => Some(format!("rejected: {}", reason.as_str())),
+                Ok(Outcome::Accepted | Outcome::Duplicate) => None,
+                Err(VendorError::Unavailable) => {
+                    next.failures += 1;
+                    next.last_error = Some("vendor unavailable".into());
+                    None
+                }
+                Err(VendorError::Refused { status, code, .. }) => {
+                    Some(format!("refused: {status} {code}"))
+                }
+                Err(VendorError::Invalid(what)) => Some(format!("invalid: {what}")),
+            };
+            if dead_reason.is_none() && next.failures >= DEAD_AFTER_FAILURES {
+                dead_reason = next.last_error.clone();
+            }
+            next.next_attempt_ms = now_ms + retry_after(next.failures, retry_first);
+            if let Some(reason) = dead_reason {
+                next.state = OrderState::Dead;
+                events.push(event("production.dead_letter", Some(&reason)));
+                next.last_error = Some(reason);
+            }
+            store::update_order(&mut tx, &next, o.version).await?;
         }
+        store::mark_orders_accepted(&mut tx, &accepted, &v.row.id, now_ms).await?;
+        store::append_audit_events(&mut tx, &events).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok::<_, WorkError>(held)
+        Ok::<_, WorkError>(accepted.len())
     })
     .map(|held| (held, answer.is_err()))
 }
@@ -1073,8 +1099,17 @@ pub async fn apply_vendor_event(
         {
             return Ok::<_, WorkError>(EventOutcome::Replay);
         }
+        let foreign = order
+            .as_ref()
+            .is_none_or(|o| o.vendor_id.as_deref() != Some(vendor_id));
         let Some(mut o) = order.filter(|_| applies) else {
-            tracing::warn!(vendor = %vendor_id, order = %ev.order_id, kind = ev.kind.as_str(), "vendor event ignored");
+            if foreign {
+                // Unknown order, or one that is with another vendor now.
+                tracing::warn!(vendor = %vendor_id, order = %ev.order_id, kind = ev.kind.as_str(), "vendor event for an order it does not have");
+            } else {
+                // A step already recorded (the batch's answer came first).
+                tracing::debug!(vendor = %vendor_id, order = %ev.order_id, kind = ev.kind.as_str(), "vendor event already applied");
+            }
             tx.commit().await.map_err(StoreError::from)?;
             return Ok(EventOutcome::Ignored);
         };

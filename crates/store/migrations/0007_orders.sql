@@ -96,4 +96,8 @@ CREATE UNIQUE INDEX applications_one_live_per_person ON applications (doc_key)
 -- The portrait as the chip holds it (JPEG, sealed), made once at capture:
 -- personalisation signs it without decoding an image, and production
 -- orders carry no copy of it (DG2 is rebuilt from it when an order is sent).
-ALTER TABLE applications ADD COLUMN chip_portrait_enc TEXT;
+-- Its own table: an application's state changes do not rewrite it.
+CREATE TABLE application_portraits (
+    application_id TEXT PRIMARY KEY REFERENCES applications(id),
+    chip_portrait_enc TEXT NOT NULL
+);

@@ -241,7 +241,7 @@ pub async fn save_state(tx: &mut Tx, c: &StateChange<'_>) -> Result<()> {
 /// whose `save_state` bumps the version afterwards).
 pub async fn save_capture(tx: &mut Tx, id: &str, version: i64, c: &CaptureRow<'_>) -> Result<()> {
     let done = sqlx::query(
-        "UPDATE applications SET passport_type = $3, identity_enc = $4, contact_enc = $5, extras_enc = $6, photo_enc = $7, photo_sha256 = $8, signature_enc = $9, chip_portrait_enc = $10
+        "UPDATE applications SET passport_type = $3, identity_enc = $4, contact_enc = $5, extras_enc = $6, photo_enc = $7, photo_sha256 = $8, signature_enc = $9
          WHERE id = $1 AND version = $2",
     )
     .bind(id)
@@ -253,10 +253,18 @@ pub async fn save_capture(tx: &mut Tx, id: &str, version: i64, c: &CaptureRow<'_
     .bind(c.photo_enc)
     .bind(c.photo_sha256)
     .bind(c.signature_enc)
+    .execute(&mut **tx)
+    .await?;
+    one_row(done.rows_affected(), "application")?;
+    sqlx::query(
+        "INSERT INTO application_portraits (application_id, chip_portrait_enc) VALUES ($1, $2)
+         ON CONFLICT (application_id) DO UPDATE SET chip_portrait_enc = $2",
+    )
+    .bind(id)
     .bind(c.chip_portrait_enc)
     .execute(&mut **tx)
     .await?;
-    one_row(done.rows_affected(), "application")
+    Ok(())
 }
 
 /// Stores the sealed identity document of an application.
@@ -458,10 +466,11 @@ impl Store {
             return Ok(Vec::new());
         }
         let sql = format!(
-            "SELECT {LIST_COLUMNS}, chip_portrait_enc,
-               CASE WHEN chip_portrait_enc IS NULL THEN photo_enc ELSE NULL END AS photo_enc,
+            "SELECT {LIST_COLUMNS}, p.chip_portrait_enc,
+               CASE WHEN p.chip_portrait_enc IS NULL THEN a.photo_enc ELSE NULL END AS photo_enc,
                CAST(NULL AS TEXT) AS signature_enc
-             FROM applications WHERE id IN ({})",
+             FROM applications a LEFT JOIN application_portraits p ON p.application_id = a.id
+             WHERE a.id IN ({})",
             crate::binds(1, ids.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -482,7 +491,7 @@ impl Store {
             return Ok(out);
         }
         let sql = format!(
-            "SELECT id, chip_portrait_enc FROM applications WHERE chip_portrait_enc IS NOT NULL AND id IN ({})",
+            "SELECT application_id AS id, chip_portrait_enc FROM application_portraits WHERE application_id IN ({})",
             crate::binds(1, ids.len())
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -498,17 +507,20 @@ impl Store {
     /// The sealed chip portrait of an application (`None` when captured
     /// before chip portraits were kept, or not captured).
     pub async fn chip_portrait_of(&self, id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT chip_portrait_enc FROM applications WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
+        let row = sqlx::query(
+            "SELECT p.chip_portrait_enc FROM applications a
+             LEFT JOIN application_portraits p ON p.application_id = a.id WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         Ok(row.try_get("chip_portrait_enc")?)
     }
 
     pub async fn application(&self, id: &str) -> Result<ApplicationRow> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {LIST_COLUMNS}, photo_enc, signature_enc, chip_portrait_enc FROM applications WHERE id = $1"
+            "SELECT {LIST_COLUMNS}, photo_enc, signature_enc, (SELECT p.chip_portrait_enc FROM application_portraits p WHERE p.application_id = applications.id) AS chip_portrait_enc FROM applications WHERE id = $1"
         )))
         .bind(id)
         .fetch_optional(&self.pool)

@@ -317,7 +317,10 @@ pub const ORDER_INSERT_ROWS: usize = 100;
 pub async fn order_facts_in(
     tx: &mut Tx,
     ids: &[String],
-) -> Result<(std::collections::HashSet<String>, std::collections::HashMap<String, i64>)> {
+) -> Result<(
+    std::collections::HashSet<String>,
+    std::collections::HashMap<String, i64>,
+)> {
     let mut live = std::collections::HashSet::new();
     let mut counts = std::collections::HashMap::new();
     if ids.is_empty() {
@@ -382,6 +385,56 @@ pub async fn order_in(tx: &mut Tx, order_id: &str) -> Result<OrderRow> {
     .await?
     .ok_or(StoreError::NotFound)?;
     order_from_row(&row)
+}
+
+/// Several orders read inside a transaction, in no particular order.
+pub async fn orders_in(tx: &mut Tx, ids: &[String]) -> Result<Vec<OrderRow>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {ORDER_COLUMNS} FROM production_orders WHERE order_id IN ({})",
+        crate::binds(1, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in ids {
+        q = q.bind(id);
+    }
+    let rows = q.fetch_all(&mut **tx).await?;
+    rows.iter().map(order_from_row).collect()
+}
+
+/// Marks queued orders of `vendor_id` as held by it (its answer to a
+/// batch), all at once; a `Conflict` unless every one was still queued
+/// there.
+pub async fn mark_orders_accepted(
+    tx: &mut Tx,
+    ids: &[String],
+    vendor_id: &str,
+    now_ms: i64,
+) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE production_orders SET state = 'accepted', sends = sends + 1, failures = 0,
+           last_error = NULL, updated_ms = $1, version = version + 1
+         WHERE state = 'queued' AND vendor_id = $2 AND order_id IN ({})",
+        crate::binds(3, ids.len())
+    );
+    let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(now_ms)
+        .bind(vendor_id);
+    for id in ids {
+        q = q.bind(id);
+    }
+    let done = q.execute(&mut **tx).await?;
+    if done.rows_affected() != ids.len() as u64 {
+        return Err(StoreError::Conflict {
+            constraint: "production_orders.version: changed by someone else; read it again".into(),
+        });
+    }
+    Ok(())
 }
 
 /// The application's live order (not ended by a failure), read in `tx`.

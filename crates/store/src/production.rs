@@ -475,8 +475,10 @@ pub async fn allocate_passport_numbers(
             PassportNumber::parse(&number).map_err(|e| StoreError::Other(e.to_string()))?,
         );
     }
-    let missing: Vec<&(String, String)> =
-        holders.iter().filter(|(h, _)| !have.contains_key(h)).collect();
+    let missing: Vec<&(String, String)> = holders
+        .iter()
+        .filter(|(h, _)| !have.contains_key(h))
+        .collect();
     if !missing.is_empty() {
         let k = missing.len() as i64;
         let row = sqlx::query(
@@ -505,10 +507,15 @@ pub async fn allocate_passport_numbers(
         }
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
         for (i, (holder, app)) in missing.iter().enumerate() {
-            let n = u32::try_from(first + i as i64).map_err(|e| StoreError::Other(e.to_string()))?;
+            let n =
+                u32::try_from(first + i as i64).map_err(|e| StoreError::Other(e.to_string()))?;
             let number = PassportNumber::from_sequence(series, n)
                 .map_err(|e| StoreError::Other(e.to_string()))?;
-            q = q.bind(number.to_string()).bind(holder).bind(app).bind(now_ms);
+            q = q
+                .bind(number.to_string())
+                .bind(holder)
+                .bind(app)
+                .bind(now_ms);
             have.insert(holder.clone(), number);
         }
         q.execute(&mut **tx).await?;
@@ -585,7 +592,9 @@ pub async fn reserve_booklets(
                  WHERE state = 'in_stock' AND site = $2 AND serial IN ({})",
                 crate::binds(3 + 2 * n, n)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now_ms).bind(site);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(now_ms)
+                .bind(site);
             for (serial, app) in &pairs {
                 q = q.bind(*serial).bind(*app);
             }
@@ -605,7 +614,9 @@ pub async fn reserve_booklets(
                  FROM booklets b WHERE b.serial IN ({})",
                 crate::binds(3, n)
             );
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(actor).bind(now_ms);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(actor)
+                .bind(now_ms);
             for (serial, _) in &pairs {
                 q = q.bind(*serial);
             }
@@ -615,7 +626,10 @@ pub async fn reserve_booklets(
             }
         }
     }
-    Ok(application_ids.iter().map(|a| held.get(a).cloned()).collect())
+    Ok(application_ids
+        .iter()
+        .map(|a| held.get(a).cloned())
+        .collect())
 }
 
 /// A booklet read inside a transaction.
