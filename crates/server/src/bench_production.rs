@@ -35,6 +35,8 @@ const OFFICE_CSV: &str = "code,name,kind,city,country,time_zone,weekday_hours,sa
 const VENDOR: &str = "bench-vendor";
 const VENDOR_SECRET: &str = "bench-vendor-shared-secret-0123456789";
 const SITE: &str = "bench-site";
+/// Deliveries of one callback before the bench gives it up.
+const CALLBACK_ATTEMPTS: u32 = 20;
 /// Applications seeded per transaction.
 const SEED_BATCH: usize = 1_000;
 
@@ -311,16 +313,22 @@ async fn bench(
                     let Ok(body) = serde_json::to_vec(e) else {
                         continue;
                     };
-                    let mut req = client
-                        .post(format!("{base}/api/v1/vendors/callback"))
-                        .header("content-type", "application/json");
-                    for (k, v) in key.headers(crate::signing::now_secs(), &body) {
-                        req = req.header(k, v);
-                    }
-                    if let Ok(r) = req.body(body).send().await
-                        && r.status().is_success()
-                    {
-                        applied.fetch_add(1, Ordering::Relaxed);
+                    // As a vendor does: the same event again until a 2xx
+                    // (a transaction that lost a race answers 5xx).
+                    for attempt in 0..CALLBACK_ATTEMPTS {
+                        let mut req = client
+                            .post(format!("{base}/api/v1/vendors/callback"))
+                            .header("content-type", "application/json");
+                        for (k, v) in key.headers(crate::signing::now_secs(), &body) {
+                            req = req.header(k, v);
+                        }
+                        if let Ok(r) = req.body(body.clone()).send().await
+                            && r.status().is_success()
+                        {
+                            applied.fetch_add(1, Ordering::Relaxed);
+                            break;
+                        }
+                        tokio::time::sleep(Duration::from_millis(5 << attempt.min(6))).await;
                     }
                 }
             }

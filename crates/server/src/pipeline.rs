@@ -811,8 +811,7 @@ async fn send_batch(
             };
             let outcome = answer.as_ref().map(|r| &r[i].outcome);
             if let Ok(Outcome::Accepted | Outcome::Duplicate) = outcome {
-                accepted.push(o.order_id.clone());
-                events.push(event("production.sent", None));
+                accepted.push((o.order_id.clone(), event("production.sent", None)));
                 continue;
             }
             let mut next = o.clone();
@@ -847,10 +846,17 @@ async fn send_batch(
             }
             store::update_order(&mut tx, &next, o.version).await?;
         }
-        store::mark_orders_accepted(&mut tx, &accepted, &v.row.id, now_ms).await?;
+        let ids: Vec<String> = accepted.iter().map(|(id, _)| id.clone()).collect();
+        let marked = store::mark_orders_accepted(&mut tx, &ids, &v.row.id, now_ms).await?;
+        events.extend(
+            accepted
+                .into_iter()
+                .filter(|(id, _)| marked.contains(id))
+                .map(|(_, e)| e),
+        );
         store::append_audit_events(&mut tx, &events).await?;
         tx.commit().await.map_err(StoreError::from)?;
-        Ok::<_, WorkError>(accepted.len())
+        Ok::<_, WorkError>(ids.len())
     })
     .map(|held| (held, answer.is_err()))
 }

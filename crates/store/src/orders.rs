@@ -404,22 +404,23 @@ pub async fn orders_in(tx: &mut Tx, ids: &[String]) -> Result<Vec<OrderRow>> {
     rows.iter().map(order_from_row).collect()
 }
 
-/// Marks queued orders of `vendor_id` as held by it (its answer to a
-/// batch), all at once; a `Conflict` unless every one was still queued
-/// there.
+/// Marks the orders of `ids` still queued at `vendor_id` as held by it (its
+/// answer to a batch), all at once; returns those it marked (one the
+/// vendor's own `accepted` callback marked meanwhile is left as it is).
 pub async fn mark_orders_accepted(
     tx: &mut Tx,
     ids: &[String],
     vendor_id: &str,
     now_ms: i64,
-) -> Result<()> {
+) -> Result<std::collections::HashSet<String>> {
     if ids.is_empty() {
-        return Ok(());
+        return Ok(std::collections::HashSet::new());
     }
     let sql = format!(
         "UPDATE production_orders SET state = 'accepted', sends = sends + 1, failures = 0,
            last_error = NULL, updated_ms = $1, version = version + 1
-         WHERE state = 'queued' AND vendor_id = $2 AND order_id IN ({})",
+         WHERE state = 'queued' AND vendor_id = $2 AND order_id IN ({})
+         RETURNING order_id",
         crate::binds(3, ids.len())
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -428,13 +429,11 @@ pub async fn mark_orders_accepted(
     for id in ids {
         q = q.bind(id);
     }
-    let done = q.execute(&mut **tx).await?;
-    if done.rows_affected() != ids.len() as u64 {
-        return Err(StoreError::Conflict {
-            constraint: "production_orders.version: changed by someone else; read it again".into(),
-        });
-    }
-    Ok(())
+    q.fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get("order_id").map_err(StoreError::from))
+        .collect()
 }
 
 /// The application's live order (not ended by a failure), read in `tx`.
