@@ -35,6 +35,7 @@ use crate::production::{PersonalisationRecord, input_from_application, personali
 use crate::signing::SigningKey;
 use crate::vendors::protocol::{self, ChipFilesB64, DataPage, Outcome, RejectReason};
 use crate::vendors::{EventKind, HttpVendor, PrintingVendor, VendorError, VendorEvent};
+use crate::workers::{internal, system};
 use crate::workflow::{
     self, ContactDoc, IdentityDoc, OfficeScope, TxResult, WorkError, after_transition, domain,
     retrying, save_transition,
@@ -72,17 +73,6 @@ pub const ANNUL_ROUND_MAX: u32 = 500;
 const ORDER_FIELD: &str = "production_order.body";
 /// Sealing name of a vendor's shared key.
 pub const VENDOR_KEY_FIELD: &str = "vendor.key";
-
-fn system(worker: &str) -> Actor {
-    Actor {
-        id: format!("system:{worker}"),
-        role: Role::System,
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> WorkError {
-    WorkError::Internal(e.to_string())
-}
 
 /// How the pipeline talks to vendors.
 #[derive(Clone, Debug)]
@@ -1302,16 +1292,17 @@ pub async fn receive_booklet(
         let body = open_order(app, &o)?;
         let serial = o.booklet_serial.clone().unwrap_or_default();
         let matches = body.mrz == typed;
+        // Received either way, so that its custody shows where it was.
+        store::booklet_event(
+            &mut tx,
+            &serial,
+            &CustodyEvent::ReceiveAtOffice,
+            &actor.id,
+            now_ms,
+        )
+        .await
+        .map_err(internal)?;
         let result = if matches {
-            store::booklet_event(
-                &mut tx,
-                &serial,
-                &CustodyEvent::ReceiveAtOffice,
-                &actor.id,
-                now_ms,
-            )
-            .await
-            .map_err(internal)?;
             o.state = OrderState::Received;
             let (next, mut event) = domain(&row)?.apply(&Command::ReceiveBooklet, actor, now)?;
             event.detail = o.order_id.clone();
@@ -1321,16 +1312,6 @@ pub async fn receive_booklet(
             }
             Receipt::Ready
         } else {
-            // Received so that its custody shows where it was, then spoiled.
-            store::booklet_event(
-                &mut tx,
-                &serial,
-                &CustodyEvent::ReceiveAtOffice,
-                &actor.id,
-                now_ms,
-            )
-            .await
-            .map_err(internal)?;
             store::booklet_event(
                 &mut tx,
                 &serial,

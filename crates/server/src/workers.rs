@@ -35,14 +35,15 @@ pub const NO_SHOW_BATCH_MAX: u32 = 500;
 /// Payment references or refunds requested per round.
 pub const PAYMENT_BATCH_MAX: usize = 64;
 
-fn system(worker: &str) -> Actor {
+/// The actor of a worker's steps.
+pub(crate) fn system(worker: &str) -> Actor {
     Actor {
         id: format!("system:{worker}"),
         role: Role::System,
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> WorkError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> WorkError {
     WorkError::Internal(e.to_string())
 }
 

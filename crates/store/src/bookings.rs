@@ -169,7 +169,7 @@ pub struct SlotMismatch {
     pub seats_in_bookings: i64,
 }
 
-async fn insert_mail(
+pub(crate) async fn insert_mail(
     tx: &mut Transaction<'static, Any>,
     m: &MailRow,
     now_ms: i64,

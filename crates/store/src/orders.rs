@@ -535,18 +535,7 @@ pub async fn record_vendor_event(
 /// Queues a mail in the outbox, in the transaction of the change it tells
 /// about.
 pub async fn queue_mail(tx: &mut Tx, m: &MailRow, now_ms: i64) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO outbox (id, created_ms, next_attempt_ms, attempts, sent_ms, recipient_enc, subject, body_enc, ics_enc, last_error)
-         VALUES ($1, $2, $2, 0, NULL, $3, $4, $5, $6, NULL)",
-    )
-    .bind(&m.id)
-    .bind(now_ms)
-    .bind(&m.recipient_enc)
-    .bind(&m.subject)
-    .bind(&m.body_enc)
-    .bind(m.ics_enc.as_deref())
-    .execute(&mut **tx)
-    .await?;
+    crate::bookings::insert_mail(tx, m, now_ms).await?;
     Ok(())
 }
 

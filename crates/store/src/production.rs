@@ -380,55 +380,15 @@ pub async fn allocate_passport_number(
     application_id: &str,
     now_ms: i64,
 ) -> Result<PassportNumber> {
-    // Refuses a malformed series before anything is written.
-    PassportNumber::from_sequence(series, 1).map_err(|e| StoreError::Conflict {
-        constraint: e.to_string(),
-    })?;
-    sqlx::query(
-        "INSERT INTO passport_number_series (series, next) VALUES ($1, 1)
-         ON CONFLICT (series) DO NOTHING",
+    allocate_passport_numbers(
+        tx,
+        series,
+        &[(holder.to_string(), application_id.to_string())],
+        now_ms,
     )
-    .bind(series)
-    .execute(&mut **tx)
-    .await?;
-    sqlx::query("UPDATE passport_number_series SET next = next WHERE series = $1")
-        .bind(series)
-        .execute(&mut **tx)
-        .await?;
-    let existing = sqlx::query("SELECT number FROM passport_numbers WHERE holder = $1")
-        .bind(holder)
-        .fetch_optional(&mut **tx)
-        .await?;
-    if let Some(row) = existing {
-        let number: String = row.try_get("number")?;
-        return PassportNumber::parse(&number).map_err(|e| StoreError::Other(e.to_string()));
-    }
-    let row = sqlx::query(
-        "UPDATE passport_number_series SET next = next + 1 WHERE series = $1 AND next <= $2
-         RETURNING next",
-    )
-    .bind(series)
-    .bind(i64::from(SEQUENCE_MAX))
-    .fetch_optional(&mut **tx)
     .await?
-    .ok_or_else(|| StoreError::Conflict {
-        constraint: format!("passport_number_series: series {series} is used up"),
-    })?;
-    let next: i64 = row.try_get("next")?;
-    let n = u32::try_from(next - 1).map_err(|e| StoreError::Other(e.to_string()))?;
-    let number =
-        PassportNumber::from_sequence(series, n).map_err(|e| StoreError::Other(e.to_string()))?;
-    sqlx::query(
-        "INSERT INTO passport_numbers (number, holder, application_id, allocated_ms)
-         VALUES ($1, $2, $3, $4)",
-    )
-    .bind(number.to_string())
-    .bind(holder)
-    .bind(application_id)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(number)
+    .pop()
+    .ok_or_else(|| StoreError::Other("a holder got no number".into()))
 }
 
 /// Passport numbers for several holders at once (`(holder, application_id)`

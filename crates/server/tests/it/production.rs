@@ -128,16 +128,24 @@ async fn add_vendor_at(p: &Prod, id: &str, site: &str, per_s: f64) -> RunningVen
 
 /// Walks person `n` from booking to an approved application.
 pub(crate) async fn approved(p: &Prod, n: u64) -> String {
+    approved_as(p, n, "ordinario").await
+}
+
+/// Walks person `n` from booking to an approved application of
+/// `passport_type`.
+async fn approved_as(p: &Prod, n: u64, passport_type: &str) -> String {
     let w = &p.w;
     register(w, n);
     let id = booked_and_checked_in(w, &p.clerk, n).await;
+    let mut body = capture_body();
+    body["passport_type"] = json!(passport_type);
     let (status, v) = w
         .app
         .staff_call(
             &p.clerk,
             Method::POST,
             &format!("/api/v1/staff/applications/{id}/capture"),
-            Some(&capture_body()),
+            Some(&body),
         )
         .await;
     assert_eq!(status, 200, "{v}");
@@ -564,36 +572,7 @@ async fn vendor_switch_in_the_middle_loses_and_duplicates_nothing(db: TestDb) {
 
 /// Walks person `n` to an approved emergency application.
 pub(crate) async fn approved_emergency(p: &Prod, n: u64) -> String {
-    let w = &p.w;
-    register(w, n);
-    let id = booked_and_checked_in(w, &p.clerk, n).await;
-    let mut body = capture_body();
-    body["passport_type"] = json!("emergencia");
-    let (status, v) = w
-        .app
-        .staff_call(
-            &p.clerk,
-            Method::POST,
-            &format!("/api/v1/staff/applications/{id}/capture"),
-            Some(&body),
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
-    wait_for_state(&w.app, &p.clerk, &id, "registry_verified").await;
-    let reference = wait_for_reference(&w.app, &id).await;
-    pay(w, &reference.reference).await;
-    wait_for_state(&w.app, &p.clerk, &id, "paid").await;
-    let (status, v) = w
-        .app
-        .staff_call(
-            &p.clerk,
-            Method::POST,
-            &format!("/api/v1/staff/applications/{id}/approve"),
-            None,
-        )
-        .await;
-    assert_eq!(status, 200, "{v}");
-    id
+    approved_as(p, n, "emergencia").await
 }
 
 async fn emergency_passports_are_issued_at_the_office(db: TestDb) {
