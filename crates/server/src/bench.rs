@@ -40,8 +40,10 @@ pub enum BenchCommand {
     Production(crate::bench_production::ProductionBenchArgs),
 }
 
-const BENCH_KEYS: &str = "k1:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
-const BENCH_LOOKUP: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+pub(crate) const BENCH_KEYS: &str =
+    "k1:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
+pub(crate) const BENCH_LOOKUP: &str =
+    "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
 /// Bench offices: open around the clock, 500 people a slot, so a million
 /// bookings fit in ten offices' horizons.
 const OFFICES: usize = 10;

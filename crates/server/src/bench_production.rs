@@ -29,8 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-const BENCH_KEYS: &str = "k1:0f0e0d0c0b0a09080706050403020100f0e0d0c0b0a090807060504030201000";
-const BENCH_LOOKUP: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
+use crate::bench::{BENCH_KEYS, BENCH_LOOKUP};
 const OFFICE_CSV: &str = "code,name,kind,city,country,time_zone,weekday_hours,saturday_hours,counters,daily_capacity,sunday_hours,service_minutes,slot_minutes,horizon_days\nPBENCH,Banco de producción,ministry,Bogotá,COL,America/Bogota,00:00-24:00,00:00-24:00,500,24000,00:00-24:00,30,30,60\n";
 const VENDOR: &str = "bench-vendor";
 const VENDOR_SECRET: &str = "bench-vendor-shared-secret-0123456789";

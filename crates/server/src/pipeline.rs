@@ -160,13 +160,8 @@ pub async fn save_vendor(
         anyhow::bail!("the vendor id must be 1 to 64 characters of A-Z a-z 0-9 . _ -");
     }
     // The same checks a client makes, before anything is stored.
-    SigningKey::new(id, secret.as_bytes().to_vec())?;
-    HttpVendor::new(
-        base_url,
-        SigningKey::new(id, secret.as_bytes().to_vec())?,
-        Duration::from_secs(1),
-        1,
-    )?;
+    let key = SigningKey::new(id, secret.as_bytes().to_vec())?;
+    HttpVendor::new(base_url, key, Duration::from_secs(1), 1)?;
     if share < 0 {
         anyhow::bail!("the share must be 0 or more");
     }
@@ -346,7 +341,9 @@ fn open_with(keys: &crate::crypto::Keyring, row: &OrderRow) -> Result<protocol::
     serde_json::from_str(&json).map_err(internal)
 }
 
-/// [`order_as_sent`] for a batch, reading the chip portraits in one query.
+/// The orders as the vendor gets them: each stored body with its DG2
+/// rebuilt from the application's chip portrait, byte for byte the file the
+/// SOD signed. The chip portraits are read in one query.
 pub async fn orders_as_sent(
     store: &pasaporte_store::Store,
     keys: &crate::crypto::Keyring,
@@ -357,14 +354,17 @@ pub async fn orders_as_sent(
     let chips = store.chip_portraits_of(&ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for row in rows {
-        let Some(chip) = chips.get(&row.application_id) else {
-            // Captured before chip portraits were kept: the slow way.
-            out.push(order_as_sent(store, keys, row).await?);
-            continue;
-        };
         let mut order = open_with(keys, row)?;
         if order.chip.dg2.is_empty() {
-            let jpeg = crate::production::chip_jpeg(keys, Some(chip), None).map_err(internal)?;
+            let jpeg = match chips.get(&row.application_id) {
+                Some(chip) => crate::production::chip_jpeg(keys, Some(chip), None),
+                // Captured before chip portraits were kept: from the photo.
+                None => {
+                    let app_row = store.application(&row.application_id).await?;
+                    crate::production::chip_jpeg(keys, None, app_row.photo_enc.as_deref())
+                }
+            }
+            .map_err(internal)?;
             let mrz = icao9303::Mrz::from_lines(&order.mrz).map_err(internal)?;
             let dg2 = crate::production::dg2_of(&jpeg, &mrz).map_err(internal)?;
             order.chip.dg2 = base64::engine::general_purpose::STANDARD.encode(dg2);
@@ -374,30 +374,16 @@ pub async fn orders_as_sent(
     Ok(out)
 }
 
-/// The order as the vendor gets it: the stored body with its DG2 rebuilt
-/// from the application's chip portrait, byte for byte the file the SOD
-/// signed.
+/// [`orders_as_sent`] for one order.
 pub async fn order_as_sent(
     store: &pasaporte_store::Store,
     keys: &crate::crypto::Keyring,
     row: &OrderRow,
 ) -> Result<protocol::Order, WorkError> {
-    use base64::Engine as _;
-    let mut order = open_with(keys, row)?;
-    if order.chip.dg2.is_empty() {
-        let jpeg = match store.chip_portrait_of(&row.application_id).await? {
-            Some(chip) => crate::production::chip_jpeg(keys, Some(&chip), None),
-            None => {
-                let app_row = store.application(&row.application_id).await?;
-                crate::production::chip_jpeg(keys, None, app_row.photo_enc.as_deref())
-            }
-        }
-        .map_err(internal)?;
-        let mrz = icao9303::Mrz::from_lines(&order.mrz).map_err(internal)?;
-        let dg2 = crate::production::dg2_of(&jpeg, &mrz).map_err(internal)?;
-        order.chip.dg2 = base64::engine::general_purpose::STANDARD.encode(dg2);
-    }
-    Ok(order)
+    orders_as_sent(store, keys, std::slice::from_ref(row))
+        .await?
+        .pop()
+        .ok_or_else(|| internal("no order"))
 }
 
 fn seal_order(app: &App, order: &protocol::Order) -> Result<String, WorkError> {
@@ -1114,24 +1100,22 @@ pub async fn apply_vendor_event(
         let number = PassportNumber::parse(&o.passport_number).map_err(internal)?;
         // Custody follows; steps the vendor skipped in its reports are
         // recorded in their order, so the booklet's history has no gap.
-        let booklet = store::booklet_in(&mut tx, &serial).await?;
         use pasaporte_core::production::BookletState as B;
-        let personalised = |s: B| matches!(s, B::Personalised | B::Dispatched);
-        match ev.kind {
-            EventKind::Printed | EventKind::QualityPassed | EventKind::Shipped
-                if booklet.state == B::Reserved =>
-            {
-                store::personalise_booklet(&mut tx, &serial, &number, &actor.id, now_ms)
-                    .await
-                    .map_err(internal)?;
-            }
-            _ => {}
+        let mut booklet = store::booklet_in(&mut tx, &serial).await?.state;
+        if booklet == B::Reserved
+            && matches!(
+                ev.kind,
+                EventKind::Printed | EventKind::QualityPassed | EventKind::Shipped
+            )
+        {
+            booklet = store::personalise_booklet(&mut tx, &serial, &number, &actor.id, now_ms)
+                .await
+                .map_err(internal)?;
         }
         let mut detail = o.order_id.clone();
         match ev.kind {
             EventKind::Shipped => {
-                let now_state = store::booklet_in(&mut tx, &serial).await?.state;
-                if now_state == B::Personalised {
+                if booklet == B::Personalised {
                     store::booklet_event(
                         &mut tx,
                         &serial,
@@ -1155,8 +1139,7 @@ pub async fn apply_vendor_event(
                     .chars()
                     .take(pasaporte_core::production::CUSTODY_TEXT_CHARS_MAX)
                     .collect();
-                let st = store::booklet_in(&mut tx, &serial).await?.state;
-                if matches!(st, B::Reserved) || personalised(st) {
+                if matches!(booklet, B::Reserved | B::Personalised | B::Dispatched) {
                     store::booklet_event(
                         &mut tx,
                         &serial,

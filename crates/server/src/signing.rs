@@ -272,6 +272,67 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// How the project's simulators deliver a signed callback: until the
+/// receiver answers 2xx, the attempts run out (`attempts`) or `stop` turns
+/// true; waiting `first_wait` after the first failure, doubling up to
+/// `max_wait`. Each attempt takes the body from `body` (`None`: the event is
+/// gone, stop) and is signed afresh by `sign(timestamp, body)`. Whether it
+/// was delivered.
+pub struct Delivery<'a> {
+    pub http: &'a reqwest::Client,
+    pub url: &'a str,
+    pub event_id: &'a str,
+    pub attempts: u32,
+    pub first_wait: std::time::Duration,
+    pub max_wait: std::time::Duration,
+    pub attempt_timeout: std::time::Duration,
+}
+
+impl Delivery<'_> {
+    pub async fn run<H>(
+        &self,
+        stop: &mut tokio::sync::watch::Receiver<bool>,
+        mut body: impl FnMut() -> Option<std::sync::Arc<Vec<u8>>>,
+        sign: impl Fn(i64, &[u8]) -> H,
+    ) -> bool
+    where
+        H: IntoIterator<Item = (&'static str, String)>,
+    {
+        let event_id = self.event_id;
+        let mut wait = self.first_wait;
+        for attempt in 1..=self.attempts {
+            let Some(bytes) = body() else {
+                return false;
+            };
+            let ts = now_secs();
+            let mut req = self
+                .http
+                .post(self.url)
+                .timeout(self.attempt_timeout)
+                .header(reqwest::header::CONTENT_TYPE, "application/json");
+            for (name, value) in sign(ts, &bytes) {
+                req = req.header(name, value);
+            }
+            match req.body(bytes.as_ref().clone()).send().await {
+                Ok(r) if r.status().is_success() => return true,
+                Ok(r) => {
+                    tracing::info!(%event_id, attempt, status = %r.status(), "callback refused; will retry")
+                }
+                Err(e) => {
+                    tracing::info!(%event_id, attempt, error = %e, "callback not delivered; will retry")
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return false,
+            }
+            wait = (wait * 2).min(self.max_wait);
+        }
+        tracing::warn!(%event_id, attempts = self.attempts, "callback given up");
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

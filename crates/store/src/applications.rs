@@ -504,20 +504,6 @@ impl Store {
         Ok(out)
     }
 
-    /// The sealed chip portrait of an application (`None` when captured
-    /// before chip portraits were kept, or not captured).
-    pub async fn chip_portrait_of(&self, id: &str) -> Result<Option<String>> {
-        let row = sqlx::query(
-            "SELECT p.chip_portrait_enc FROM applications a
-             LEFT JOIN application_portraits p ON p.application_id = a.id WHERE a.id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        Ok(row.try_get("chip_portrait_enc")?)
-    }
-
     pub async fn application(&self, id: &str) -> Result<ApplicationRow> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {LIST_COLUMNS}, photo_enc, signature_enc, (SELECT p.chip_portrait_enc FROM application_portraits p WHERE p.application_id = applications.id) AS chip_portrait_enc FROM applications WHERE id = $1"

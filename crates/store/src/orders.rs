@@ -448,15 +448,6 @@ pub async fn live_order_in(tx: &mut Tx, application_id: &str) -> Result<Option<O
     row.as_ref().map(order_from_row).transpose()
 }
 
-/// How many orders the application has had (for the next order's id).
-pub async fn order_count_in(tx: &mut Tx, application_id: &str) -> Result<i64> {
-    let row = sqlx::query("SELECT COUNT(*) AS n FROM production_orders WHERE application_id = $1")
-        .bind(application_id)
-        .fetch_one(&mut **tx)
-        .await?;
-    Ok(row.try_get("n")?)
-}
-
 /// Marks a vendor active or draining, with its audit event, in `tx`.
 pub async fn set_vendor_state(
     tx: &mut Tx,

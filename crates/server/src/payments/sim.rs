@@ -469,49 +469,37 @@ async fn outage_set(State(sim): State<SimRef>, Json(set): Json<OutageSet>) -> Js
 /// out or the simulator stops. Each attempt is signed with its own timestamp.
 async fn deliver(sim: SimRef, event_id: String) {
     let mut stop = sim.stop_tx.subscribe();
-    let mut wait = sim.cfg.delivery_backoff_first;
-    for attempt in 1..=DELIVERY_ATTEMPTS_MAX {
-        let body = {
-            let mut s = sim.lock();
-            let Some(&i) = s.event_index.get(&event_id) else {
-                return;
-            };
-            s.events[i].attempts += 1;
-            s.events[i].body.clone()
-        };
-        let ts = now_ms() / 1000;
-        let sent = sim
-            .http
-            .post(&sim.cfg.callback_url)
-            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(TIMESTAMP_HEADER, ts.to_string())
-            .header(SIGNATURE_HEADER, sign(&sim.cfg.secret, ts, &body))
-            .body(body.as_ref().clone())
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {
-                let mut s = sim.lock();
-                if let Some(&i) = s.event_index.get(&event_id) {
-                    s.events[i].delivered = true;
-                }
-                return;
-            }
-            Ok(r) => {
-                tracing::info!(%event_id, attempt, status = %r.status(), "callback refused; will retry")
-            }
-            Err(e) => {
-                tracing::info!(%event_id, attempt, error = %e, "callback not delivered; will retry")
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return,
-        }
-        wait = (wait * 2).min(Duration::from_millis(DELIVERY_BACKOFF_MAX_MS));
+    let delivered = crate::signing::Delivery {
+        http: &sim.http,
+        url: &sim.cfg.callback_url,
+        event_id: &event_id,
+        attempts: DELIVERY_ATTEMPTS_MAX,
+        first_wait: sim.cfg.delivery_backoff_first,
+        max_wait: Duration::from_millis(DELIVERY_BACKOFF_MAX_MS),
+        attempt_timeout: Duration::from_millis(DELIVERY_TIMEOUT_MS),
     }
-    tracing::warn!(%event_id, "callback given up after {DELIVERY_ATTEMPTS_MAX} attempts");
+    .run(
+        &mut stop,
+        || {
+            let mut s = sim.lock();
+            let i = *s.event_index.get(&event_id)?;
+            s.events[i].attempts += 1;
+            Some(s.events[i].body.clone())
+        },
+        |ts, body| {
+            [
+                (TIMESTAMP_HEADER, ts.to_string()),
+                (SIGNATURE_HEADER, sign(&sim.cfg.secret, ts, body)),
+            ]
+        },
+    )
+    .await;
+    if delivered {
+        let mut s = sim.lock();
+        if let Some(&i) = s.event_index.get(&event_id) {
+            s.events[i].delivered = true;
+        }
+    }
 }
 
 /// A simulator serving in the background; stops when dropped.

@@ -3,14 +3,15 @@
 //! its client, the verification of the vendors' status callbacks, and a
 //! simulator of a vendor that runs locally (`pasaporte vendor-sim`).
 //!
-//! Layout: `mod.rs` is the adapter trait [`PrintingVendor`], its error and
-//! the command-line settings [`VendorArgs`];
+//! Layout: `mod.rs` is the adapter trait [`PrintingVendor`] and its error
+//! (vendors themselves are rows of the `vendors` table, see
+//! [`crate::pipeline`]);
 //! [`protocol`] the wire types and limits, shared by everything here;
 //! [`client`] is [`HttpVendor`] (signed batches, retries); [`callback`]
 //! verifies callbacks ([`verify_vendor_callback`]); [`sim`] is the simulator.
 //! The signing scheme is [`crate::signing`]'s, shared with payments.
 //!
-//! The flow (the production pipeline builds on it): approved applications
+//! The flow ([`crate::pipeline`] runs it): approved applications
 //! become orders with ids that never change; an outbox worker sends them in
 //! batches with [`PrintingVendor::send_batch`] and records each order's
 //! [`protocol::Outcome`] (`accepted` and `duplicate` both mean the vendor has

@@ -25,9 +25,7 @@ use super::protocol::{
     CHIP_FILE_BYTES_MAX, ErrorBody, EventKind, ORDERS_PATH, Order, OrderResult, OrderStatus,
     Outcome, RejectReason, TEXT_CHARS_MAX, VendorEvent, is_id,
 };
-use crate::signing::{
-    KEY_ID_HEADER, SIGNATURE_HEADER, SignatureError, SigningKey, TIMESTAMP_HEADER, verify_keyed,
-};
+use crate::signing::{SignatureError, SigningKey, verify_keyed};
 use anyhow::Context;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -728,51 +726,33 @@ async fn deliver_in_order(sim: SimRef, event_ids: Vec<String>) {
 
 async fn deliver(sim: &SimRef, event_id: &str) -> bool {
     let mut stop = sim.stop_tx.subscribe();
-    let mut wait = sim.cfg.delivery_backoff_first;
-    for attempt in 1..=DELIVERY_ATTEMPTS_MAX {
-        let body = {
-            let mut s = sim.lock();
-            let Some(&i) = s.event_index.get(event_id) else {
-                return false;
-            };
-            s.events[i].attempts += 1;
-            s.events[i].body.clone()
-        };
-        let ts = crate::signing::now_secs();
-        let sent = sim
-            .http
-            .post(&sim.cfg.callback_url)
-            .timeout(Duration::from_millis(DELIVERY_TIMEOUT_MS))
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .header(KEY_ID_HEADER, sim.cfg.key.id())
-            .header(TIMESTAMP_HEADER, ts.to_string())
-            .header(SIGNATURE_HEADER, sim.cfg.key.signature(ts, &body))
-            .body(body.as_ref().clone())
-            .send()
-            .await;
-        match sent {
-            Ok(r) if r.status().is_success() => {
-                let mut s = sim.lock();
-                if let Some(&i) = s.event_index.get(event_id) {
-                    s.events[i].delivered = true;
-                }
-                return true;
-            }
-            Ok(r) => {
-                tracing::info!(%event_id, attempt, status = %r.status(), "callback refused; will retry")
-            }
-            Err(e) => {
-                tracing::info!(%event_id, attempt, error = %e, "callback not delivered; will retry")
-            }
-        }
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => return false,
-        }
-        wait = (wait * 2).min(Duration::from_millis(DELIVERY_BACKOFF_MAX_MS));
+    let delivered = crate::signing::Delivery {
+        http: &sim.http,
+        url: &sim.cfg.callback_url,
+        event_id,
+        attempts: DELIVERY_ATTEMPTS_MAX,
+        first_wait: sim.cfg.delivery_backoff_first,
+        max_wait: Duration::from_millis(DELIVERY_BACKOFF_MAX_MS),
+        attempt_timeout: Duration::from_millis(DELIVERY_TIMEOUT_MS),
     }
-    tracing::warn!(%event_id, "callback given up after {DELIVERY_ATTEMPTS_MAX} attempts");
-    false
+    .run(
+        &mut stop,
+        || {
+            let mut s = sim.lock();
+            let i = *s.event_index.get(event_id)?;
+            s.events[i].attempts += 1;
+            Some(s.events[i].body.clone())
+        },
+        |ts, body| sim.cfg.key.headers(ts, body),
+    )
+    .await;
+    if delivered {
+        let mut s = sim.lock();
+        if let Some(&i) = s.event_index.get(event_id) {
+            s.events[i].delivered = true;
+        }
+    }
+    delivered
 }
 
 /// A simulator serving in the background; stops when dropped.
