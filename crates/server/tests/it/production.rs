@@ -30,6 +30,7 @@ both_databases!(
     vendor_switch_in_the_middle_loses_and_duplicates_nothing,
     emergency_passports_are_issued_at_the_office,
     a_minors_passport_goes_only_to_a_guardian_and_a_renewal_cancels_the_old_one,
+    a_refused_order_is_a_dead_letter_until_a_supervisor_sends_it_again,
 );
 
 pub(crate) struct Prod {
@@ -835,4 +836,56 @@ async fn a_minors_passport_goes_only_to_a_guardian_and_a_renewal_cancels_the_old
         Some("cancelled"),
         "the renewed passport is cancelled at hand-over"
     );
+}
+
+async fn a_refused_order_is_a_dead_letter_until_a_supervisor_sends_it_again(db: TestDb) {
+    let p = spawn_prod(db).await;
+    let sim = add_vendor(&p, "vendor-a", "site-a").await;
+    // pasaporte holds a key the vendor does not know: every batch is
+    // refused (401), which retrying cannot mend.
+    let save = |secret: String| {
+        let store = p.w.app.store.clone();
+        let url = sim.url();
+        async move {
+            pasaporte::pipeline::save_vendor(
+                &store,
+                &keys().keyring().unwrap(),
+                "vendor-a",
+                &url,
+                &secret,
+                "site-a",
+                1,
+                "*",
+                "*",
+                Timestamp::now(),
+            )
+            .await
+            .unwrap()
+        }
+    };
+    save("a-key-the-vendor-never-got-0123".into()).await;
+    let id = approved(&p, 60).await;
+    let dead = wait_for_order(&p, &id, OrderState::Dead).await;
+    assert_eq!(
+        dead.last_error.as_deref(),
+        Some("refused: 401 bad_signature")
+    );
+    let sup = staff(&p.w.app, "sup.tst", Role::Supervisor, &["TST"]).await;
+    let (status, v) =
+        p.w.app
+            .staff_call(&sup, Method::GET, "/api/v1/staff/orders", None)
+            .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["orders"][0]["order_id"], dead.order_id.as_str(), "{v}");
+    // The key is put right; the supervisor sends it again; it is made once.
+    save(vendor_secret("vendor-a")).await;
+    let path = format!("/api/v1/staff/orders/{}/resend", dead.order_id);
+    let (status, v) = p.w.app.staff_call(&sup, Method::POST, &path, None).await;
+    assert_eq!(status, 200, "{v}");
+    let shipped = wait_for_order(&p, &id, OrderState::Shipped).await;
+    assert_eq!(shipped.order_id, dead.order_id);
+    assert_eq!(sim_orders(&sim).await.len(), 1);
+    // Only dead letters are sent again.
+    let (status, _) = p.w.app.staff_call(&sup, Method::POST, &path, None).await;
+    assert_eq!(status, 409);
 }
