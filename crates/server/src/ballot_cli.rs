@@ -156,8 +156,10 @@ mod tests {
         let mut s = String::from("pasaporte-ballot-requests v1\n");
         for i in 0..8u32 {
             let person = format!("{:064x}", u64::from(i) * 7919 + 1);
+            // Every request can take any seat in Bogotá, so however the seed
+            // orders them the five seats are all given.
             let pref = if i % 2 == 0 {
-                "slot:BOG-AME:2026-12-01"
+                "slot:BOG-AME:2026-12-01|city:Bogotá"
             } else {
                 "city:Bogotá"
             };
