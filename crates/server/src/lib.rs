@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod production;
 pub mod registry;
 pub mod signing;
+pub mod simulate;
 pub mod stock_cli;
 pub mod vendor_cli;
 pub mod vendors;
@@ -245,6 +246,11 @@ pub enum Command {
     Stock {
         #[command(subcommand)]
         cmd: stock_cli::StockCommand,
+    },
+    /// Replays a crisis against a server on loopback and writes a report.
+    Simulate {
+        #[command(subcommand)]
+        cmd: simulate::SimulateCommand,
     },
     /// Benchmark programs that print figures.
     Bench {
@@ -654,6 +660,7 @@ pub fn main() -> ExitCode {
                 println!("{n} offices imported");
             }
             Command::Bench { cmd } => bench::run(cmd).await?,
+            Command::Simulate { cmd } => simulate::run(cmd).await?,
             Command::Audit { cmd } => return audit_cli::run(cmd).await,
             Command::Staff { cmd } => return auth::cli::run(cmd).await,
             Command::Stock { cmd } => return stock_cli::run(cmd).await,
