@@ -1535,10 +1535,17 @@ async fn walk_to_orders(w: &World, from: u64, to: u64) -> anyhow::Result<u64> {
         if placed >= to {
             return Ok(placed);
         }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "timed out waiting for the production orders"
-        );
+        if Instant::now() >= deadline {
+            let (_, v) = w
+                .staff(
+                    &w.supervisor,
+                    Method::GET,
+                    "/api/v1/staff/orders?state=queued",
+                    None,
+                )
+                .await?;
+            anyhow::bail!("timed out waiting for the production orders ({placed} of {to}): {v}");
+        }
         tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
     }
 }
