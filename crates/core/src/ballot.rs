@@ -694,16 +694,30 @@ pub fn write_requests(requests: &[Request]) -> String {
     sorted.sort_by(|a, b| a.id.cmp(&b.id));
     let mut out = format!("{REQUESTS_HEADER}\n");
     for r in sorted {
-        let prefs: Vec<String> = r.preferences.iter().map(preference_text).collect();
         out.push_str(&format!(
             "{};{};{};{}\n",
             r.id,
             r.person,
             r.family,
-            prefs.join("|")
+            preferences_text(&r.preferences)
         ));
     }
     out
+}
+
+/// Ranked preferences as the requests file writes them: `slot:OFFICE:DAY`
+/// or `city:NAME`, joined by `|`.
+pub fn preferences_text(prefs: &[Preference]) -> String {
+    prefs
+        .iter()
+        .map(preference_text)
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+/// Reads what [`preferences_text`] wrote.
+pub fn parse_preferences(text: &str) -> Result<Vec<Preference>, String> {
+    text.split('|').map(parse_preference).collect()
 }
 
 fn preference_text(p: &Preference) -> String {
@@ -749,10 +763,7 @@ fn parse_request(content: &str) -> Result<Request, String> {
         id: id.to_string(),
         person: person.to_string(),
         family: parse_number(family, "family")?,
-        preferences: prefs
-            .split('|')
-            .map(parse_preference)
-            .collect::<Result<_, _>>()?,
+        preferences: parse_preferences(prefs)?,
     })
 }
 

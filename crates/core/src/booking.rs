@@ -74,6 +74,44 @@ pub fn parse_start(input: &str, field: &str) -> Result<Timestamp, FieldError> {
 pub fn parse_request(input: &BookingInput, today: Date) -> Result<BookingRequest, FieldErrors> {
     let mut errs = FieldErrors::default();
     let start = errs.take(parse_start(&input.start, "start"));
+    let party = parse_party_into(input, today, &mut errs);
+    match (start, party, errs.is_empty()) {
+        (Some(start), Some(p), true) => Ok(BookingRequest {
+            start,
+            applicants: p.applicants,
+            email: p.email,
+            phone: p.phone,
+        }),
+        _ => Err(errs),
+    }
+}
+
+/// The people of a request and how to reach them, without a slot (a
+/// ballot request names preferences instead).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Party {
+    pub applicants: Vec<Applicant>,
+    pub email: Email,
+    pub phone: Option<Phone>,
+}
+
+impl Party {
+    pub fn seats(&self) -> u32 {
+        // APPLICANTS_MAX bounds the length.
+        self.applicants.len() as u32
+    }
+}
+
+/// Parses the people, email and phone of `input` (its `start` is ignored).
+pub fn parse_party(input: &BookingInput, today: Date) -> Result<Party, FieldErrors> {
+    let mut errs = FieldErrors::default();
+    match parse_party_into(input, today, &mut errs) {
+        Some(p) if errs.is_empty() => Ok(p),
+        _ => Err(errs),
+    }
+}
+
+fn parse_party_into(input: &BookingInput, today: Date, errs: &mut FieldErrors) -> Option<Party> {
     let email = errs.take(Email::parse(&input.email, "email"));
     let phone = match input
         .phone
@@ -155,15 +193,11 @@ pub fn parse_request(input: &BookingInput, today: Date) -> Result<BookingRequest
             });
         }
     }
-    match (start, email, phone, errs.is_empty()) {
-        (Some(start), Some(email), Some(phone), true) => Ok(BookingRequest {
-            start,
-            applicants,
-            email,
-            phone,
-        }),
-        _ => Err(errs),
-    }
+    Some(Party {
+        applicants,
+        email: email?,
+        phone: phone?,
+    })
 }
 
 #[cfg(test)]

@@ -56,10 +56,14 @@ pub enum Action {
     /// Receive a booklet at the office (its MRZ checked against the record),
     /// hand it over, issue an emergency passport from the office's stock.
     HandOver,
+    /// Open a ballot release of a city's seats and run its draw.
+    ManageReleases,
+    /// Requests that share a device or a phone: possible resellers.
+    ViewScalperSignals,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 20] = [
         Action::ViewOfficeDay,
         Action::CheckIn,
         Action::Capture,
@@ -78,6 +82,8 @@ impl Action {
         Action::ResendOrder,
         Action::ManageVendors,
         Action::HandOver,
+        Action::ManageReleases,
+        Action::ViewScalperSignals,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +106,8 @@ impl Action {
             Action::ResendOrder => "resend_order",
             Action::ManageVendors => "manage_vendors",
             Action::HandOver => "hand_over",
+            Action::ManageReleases => "manage_releases",
+            Action::ViewScalperSignals => "view_scalper_signals",
         }
     }
 
@@ -124,7 +132,9 @@ impl Action {
             | Action::ViewStock
             | Action::ViewProduction
             | Action::ResendOrder
-            | Action::HandOver => false,
+            | Action::HandOver
+            | Action::ManageReleases
+            | Action::ViewScalperSignals => false,
         }
     }
 
@@ -151,7 +161,10 @@ impl Action {
             | Action::ViewStock
             | Action::ViewProduction
             | Action::ResendOrder
-            | Action::ManageVendors => false,
+            | Action::ManageVendors
+            // A release spans a city's offices.
+            | Action::ManageReleases
+            | Action::ViewScalperSignals => false,
         }
     }
 }
@@ -188,6 +201,8 @@ pub const POLICY: &[(Action, &[Role])] = &[
     (Action::ResendOrder, &[Supervisor]),
     (Action::ManageVendors, &[Administrator]),
     (Action::HandOver, &[Clerk, Supervisor]),
+    (Action::ManageReleases, &[Supervisor, Administrator]),
+    (Action::ViewScalperSignals, &[Supervisor, Auditor]),
 ];
 
 /// Whether `role` may do `action`.
@@ -232,6 +247,7 @@ mod tests {
                     | Action::ViewAudit
                     | Action::ViewStock
                     | Action::ViewProduction
+                    | Action::ViewScalperSignals
             );
             assert_eq!(allows(Role::Auditor, a), reads, "{a}");
         }

@@ -125,6 +125,8 @@ pub struct Adapters {
     pub vendor_settings: crate::pipeline::VendorSettings,
     /// Rate limits on the citizens' booking writes (none by default).
     pub limits: crate::limits::RateLimits,
+    /// Ballot request periods and reconfirmation.
+    pub fair: crate::ballot::FairSettings,
 }
 
 pub struct App {
@@ -144,6 +146,9 @@ pub struct App {
     pub vendors: crate::pipeline::VendorCache,
     pub limits: crate::limits::RateLimits,
     pub fees: FeeSchedule,
+    /// Which offices and days ballot releases cover (live booking asks).
+    pub releases: crate::ballot::ReleaseCache,
+    pub fair: crate::ballot::FairSettings,
     offices: RwLock<Arc<BTreeMap<String, Arc<OfficeEntry>>>>,
 }
 
@@ -175,6 +180,8 @@ impl App {
             vendors: crate::pipeline::VendorCache::default(),
             limits: adapters.limits,
             fees: crate::payments::fee_schedule()?,
+            releases: crate::ballot::ReleaseCache::default(),
+            fair: adapters.fair,
             offices: RwLock::new(Arc::new(BTreeMap::new())),
         });
         app.reload_offices().await?;

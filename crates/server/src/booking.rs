@@ -338,6 +338,10 @@ pub async fn book(
     let req = parse_request(input, today).map_err(BookError::Invalid)?;
     let slot = calendar::find_slot(&entry.office, &entry.closures, req.start, now)
         .map_err(|e| BookError::Invalid(FieldErrors(vec![slot_error(&e)])))?;
+    let day = calendar::local_today(&entry.office, slot.start);
+    if let Some(e) = crate::ballot::live_refusal(app, office_code, day).await? {
+        return Err(BookError::Invalid(FieldErrors(vec![e])));
+    }
     let keys = &app.keys;
     let mut applicants = Vec::with_capacity(req.applicants.len());
     for a in &req.applicants {
@@ -632,6 +636,10 @@ pub async fn reschedule(
         parse_start(start, "start").map_err(|e| ManageError::Invalid(FieldErrors(vec![e])))?;
     let slot = calendar::find_slot(&b.office.office, &b.office.closures, start, now)
         .map_err(|e| ManageError::Invalid(FieldErrors(vec![slot_error(&e)])))?;
+    let day = calendar::local_today(&b.office.office, slot.start);
+    if let Some(e) = crate::ballot::live_refusal(app, &b.office.office.code, day).await? {
+        return Err(ManageError::Invalid(FieldErrors(vec![e])));
+    }
     let op = WriteOp::Reschedule {
         booking_id: b.id.clone(),
         start_ms: slot.start.as_millisecond(),

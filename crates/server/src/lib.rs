@@ -16,6 +16,7 @@ pub mod app;
 pub mod audit_cli;
 pub mod auth;
 pub mod availability;
+pub mod ballot;
 pub mod ballot_cli;
 pub mod bench;
 pub mod bench_production;
@@ -188,6 +189,14 @@ pub struct WorkArgs {
     /// failure, at most 10 minutes; dead letter after 8 failures).
     #[arg(long, env = "PASAPORTE_VENDOR_RETRY_MS", default_value_t = 2_000)]
     pub vendor_retry_ms: u64,
+    /// Hours before an appointment booked earlier that its citizen is asked
+    /// to confirm it (0: no reconfirmation).
+    #[arg(long, env = "PASAPORTE_RECONFIRM_HOURS", default_value_t = 72)]
+    pub reconfirm_hours: u32,
+    /// Hours before the appointment an unconfirmed seat is given to the
+    /// waitlist.
+    #[arg(long, env = "PASAPORTE_RECONFIRM_KEEP_HOURS", default_value_t = 24)]
+    pub reconfirm_keep_hours: u32,
 }
 
 impl WorkArgs {
@@ -586,6 +595,13 @@ async fn adapters(
             document_signer,
             vendor_settings,
             limits: limits::RateLimits::default(),
+            fair: ballot::FairSettings {
+                period: ballot::RequestPeriod::AtLeastADay,
+                reconfirm: (work.reconfirm_hours > 0).then_some(ballot::Reconfirm {
+                    ask_hours: i64::from(work.reconfirm_hours),
+                    keep_hours: i64::from(work.reconfirm_keep_hours.min(work.reconfirm_hours)),
+                }),
+            },
         },
         sims,
     ))

@@ -108,13 +108,24 @@ pub fn booking_mail(
             &format!("{}: {code}", lang.pick("Código", "Code")),
         )),
     };
+    sealed(app, to, subject, &body, ics.as_deref())
+}
+
+/// Seals a composed mail for the outbox.
+pub fn sealed(
+    app: &App,
+    to: &str,
+    subject: &str,
+    body: &str,
+    ics: Option<&str>,
+) -> Result<MailRow, CryptoError> {
     let keys = &app.keys;
     Ok(MailRow {
         id: uuid::Uuid::now_v7().to_string(),
         recipient_enc: keys.seal("mail_recipient", to)?,
         subject: subject.to_string(),
-        body_enc: keys.seal("mail_body", &body)?,
-        ics_enc: ics.map(|i| keys.seal("mail_ics", &i)).transpose()?,
+        body_enc: keys.seal("mail_body", body)?,
+        ics_enc: ics.map(|i| keys.seal("mail_ics", i)).transpose()?,
     })
 }
 

@@ -66,6 +66,9 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
         if let Err(e) = refund_round(&app).await {
             tracing::warn!(error = %e, "refund round failed");
         }
+        if let Err(e) = crate::ballot::round(&app, app.fair.reconfirm, now).await {
+            tracing::warn!(error = %e, "ballot round failed");
+        }
     }
 }
 

@@ -110,7 +110,7 @@ impl From<sqlx::Error> for WriteError {
 }
 
 /// Maps a refused statement to what it means for the booking.
-fn classify(e: sqlx::Error) -> WriteError {
+pub(crate) fn classify(e: sqlx::Error) -> WriteError {
     match StoreError::from(e) {
         StoreError::Conflict { constraint } => classify_constraint(constraint),
         other => WriteError::Store(other),
@@ -189,7 +189,7 @@ pub(crate) async fn insert_mail(
     Ok(())
 }
 
-async fn add_seats(
+pub(crate) async fn add_seats(
     tx: &mut Transaction<'static, Any>,
     office: &str,
     start_ms: i64,
@@ -210,7 +210,7 @@ async fn add_seats(
     Ok(())
 }
 
-async fn release_seats(
+pub(crate) async fn release_seats(
     tx: &mut Transaction<'static, Any>,
     office: &str,
     start_ms: i64,
@@ -228,31 +228,18 @@ async fn release_seats(
     Ok(())
 }
 
-async fn book(
+/// The booking's own rows: the booking, its people's holds (the primary key
+/// refuses a person who already holds one) and its applicants. A ballot
+/// request is the same rows with another status and no seat yet.
+pub(crate) async fn insert_booking_rows(
     tx: &mut Transaction<'static, Any>,
     b: &NewBooking,
-) -> std::result::Result<WriteOutcome, WriteError> {
-    if let Some((key, hash)) = &b.idempotency {
-        let seen = sqlx::query("SELECT request_hash, booking_code FROM idempotency WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&mut **tx)
-            .await?;
-        if let Some(r) = seen {
-            let first_hash: String = r.try_get("request_hash")?;
-            return if &first_hash == hash {
-                Ok(WriteOutcome::Replayed {
-                    code: r.try_get("booking_code")?,
-                })
-            } else {
-                Err(WriteError::IdempotencyKeyReused)
-            };
-        }
-    }
+    status: &str,
+) -> std::result::Result<(), WriteError> {
     let seats = u32::try_from(b.applicants.len()).unwrap_or(u32::MAX);
-    add_seats(tx, &b.office, b.start_ms, b.capacity, seats).await?;
     sqlx::query(
         "INSERT INTO bookings (id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms)
-         VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $8, $8)",
+         VALUES ($1, $2, $3, $4, $5, $9, $6, $7, $8, $8)",
     )
     .bind(&b.id)
     .bind(&b.code)
@@ -262,6 +249,7 @@ async fn book(
     .bind(&b.email_enc)
     .bind(b.phone_enc.as_deref())
     .bind(b.now_ms)
+    .bind(status)
     .execute(&mut **tx)
     .await
     .map_err(classify)?;
@@ -288,6 +276,32 @@ async fn book(
         .await
         .map_err(classify)?;
     }
+    Ok(())
+}
+
+async fn book(
+    tx: &mut Transaction<'static, Any>,
+    b: &NewBooking,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    if let Some((key, hash)) = &b.idempotency {
+        let seen = sqlx::query("SELECT request_hash, booking_code FROM idempotency WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&mut **tx)
+            .await?;
+        if let Some(r) = seen {
+            let first_hash: String = r.try_get("request_hash")?;
+            return if &first_hash == hash {
+                Ok(WriteOutcome::Replayed {
+                    code: r.try_get("booking_code")?,
+                })
+            } else {
+                Err(WriteError::IdempotencyKeyReused)
+            };
+        }
+    }
+    let seats = u32::try_from(b.applicants.len()).unwrap_or(u32::MAX);
+    add_seats(tx, &b.office, b.start_ms, b.capacity, seats).await?;
+    insert_booking_rows(tx, b, "active").await?;
     if let Some((key, hash)) = &b.idempotency {
         sqlx::query("INSERT INTO idempotency (key, request_hash, booking_code, created_ms) VALUES ($1, $2, $3, $4)")
             .bind(key)
@@ -570,13 +584,14 @@ impl Store {
     }
 
     /// Every slot whose seat count is over capacity or differs from the seats
-    /// of its bookings that hold seats (active, checked in, or no-show: a
-    /// past seat is not given back). Empty on a healthy database.
+    /// of its bookings that hold seats (active, offered to the waitlist,
+    /// checked in, or no-show: a past seat is not given back). Empty on a
+    /// healthy database.
     pub async fn check_slots(&self) -> Result<Vec<SlotMismatch>> {
         let rows = sqlx::query(
             "SELECT s.office_code, s.start_ms, s.capacity, s.booked,
                     CAST(COALESCE((SELECT SUM(b.seats) FROM bookings b
-                              WHERE b.office_code = s.office_code AND b.start_ms = s.start_ms AND b.status IN ('active', 'checked_in', 'no_show')), 0) AS BIGINT) AS seats
+                              WHERE b.office_code = s.office_code AND b.start_ms = s.start_ms AND b.status IN ('active', 'offered', 'checked_in', 'no_show')), 0) AS BIGINT) AS seats
              FROM slot_seats s",
         )
         .fetch_all(&self.pool)

@@ -17,6 +17,7 @@
 
 mod applications;
 mod audit;
+mod ballot;
 mod bookings;
 mod offices;
 mod orders;
@@ -29,6 +30,7 @@ pub mod testing;
 
 pub use applications::*;
 pub use audit::*;
+pub use ballot::*;
 pub use bookings::*;
 pub use orders::*;
 pub use outbox::*;

@@ -613,7 +613,7 @@ async fn capacity_csv(
 }
 
 #[derive(Deserialize, ToSchema)]
-struct ApplicantJson {
+pub(crate) struct ApplicantJson {
     /// `cedula_ciudadania`, `tarjeta_identidad`, `registro_civil` or `pasaporte_extranjero`.
     document_type: String,
     document_number: String,
@@ -621,6 +621,18 @@ struct ApplicantJson {
     given_names: String,
     /// `YYYY-MM-DD`.
     birth_date: String,
+}
+
+impl From<ApplicantJson> for ApplicantInput {
+    fn from(a: ApplicantJson) -> Self {
+        ApplicantInput {
+            document_type: a.document_type,
+            document_number: a.document_number,
+            surnames: a.surnames,
+            given_names: a.given_names,
+            birth_date: a.birth_date,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -773,17 +785,7 @@ async fn create_booking(
     };
     let input = BookingInput {
         start: req.start,
-        applicants: req
-            .applicants
-            .into_iter()
-            .map(|a| ApplicantInput {
-                document_type: a.document_type,
-                document_number: a.document_number,
-                surnames: a.surnames,
-                given_names: a.given_names,
-                birth_date: a.birth_date,
-            })
-            .collect(),
+        applicants: req.applicants.into_iter().map(Into::into).collect(),
         email: req.email,
         phone: req.phone,
     };
@@ -812,7 +814,7 @@ async fn create_booking(
 }
 
 /// The manage token from `Authorization: Bearer ...`.
-struct Bearer(String);
+pub(crate) struct Bearer(pub(crate) String);
 
 impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     type Rejection = ApiError;

@@ -6,6 +6,7 @@
 //! OpenAPI document; `pages.rs` the citizen pages.
 
 pub mod api;
+pub mod ballot_api;
 pub mod console;
 pub mod console_auth;
 pub mod pages;
@@ -35,12 +36,9 @@ pub type AppState = Arc<App>;
 /// The whole service.
 pub fn router(app: AppState) -> Router {
     Router::new()
-        .merge(
-            api::routes().route_layer(axum::middleware::from_fn_with_state(
-                app.clone(),
-                limit_client,
-            )),
-        )
+        .merge(api::routes().merge(ballot_api::routes()).route_layer(
+            axum::middleware::from_fn_with_state(app.clone(), limit_client),
+        ))
         .merge(console::routes(&app))
         .merge(console_auth::routes())
         .merge(staff_api::routes(&app))

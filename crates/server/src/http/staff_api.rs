@@ -120,6 +120,21 @@ pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
         "/api/v1/staff/applications/{id}/emergency",
         Action::HandOver,
     ),
+    (
+        Method::POST,
+        "/api/v1/staff/releases",
+        Action::ManageReleases,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/releases/{id}/draw",
+        Action::ManageReleases,
+    ),
+    (
+        Method::GET,
+        "/api/v1/staff/releases/{id}/signals",
+        Action::ViewScalperSignals,
+    ),
 ];
 
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -169,6 +184,15 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route(
             "/api/v1/staff/applications/{id}/emergency",
             post(production_api::emergency),
+        )
+        .route("/api/v1/staff/releases", post(super::ballot_api::open))
+        .route(
+            "/api/v1/staff/releases/{id}/draw",
+            post(super::ballot_api::draw),
+        )
+        .route(
+            "/api/v1/staff/releases/{id}/signals",
+            get(super::ballot_api::signals),
         )
         // Every route above is checked against the policy table before its
         // handler runs (and so before its body is read).
