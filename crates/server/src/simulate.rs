@@ -244,8 +244,13 @@ pub struct VendorFigures {
 /// Reconfirmation.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct ReconfirmFigures {
+    /// Reminders sent.
     pub asked: u64,
     pub confirmed: u64,
+    /// Unconfirmed seats released at their deadline.
+    pub released: u64,
+    /// Seats offered to the ballot's waitlist (the ballot day's released
+    /// seats; the live day's go back to live booking).
     pub freed_to_waitlist: u64,
     pub filled_from_waitlist: u64,
     pub no_shows_avoided: u64,
@@ -432,7 +437,7 @@ struct World {
     supervisor: StaffLogin,
     admin: StaffLogin,
     bar: ProgressBar,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: Server,
     registry: crate::registry::sim::RunningSim,
     payments: crate::payments::RunningPaymentSim,
     payments_client: reqwest::Client,
@@ -440,12 +445,6 @@ struct World {
     lang: Lang,
     /// The Bogotá offices of the scenario, largest first.
     offices: Vec<String>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
 }
 
 /// How a request is authenticated.
@@ -606,6 +605,103 @@ async fn fresh_database(args: &July2025Args, dir: &std::path::Path) -> anyhow::R
     }
 }
 
+/// One running server: the service (as `serve` wires it) and its workers,
+/// stopped when dropped.
+struct Server {
+    app: std::sync::Arc<crate::app::App>,
+    base: String,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// What the run's server is made of.
+struct ServerParts {
+    store: Store,
+    registry_url: String,
+    payments_url: String,
+    payments_secret: Vec<u8>,
+    document_signer: (String, String),
+}
+
+/// The run's ballot and reconfirmation settings: any request period (the
+/// run cannot wait a day), reconfirmation as `serve` has it by default.
+fn fair() -> crate::ballot::FairSettings {
+    crate::ballot::FairSettings {
+        period: crate::ballot::RequestPeriod::Any,
+        reconfirm: Some(crate::ballot::Reconfirm::default()),
+    }
+}
+
+/// Starts the service on a loopback port with the run's adapters, rate
+/// limits and workers (what `pasaporte serve` does, with the ballot's
+/// request period and reconfirmation set for a run of seconds).
+async fn start_server_at(
+    parts: &ServerParts,
+    fair: crate::ballot::FairSettings,
+    addr: SocketAddr,
+) -> anyhow::Result<Server> {
+    use crate::registry::{HttpRegistry, RegistryConfig};
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let mut registry = RegistryConfig::new(parts.registry_url.clone());
+    registry.timeout_ms = 2_000;
+    registry.attempts = 2;
+    registry.backoff_first_ms = 10;
+    let registry =
+        HttpRegistry::new(registry).map_err(|e| anyhow::anyhow!("civil registry: {e}"))?;
+    let adapters = crate::app::Adapters {
+        registry: Some(std::sync::Arc::new(registry)),
+        payments: Some(std::sync::Arc::new(crate::payments::HttpPayments::new(
+            &parts.payments_url,
+            Duration::from_millis(2_000),
+            2,
+        )?)),
+        payments_secret: Some(parts.payments_secret.clone()),
+        audit_signer: None,
+        document_signer: Some(icao9303::DocumentSigner::from_pem(
+            &parts.document_signer.0,
+            &parts.document_signer.1,
+        )?),
+        vendor_settings: crate::pipeline::VendorSettings {
+            attempt_timeout: Duration::from_millis(2_000),
+            attempts: 1,
+            retry_first_ms: 100,
+            ..crate::pipeline::VendorSettings::default()
+        },
+        limits: crate::limits::RateLimits::new(&default_limits()),
+        fair,
+    };
+    let app = crate::app::App::new(
+        parts.store.clone(),
+        Keyring::parse(SIM_KEYS, SIM_LOOKUP)?,
+        base.clone(),
+        adapters,
+    )
+    .await?;
+    let router = crate::http::router(app.clone());
+    let mut tasks = vec![tokio::spawn(async move {
+        if let Err(e) = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        {
+            tracing::error!(error = %e, "the simulation's server stopped");
+        }
+    })];
+    let interval = Duration::from_millis(WORKER_INTERVAL_MS);
+    tasks.push(tokio::spawn(crate::workers::run(app.clone(), interval)));
+    tasks.push(tokio::spawn(crate::pipeline::run(app.clone(), interval)));
+    Ok(Server { app, base, tasks })
+}
+
 async fn spawn_world(
     args: &July2025Args,
     dir: &std::path::Path,
@@ -615,10 +711,7 @@ async fn spawn_world(
     use crate::payments::sim::{PaymentSimConfig, spawn_payment_sim};
     use crate::registry::sim::{SimConfig, spawn_registry_sim};
     let database = fresh_database(args, dir).await?;
-    let store = crate::open_store(&crate::DbArgs {
-        database: database.clone(),
-    })
-    .await?;
+    let store = crate::open_store(&crate::DbArgs { database }).await?;
     crate::import_offices(&store, crate::DEMO_OFFICES_CSV).await?;
     let (csv, offices) = scaled_offices_csv(args.people / DEMAND_FACTOR)?;
     crate::import_offices(&store, &csv).await?;
@@ -630,65 +723,29 @@ async fn spawn_world(
         icao9303::StateCode::parse("COL")?,
         std::time::SystemTime::now(),
     )?;
-    let (ds_key, ds_cert) = (dir.join("ds.key.pem"), dir.join("ds.pem"));
-    std::fs::write(&ds_key, ds.key_pem()?)?;
-    std::fs::write(&ds_cert, ds.cert_pem()?)?;
-
     let registry = spawn_registry_sim(SimConfig::default()).await?;
+    // The payment simulator calls back the server, whose port changes when
+    // the reconfirmation step starts a later one: it is told the first
+    // server's address, and the callbacks it makes go there while it lives.
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr: SocketAddr = listener.local_addr()?;
+    let callback_addr: SocketAddr = listener.local_addr()?;
     drop(listener);
-    let payments_secret = crate::crypto::hex(&crate::crypto::random_bytes::<32>()?);
+    let payments_secret = crate::crypto::random_bytes::<32>()?.to_vec();
     let mut pay_cfg = PaymentSimConfig::local(
-        format!("http://{addr}/api/v1/payments/callback"),
-        payments_secret.as_bytes().to_vec(),
+        format!("http://{callback_addr}/api/v1/payments/callback"),
+        payments_secret.clone(),
     );
     pay_cfg.delivery_backoff_first = Duration::from_millis(50);
     let payments = spawn_payment_sim(pay_cfg).await?;
-
-    let mut work = crate::WorkArgs::none();
-    work.registry.registry_url = Some(registry.url());
-    work.registry.registry_timeout_ms = 2_000;
-    work.registry.registry_attempts = 2;
-    work.registry.registry_backoff_ms = 10;
-    work.payments.payments_url = Some(payments.url());
-    work.payments.payments_secret = Some(payments_secret);
-    work.payments.payments_attempts = 2;
-    work.payments.payments_timeout_ms = 2_000;
-    work.worker_interval_ms = 50;
-    work.ds_key = Some(ds_key);
-    work.ds_cert = Some(ds_cert);
-    work.vendor_retry_ms = 100;
-    work.vendor_attempts = 1;
-    work.vendor_timeout_ms = 2_000;
-
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let serve_args = crate::ServeArgs {
-        db: crate::DbArgs { database },
-        keys: crate::KeyArgs {
-            data_keys: Some(SIM_KEYS.into()),
-            lookup_key: Some(SIM_LOOKUP.into()),
-            key_file: "/nonexistent".into(),
-        },
-        smtp: crate::SmtpArgs {
-            smtp_host: None,
-            smtp_port: 25,
-            smtp_security: "none".into(),
-            smtp_user: None,
-            smtp_password: None,
-            mail_from: "Simulacro <simulacro@pasaporte.invalid>".into(),
-            outbox_interval_ms: 1000,
-            smtp_retry_ms: 1000,
-        },
-        listen: addr,
-        public_url: None,
-        demo: false,
-        work,
-        limits: default_limits(),
+    let parts = ServerParts {
+        store: store.clone(),
+        registry_url: registry.url(),
+        payments_url: payments.url(),
+        payments_secret,
+        document_signer: (ds.key_pem()?, ds.cert_pem()?),
     };
-    let server = tokio::spawn(crate::serve(serve_args, Some(tx)));
-    let addr = rx.await.context("the server did not start")?;
-    let base = format!("http://{addr}");
+    let server = start_server_at(&parts, fair(), callback_addr).await?;
+    let base = server.base.clone();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
         .build()?;
@@ -871,11 +928,15 @@ async fn scenario(
     let earliest_before = earliest(&w).await?;
     let cast = Cast::new(args.people)?;
 
+    let live_started = Instant::now();
     let live = live_release(&mut w, &cast, days[0], args.seed).await?;
-    let ballot = ballot_release(&mut w, &cast, days[1], args.seed).await?;
+    let period = (live_started.elapsed() * BALLOT_PERIOD_FACTOR)
+        .max(Duration::from_millis(BALLOT_PERIOD_MIN_MS));
+    let (ballot, ballot_state) = ballot_release(&mut w, &cast, days[1], period).await?;
     let strike = strike(&mut w, days[0]).await?;
     let (stock, vendors) = production(&mut w).await?;
-    let reconfirmation = reconfirmation(&mut w, args.seed).await?;
+    let reconfirmation =
+        reconfirmation(&mut w, args.seed, &cast, &days[..2], ballot_state.as_ref()).await?;
 
     w.phase("measuring", w.acknowledged.len() as u64 + 2);
     let (vanished, moved) = vanished(&w).await?;
@@ -945,7 +1006,7 @@ async fn whole_days(w: &World) -> anyhow::Result<Vec<Date>> {
     let mut out = Vec::new();
     for (day, n) in per_day {
         let date: Date = day.parse()?;
-        if n == w.offices.len() && date > today {
+        if n == w.offices.len() && (date - today).get_days() >= FIRST_DAY_AFTER_DAYS as i32 {
             out.push(date);
         }
     }
@@ -1187,22 +1248,318 @@ async fn has_route(w: &World, method: Method, path: &str, staff: Option<&StaffLo
     }
 }
 
-/// The ballot release (issue 6, the lead's API), if the service has it.
+/// One request, outside any `World` borrow (for concurrent senders).
+async fn send(
+    client: &reqwest::Client,
+    method: Method,
+    url: String,
+    body: Option<Value>,
+    bearer: Option<String>,
+) -> anyhow::Result<(u16, Value)> {
+    let mut req = client.request(method, url);
+    if let Some(t) = bearer {
+        req = req.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let r = req.send().await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+/// Senders at once in the ballot's concurrent steps (each requester's own
+/// writes stay in order).
+const SENDERS_AT_ONCE: usize = 16;
+/// The shortest ballot request period of a run, and how many times the
+/// live release's duration it is given (requests, proofs and the bots'
+/// spam must all be in before it closes).
+const BALLOT_PERIOD_MIN_MS: u64 = 6_000;
+const BALLOT_PERIOD_FACTOR: u32 = 3;
+/// Mail rows read from the outbox at once to find the links (every mail of
+/// the run is still there: no SMTP server).
+const MAIL_READ_MAX: u32 = 100_000;
+
+/// The links' tokens in the queued mail, by request code, read the way a
+/// mail client would (the body opened with the run's keys).
+async fn tokens_from_mail(w: &World) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let now = Timestamp::now().as_millisecond() + 60_000;
+    for m in w.store.due_mail(now, MAIL_READ_MAX).await? {
+        let body = w.keys.open("mail_body", &m.body_enc)?;
+        for line in body.lines() {
+            let Some(at) = line.find("/solicitudes/") else {
+                continue;
+            };
+            let rest = &line[at + "/solicitudes/".len()..];
+            let Some((code, tail)) = rest.split_once('/') else {
+                continue;
+            };
+            if let Some(token) = tail.strip_prefix("verificar?clave=") {
+                out.insert(code.to_string(), token.trim().to_string());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `f(i)` for `0..n`, [`SENDERS_AT_ONCE`] at a time; results in order.
+async fn concurrently<F, Fut, T>(n: usize, f: F) -> anyhow::Result<Vec<T>>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        let mut set = tokio::task::JoinSet::new();
+        let end = (i + SENDERS_AT_ONCE).min(n);
+        for j in i..end {
+            let fut = f(j);
+            set.spawn(async move { (j, fut.await) });
+        }
+        let mut chunk = Vec::new();
+        while let Some(r) = set.join_next().await {
+            chunk.push(r?);
+        }
+        chunk.sort_by_key(|(j, _)| *j);
+        for (_, r) in chunk {
+            out.push(r?);
+        }
+        i = end;
+    }
+    Ok(out)
+}
+
+/// A request as its requester keeps it.
+struct Held {
+    code: String,
+    token: String,
+}
+
+/// What the ballot leaves for the reconfirmation step.
+struct BallotState {
+    /// Every requester's request (people then bots), if it was taken.
+    held: Vec<Option<Held>>,
+}
+
+/// The ballot release (issue 6, the lead's API): the supervisor opens a
+/// release of the same offices' next whole day; every requester sends a
+/// request (a person once, a bot a hundred times) and proves the email
+/// through the link of the mail; when the period closes the service draws;
+/// each requester then looks at their request.
 async fn ballot_release(
     w: &mut World,
-    _cast: &Cast,
-    _day: Date,
-    _seed: u64,
-) -> anyhow::Result<Step<ReleaseFigures>> {
-    w.phase("ballot release", 1);
-    if !has_route(w, Method::GET, "/api/v1/releases", None).await {
-        return Ok(Step::NotAvailable {
-            why: "GET /api/v1/releases: not in this build".into(),
-        });
+    cast: &Cast,
+    day: Date,
+    period: Duration,
+) -> anyhow::Result<(Step<ReleaseFigures>, Option<BallotState>)> {
+    let bots = cast.count(Who::Bot);
+    let people = cast.count(Who::Person);
+    w.phase(
+        "ballot release: requests, proof of email, the draw",
+        bots * u64::from(BOT_REQUESTS) + (people + bots) * 4,
+    );
+    let mut seats_offered = 0;
+    for o in &w.offices {
+        seats_offered += slots_of(w, &w.client, o, day)
+            .await?
+            .iter()
+            .map(|s| s.1)
+            .sum::<u64>();
     }
-    Ok(Step::NotAvailable {
-        why: "ballot releases: not driven by this build of the simulator".into(),
+    let close = Timestamp::now() + period;
+    let (status, v) = w
+        .staff(
+            &w.supervisor,
+            Method::POST,
+            "/api/v1/staff/releases",
+            Some(&json!({
+                "city": CITY,
+                "first_day": day.to_string(),
+                "last_day": day.to_string(),
+                "requests_close_at": close.to_string(),
+                "offices": w.offices,
+            })),
+        )
+        .await?;
+    if matches!(status, 404 | 405) && v.is_null() {
+        return Ok((
+            Step::NotAvailable {
+                why: "POST /api/v1/staff/releases: not in this build".into(),
+            },
+            None,
+        ));
+    }
+    anyhow::ensure!(status == 201, "opening the release: {status} {v}");
+    let release = v["id"].as_str().context("no release id")?.to_string();
+    let url = |path: String| format!("{}{path}", w.base);
+    let request_body = |n: usize| {
+        json!({
+            "email": format!("solicitante{n}@example.co"),
+            "applicants": [identity(1, n)],
+            "preferences": [{ "city": CITY }],
+        })
+    };
+    // Every requester's first request.
+    let bar = w.bar.clone();
+    let first = concurrently(cast.agents.len(), |n| {
+        let (client, u, b, bar) = (
+            cast.agents[n].client.clone(),
+            url(format!("/api/v1/releases/{release}/requests")),
+            request_body(n),
+            bar.clone(),
+        );
+        async move {
+            let r = send(&client, Method::POST, u, Some(b), None).await;
+            bar.inc(1);
+            r
+        }
     })
+    .await?;
+    let tokens = tokens_from_mail(w).await?;
+    let mut held: Vec<Option<Held>> = Vec::new();
+    let mut f = ReleaseFigures {
+        day: day.to_string(),
+        seats_offered,
+        seats_to_people: 0,
+        seats_to_bots: 0,
+        people,
+        bots,
+        writes_by_people: 0,
+        writes_by_bots: 0,
+        bot_answers: BTreeMap::new(),
+        people_without_seat: 0,
+    };
+    for (n, (status, v)) in first.iter().enumerate() {
+        match cast.agents[n].who {
+            Who::Person => f.writes_by_people += 1,
+            Who::Bot => {
+                f.writes_by_bots += 1;
+                *f.bot_answers.entry(answer_key(*status, v)).or_default() += 1;
+            }
+        }
+        let code = v["code"].as_str().filter(|_| *status == 202);
+        held.push(code.and_then(|c| {
+            tokens.get(c).map(|t| Held {
+                code: c.to_string(),
+                token: t.clone(),
+            })
+        }));
+    }
+    // The proof of email: the link of the mail, followed.
+    let verified = concurrently(held.len(), |n| {
+        let client = cast.agents[n].client.clone();
+        let h = held[n].as_ref().map(|h| {
+            (
+                url(format!("/api/v1/requests/{}/verify", h.code)),
+                h.token.clone(),
+            )
+        });
+        let bar = bar.clone();
+        async move {
+            let Some((u, token)) = h else {
+                return Ok(false);
+            };
+            let (status, _) = send(
+                &client,
+                Method::POST,
+                u,
+                Some(json!({ "token": token })),
+                None,
+            )
+            .await?;
+            bar.inc(1);
+            Ok(status == 200)
+        }
+    })
+    .await?;
+    // The bots' spam: the rest of their hundred requests each.
+    let bot_ids: Vec<usize> = (0..cast.agents.len())
+        .filter(|n| cast.agents[*n].who == Who::Bot)
+        .collect();
+    let spam = concurrently(bot_ids.len(), |i| {
+        let n = bot_ids[i];
+        let (client, u, b, bar) = (
+            cast.agents[n].client.clone(),
+            url(format!("/api/v1/releases/{release}/requests")),
+            request_body(n),
+            bar.clone(),
+        );
+        async move {
+            let mut answers: Vec<String> = Vec::new();
+            for _ in 1..BOT_REQUESTS {
+                let (status, v) =
+                    send(&client, Method::POST, u.clone(), Some(b.clone()), None).await?;
+                bar.inc(1);
+                answers.push(answer_key(status, &v));
+            }
+            Ok(answers)
+        }
+    })
+    .await?;
+    for answers in spam {
+        for a in answers {
+            f.writes_by_bots += 1;
+            *f.bot_answers.entry(a).or_default() += 1;
+        }
+    }
+    // The draw: the worker runs it once the period has closed.
+    let deadline = Instant::now() + period + Duration::from_secs(STEP_WAIT_SECS);
+    loop {
+        let v = w.get(&format!("/api/v1/releases/{release}")).await?;
+        if v["state"] == "drawn" {
+            break;
+        }
+        anyhow::ensure!(Instant::now() < deadline, "the release was not drawn: {v}");
+        tokio::time::sleep(Duration::from_millis(POLL_MS * 4)).await;
+    }
+    // Each requester looks at their request.
+    for (n, h) in held.iter().enumerate() {
+        let Some(h) = h.as_ref().filter(|_| verified[n]) else {
+            if cast.agents[n].who == Who::Person {
+                f.people_without_seat += 1;
+            }
+            continue;
+        };
+        let (status, v) = w
+            .call(
+                &cast.agents[n].client,
+                Method::GET,
+                &format!("/api/v1/requests/{}", h.code),
+                None,
+                Auth::Bearer(&h.token),
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "request {}: {status} {v}", h.code);
+        let seated = v["status"] == "allocated";
+        match (cast.agents[n].who, seated) {
+            (Who::Person, true) => f.seats_to_people += 1,
+            (Who::Bot, true) => f.seats_to_bots += 1,
+            (Who::Person, false) => f.people_without_seat += 1,
+            (Who::Bot, false) => {}
+        }
+        if let Some(code) = v["booking_code"].as_str().filter(|_| seated) {
+            let (status, b) = w
+                .call(
+                    &w.client,
+                    Method::GET,
+                    &format!("/api/v1/bookings/{code}"),
+                    None,
+                    Auth::Bearer(&h.token),
+                )
+                .await?;
+            anyhow::ensure!(status == 200, "allocated booking {code}: {status} {b}");
+            w.acknowledged.push(Acknowledged {
+                code: code.to_string(),
+                token: h.token.clone(),
+                office: b["office"].as_str().unwrap_or_default().to_string(),
+                start: b["start"].as_str().unwrap_or_default().to_string(),
+            });
+        }
+    }
+    Ok((Step::Done(f), Some(BallotState { held })))
 }
 
 /// A strike: the largest Bogotá office closed on the live release's day.
@@ -1296,6 +1653,16 @@ async fn production(w: &mut World) -> anyhow::Result<(Step<StockFigures>, Step<V
     };
     add_vendor(MAIN_VENDOR, MAIN_SITE).await?;
     let first = walk_to_orders(w, 0, per_vendor).await?;
+    // The vendor has them (accepted or further) before it drains: an order
+    // still queued would move to the second vendor with the switch.
+    let deadline = Instant::now() + Duration::from_secs(STEP_WAIT_SECS);
+    while orders_held_by(w, MAIN_VENDOR).await? < per_vendor {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out waiting for the main vendor to take its orders"
+        );
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
     let before = orders_by_vendor(w).await?;
     add_vendor(SECOND_VENDOR, SECOND_SITE).await?;
     let (status, v) = w
@@ -1378,6 +1745,23 @@ async fn orders_by_vendor(w: &World) -> anyhow::Result<BTreeMap<String, u64>> {
     Ok(out)
 }
 
+/// Orders a vendor holds (accepted by it, or further along).
+async fn orders_held_by(w: &World, vendor: &str) -> anyhow::Result<u64> {
+    let (status, v) = w
+        .staff(&w.supervisor, Method::GET, "/api/v1/staff/orders", None)
+        .await?;
+    anyhow::ensure!(status == 200, "orders: {status} {v}");
+    Ok(v["counts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| {
+            c["vendor"] == vendor && !matches!(c["state"].as_str(), Some("queued" | "dead"))
+        })
+        .map(|c| c["count"].as_u64().unwrap_or(0))
+        .sum())
+}
+
 /// A portrait or signature that passes the capture checks (a smooth
 /// pattern; the simulation needs no face).
 fn png(width: u32, height: u32) -> anyhow::Result<Vec<u8>> {
@@ -1407,8 +1791,13 @@ where
     Ok(())
 }
 
-/// Between two looks at a worker's progress (the workers run every 50 ms).
+/// Between two looks at a worker's progress.
 const POLL_MS: u64 = 25;
+/// The workers' round: short, so the run does not wait on them.
+const WORKER_INTERVAL_MS: u64 = 50;
+/// The scenario's first day is at least this many days ahead, so that its
+/// bookings are made before the reconfirmation window (72 hours) opens.
+const FIRST_DAY_AFTER_DAYS: i64 = 4;
 
 /// Walks applicants `from..to` from walking in to an order placed; returns
 /// how many orders exist once theirs are.
@@ -1566,23 +1955,144 @@ async fn wait_for_state(w: &World, id: &str, state: &str) -> anyhow::Result<()> 
     .await
 }
 
-/// Reconfirmation (the lead's API), if the service has it.
-async fn reconfirmation(w: &mut World, _seed: u64) -> anyhow::Result<Step<ReconfirmFigures>> {
-    w.phase("reconfirmation", 1);
-    let Some(b) = w.acknowledged.first() else {
+/// Reconfirmation (the lead's API), with the service's default windows
+/// (asked 72 hours before, the seat kept until 24 hours before). The
+/// scenario's days are [`FIRST_DAY_AFTER_DAYS`] ahead, so the run cannot
+/// wait for those instants: the fair-access worker step
+/// (`ballot::round`, what the server's worker loop runs every round) is
+/// run at them, which is the simulation's only shift of the clock. Every
+/// citizen and staff action stays over HTTP with the real clock: each
+/// citizen confirms from the reminder's link with [`CONFIRM_PROBABILITY`];
+/// the unconfirmed seats are released at their deadline, the ballot day's
+/// offered to its waitlist in draw order, and the waitlisted accept. Of the
+/// unconfirmed, [`NO_SHOW_OF_UNCONFIRMED`] would not have come: seats that
+/// would have stood empty.
+async fn reconfirmation(
+    w: &mut World,
+    seed: u64,
+    cast: &Cast,
+    days: &[Date],
+    ballot: Option<&BallotState>,
+) -> anyhow::Result<Step<ReconfirmFigures>> {
+    use crate::ballot::Reconfirm;
+    let mut rng = SplitMix64::stream(seed, 3);
+    w.phase("reconfirmation", w.acknowledged.len() as u64 * 2);
+    let Some(first) = w.acknowledged.first() else {
         return Ok(Step::NotAvailable {
             why: "no bookings to reconfirm".into(),
         });
     };
-    let path = format!("/api/v1/bookings/{}/confirm", b.code);
+    let path = format!("/api/v1/bookings/{}/confirm", first.code);
     if !has_route(w, Method::POST, &path, None).await {
         return Ok(Step::NotAvailable {
             why: "POST /api/v1/bookings/{code}/confirm: not in this build".into(),
         });
     }
-    Ok(Step::NotAvailable {
-        why: "reconfirmation: not driven by this build of the simulator".into(),
-    })
+    let rc = Reconfirm::default();
+    let midnight =
+        |d: Date| -> anyhow::Result<Timestamp> { Ok(d.in_tz("America/Bogota")?.timestamp()) };
+    let hours = |h: i64| pasaporte_core::jiff::SignedDuration::from_hours(h);
+    let round = async |at: Timestamp| {
+        crate::ballot::round(&w.server.app, Some(rc), at)
+            .await
+            .map_err(|e| anyhow::anyhow!("the fair-access worker step: {e}"))
+    };
+    let mut f = ReconfirmFigures {
+        asked: 0,
+        confirmed: 0,
+        freed_to_waitlist: 0,
+        filled_from_waitlist: 0,
+        no_shows_avoided: 0,
+        released: 0,
+    };
+    // The reminders: a day's appointments all fall in the window opened at
+    // two days before its midnight.
+    for d in days {
+        f.asked += round(midnight(*d)? - hours(rc.ask_hours - 24))
+            .await?
+            .reminded as u64;
+    }
+    let mut unconfirmed = 0;
+    for (i, b) in w.acknowledged.iter().enumerate() {
+        if rng.chance(CONFIRM_PROBABILITY) {
+            let device = agent_client(agent_ip(2, i))?;
+            let (status, v) = w
+                .call(
+                    &device,
+                    Method::POST,
+                    &format!("/api/v1/bookings/{}/confirm", b.code),
+                    Some(&json!({ "token": b.token })),
+                    Auth::None,
+                )
+                .await?;
+            anyhow::ensure!(status == 200, "confirming {}: {status} {v}", b.code);
+            f.confirmed += 1;
+        } else {
+            unconfirmed += 1;
+            if rng.chance(NO_SHOW_OF_UNCONFIRMED) {
+                f.no_shows_avoided += 1;
+            }
+        }
+    }
+    // The deadlines: six hours before a day's midnight every appointment of
+    // the day is within its last 24 hours.
+    for d in days {
+        f.released += round(midnight(*d)? - hours(6)).await?.released as u64;
+    }
+    anyhow::ensure!(
+        f.released == unconfirmed,
+        "{} of {unconfirmed} unconfirmed seats released",
+        f.released
+    );
+    // The waitlisted find an offer on their request, and take it.
+    for (n, h) in ballot
+        .iter()
+        .flat_map(|b| b.held.iter().enumerate())
+        .filter_map(|(n, h)| h.as_ref().map(|h| (n, h)))
+    {
+        let (_, v) = w
+            .call(
+                &cast.agents[n].client,
+                Method::GET,
+                &format!("/api/v1/requests/{}", h.code),
+                None,
+                Auth::Bearer(&h.token),
+            )
+            .await?;
+        if v["status"] != "offered" {
+            continue;
+        }
+        f.freed_to_waitlist += 1;
+        let device = agent_client(agent_ip(3, n))?;
+        let (status, v) = w
+            .call(
+                &device,
+                Method::POST,
+                &format!("/api/v1/requests/{}/accept", h.code),
+                Some(&json!({ "token": h.token })),
+                Auth::None,
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "accepting an offer: {status} {v}");
+        f.filled_from_waitlist += 1;
+        let code = v["booking_code"].as_str().unwrap_or(&h.code).to_string();
+        let (_, b) = w
+            .call(
+                &w.client,
+                Method::GET,
+                &format!("/api/v1/bookings/{code}"),
+                None,
+                Auth::Bearer(&h.token),
+            )
+            .await?;
+        w.acknowledged.push(Acknowledged {
+            code,
+            token: h.token.clone(),
+            office: b["office"].as_str().unwrap_or_default().to_string(),
+            start: b["start"].as_str().unwrap_or_default().to_string(),
+        });
+    }
+    Ok(Step::Done(f))
 }
 
 /// Every acknowledged booking looked up with its own token: (vanished, moved).
@@ -1601,7 +2111,7 @@ async fn vanished(w: &World) -> anyhow::Result<(u64, u64)> {
         let kept = status == 200
             && matches!(
                 v["status"].as_str(),
-                Some("active" | "checked_in" | "no_show" | "cancelled")
+                Some("active" | "checked_in" | "no_show" | "cancelled" | "unconfirmed")
             );
         if !kept {
             gone += 1;

@@ -205,16 +205,24 @@ pub fn markdown(f: &Figures, lang: Lang) -> String {
         Step::Done(r) => {
             let _ = writeln!(
                 s,
-                "{}: {} · {}: {} · {}: {} · {}: {} · {}: {}\n",
-                t("avisadas", "asked"),
+                "{}: {} · {}: {} · {}: {} · {}: {} · {}: {} · {}: {}\n",
+                t("recordatorios enviados", "reminders sent"),
                 r.asked,
                 t("confirmadas", "confirmed"),
                 r.confirmed,
-                t("liberadas a la lista de espera", "freed to the waitlist"),
+                t(
+                    "cupos sin confirmar liberados",
+                    "unconfirmed seats released"
+                ),
+                r.released,
+                t("ofrecidos a la lista de espera", "offered to the waitlist"),
                 r.freed_to_waitlist,
-                t("ocupadas desde la lista", "filled from the waitlist"),
+                t("ocupados desde la lista", "filled from the waitlist"),
                 r.filled_from_waitlist,
-                t("inasistencias evitadas", "no-shows avoided"),
+                t(
+                    "inasistencias evitadas (30 % de los no confirmados)",
+                    "no-shows avoided (30% of the unconfirmed)"
+                ),
                 r.no_shows_avoided
             );
         }
