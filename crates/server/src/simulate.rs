@@ -194,6 +194,9 @@ pub struct ReleaseFigures {
     pub bot_answers: BTreeMap<String, u64>,
     /// Requests left waitlisted (ballot) or people left without a seat (live).
     pub people_without_seat: u64,
+    /// Ballot: whether the draw replays identically from its published
+    /// files (`None` for a live release: there is no draw).
+    pub replayed: Option<bool>,
 }
 
 impl ReleaseFigures {
@@ -1128,6 +1131,7 @@ async fn live_release(
         writes_by_bots: 0,
         bot_answers: BTreeMap::new(),
         people_without_seat: 0,
+        replayed: None,
     };
     // A bot's seat in view (office, start) until told the slot is full.
     let mut bot_target: BTreeMap<usize, (String, String)> = BTreeMap::new();
@@ -1332,6 +1336,41 @@ where
     Ok(out)
 }
 
+/// Downloads the drawn release's published files, as anyone may, and
+/// replays the draw on them (`core::ballot::replay`, what `pasaporte
+/// ballot replay` runs): whether the seed matches its commitment, the
+/// inputs their published digest, and the draw the published outcome.
+async fn replay_published(w: &World, release: &str) -> anyhow::Result<bool> {
+    let mut files = BTreeMap::new();
+    for name in [
+        "seed.txt",
+        "commitment.txt",
+        "offers.txt",
+        "requests.txt",
+        "outcome.txt",
+    ] {
+        let r = w
+            .client
+            .get(format!("{}/api/v1/releases/{release}/files/{name}", w.base))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "{name}: {}", r.status());
+        files.insert(name, r.text().await?);
+        w.bar.inc(1);
+    }
+    let file = |n: &str| files.get(n).map_or("", String::as_str);
+    let report = pasaporte_core::ballot::replay(
+        file("seed.txt").trim(),
+        file("commitment.txt").trim(),
+        file("offers.txt"),
+        file("requests.txt"),
+        file("outcome.txt"),
+    )
+    .map_err(|e| anyhow::anyhow!("replaying the draw: {e}"))?;
+    let published = w.get(&format!("/api/v1/releases/{release}")).await?;
+    Ok(report.difference.is_none() && published["inputs_digest"] == report.inputs_digest.as_str())
+}
+
 /// A request as its requester keeps it.
 struct Held {
     code: String,
@@ -1431,6 +1470,7 @@ async fn ballot_release(
         writes_by_bots: 0,
         bot_answers: BTreeMap::new(),
         people_without_seat: 0,
+        replayed: None,
     };
     for (n, (status, v)) in first.iter().enumerate() {
         match cast.agents[n].who {
@@ -1515,6 +1555,7 @@ async fn ballot_release(
         anyhow::ensure!(Instant::now() < deadline, "the release was not drawn: {v}");
         tokio::time::sleep(Duration::from_millis(POLL_MS * 4)).await;
     }
+    f.replayed = Some(replay_published(w, &release).await?);
     // Each requester looks at their request.
     for (n, h) in held.iter().enumerate() {
         let Some(h) = h.as_ref().filter(|_| verified[n]) else {

@@ -378,6 +378,17 @@ fn release_section(s: &mut String, lang: Lang, title: &str, r: &Step<ReleaseFigu
             r.people_without_seat.to_string(),
         ),
         (
+            t(
+                "el sorteo se repite igual desde sus archivos publicados",
+                "the draw replays identically from its published files",
+            ),
+            match r.replayed {
+                None => "—".into(),
+                Some(true) => t("sí", "yes"),
+                Some(false) => t("**NO**", "**NO**"),
+            },
+        ),
+        (
             t("respuestas a los bots", "answers to the bots"),
             r.bot_answers
                 .iter()

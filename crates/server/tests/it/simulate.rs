@@ -55,6 +55,8 @@ async fn july_2025_loses_nothing_and_replays() {
     );
     assert_eq!(b.bot_answers.get("202").copied(), Some(b.bots), "{b:?}");
     assert_eq!(b.writes_by_bots, b.bots * 100);
+    assert_eq!(b.replayed, Some(true), "the draw replays from its files");
+    assert_eq!(f.live.replayed, None);
 
     // Reconfirmation: the unconfirmed seats are released, the ballot day's
     // taken by the waitlist.
