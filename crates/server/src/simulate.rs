@@ -864,7 +864,11 @@ struct Cast {
 }
 
 impl Cast {
-    fn new(requesters: usize) -> anyhow::Result<Self> {
+    /// The requesters of one release. Each release's clients send from
+    /// their own addresses (`first_group` for people, the next for bots):
+    /// the releases stand for different weeks, whose rate-limit buckets
+    /// would long have refilled.
+    fn new(requesters: usize, first_group: u8) -> anyhow::Result<Self> {
         let bots = bot_count(requesters);
         let mut agents = Vec::with_capacity(requesters);
         for n in 0..requesters {
@@ -873,7 +877,11 @@ impl Cast {
             } else {
                 Who::Bot
             };
-            let group = if who == Who::Bot { 1 } else { 0 };
+            let group = if who == Who::Bot {
+                first_group + 1
+            } else {
+                first_group
+            };
             agents.push(Agent {
                 who,
                 client: agent_client(agent_ip(group, n))?,
@@ -929,17 +937,23 @@ async fn scenario(
         "fewer than two whole working days in the next {DAYS_SEARCHED} days"
     );
     let earliest_before = earliest(&w).await?;
-    let cast = Cast::new(args.people)?;
+    // Address groups: 0 and 1 the live release's people and bots, 2 and 3
+    // the devices confirming and accepting, 4 and 5 the ballot's.
+    let cast = Cast::new(args.people, 0)?;
+    let ballot_cast = Cast::new(args.people, 4)?;
 
-    let live_started = Instant::now();
     let live = live_release(&mut w, &cast, days[0], args.seed).await?;
-    let period = (live_started.elapsed() * BALLOT_PERIOD_FACTOR)
-        .max(Duration::from_millis(BALLOT_PERIOD_MIN_MS));
-    let (ballot, ballot_state) = ballot_release(&mut w, &cast, days[1], period).await?;
+    let (ballot, ballot_state) = ballot_release(&mut w, &ballot_cast, days[1]).await?;
     let strike = strike(&mut w, days[0]).await?;
     let (stock, vendors) = production(&mut w).await?;
-    let reconfirmation =
-        reconfirmation(&mut w, args.seed, &cast, &days[..2], ballot_state.as_ref()).await?;
+    let reconfirmation = reconfirmation(
+        &mut w,
+        args.seed,
+        &ballot_cast,
+        &days[..2],
+        ballot_state.as_ref(),
+    )
+    .await?;
 
     w.phase("measuring", w.acknowledged.len() as u64 + 2);
     let (vanished, moved) = vanished(&w).await?;
@@ -1275,11 +1289,10 @@ async fn send(
 /// Senders at once in the ballot's concurrent steps (each requester's own
 /// writes stay in order).
 const SENDERS_AT_ONCE: usize = 16;
-/// The shortest ballot request period of a run, and how many times the
-/// live release's duration it is given (requests, proofs and the bots'
-/// spam must all be in before it closes).
-const BALLOT_PERIOD_MIN_MS: u64 = 6_000;
-const BALLOT_PERIOD_FACTOR: u32 = 3;
+/// The ballot's request period: every request, proof and bot's spam of the
+/// run is in long before it closes; the draw then runs at its close
+/// through the worker step (see [`reconfirmation`] on the run's clock).
+const BALLOT_PERIOD_MINUTES: i64 = 60;
 /// Mail rows read from the outbox at once to find the links (every mail of
 /// the run is still there: no SMTP server).
 const MAIL_READ_MAX: u32 = 100_000;
@@ -1392,7 +1405,6 @@ async fn ballot_release(
     w: &mut World,
     cast: &Cast,
     day: Date,
-    period: Duration,
 ) -> anyhow::Result<(Step<ReleaseFigures>, Option<BallotState>)> {
     let bots = cast.count(Who::Bot);
     let people = cast.count(Who::Person);
@@ -1408,7 +1420,8 @@ async fn ballot_release(
             .map(|s| s.1)
             .sum::<u64>();
     }
-    let close = Timestamp::now() + period;
+    let close =
+        Timestamp::now() + pasaporte_core::jiff::SignedDuration::from_mins(BALLOT_PERIOD_MINUTES);
     let (status, v) = w
         .staff(
             &w.supervisor,
@@ -1545,16 +1558,16 @@ async fn ballot_release(
             *f.bot_answers.entry(a).or_default() += 1;
         }
     }
-    // The draw: the worker runs it once the period has closed.
-    let deadline = Instant::now() + period + Duration::from_secs(STEP_WAIT_SECS);
-    loop {
-        let v = w.get(&format!("/api/v1/releases/{release}")).await?;
-        if v["state"] == "drawn" {
-            break;
-        }
-        anyhow::ensure!(Instant::now() < deadline, "the release was not drawn: {v}");
-        tokio::time::sleep(Duration::from_millis(POLL_MS * 4)).await;
-    }
+    // The draw: the worker step, run at the period's close, draws it.
+    crate::ballot::round(
+        &w.server.app,
+        w.server.app.fair.reconfirm,
+        close + pasaporte_core::jiff::SignedDuration::from_secs(1),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("the fair-access worker step: {e}"))?;
+    let v = w.get(&format!("/api/v1/releases/{release}")).await?;
+    anyhow::ensure!(v["state"] == "drawn", "the release was not drawn: {v}");
     f.replayed = Some(replay_published(w, &release).await?);
     // Each requester looks at their request.
     for (n, h) in held.iter().enumerate() {
@@ -2001,7 +2014,8 @@ async fn wait_for_state(w: &World, id: &str, state: &str) -> anyhow::Result<()> 
 /// scenario's days are [`FIRST_DAY_AFTER_DAYS`] ahead, so the run cannot
 /// wait for those instants: the fair-access worker step
 /// (`ballot::round`, what the server's worker loop runs every round) is
-/// run at them, which is the simulation's only shift of the clock. Every
+/// run at them, which is, with the ballot's draw at its period's close,
+/// the simulation's only shift of the clock. Every
 /// citizen and staff action stays over HTTP with the real clock: each
 /// citizen confirms from the reminder's link with [`CONFIRM_PROBABILITY`];
 /// the unconfirmed seats are released at their deadline, the ballot day's
