@@ -593,3 +593,200 @@ both_databases!(
     one_request_or_booking_per_person_under_concurrency,
     unconfirmed_seats_move_to_the_waitlist,
 );
+
+/// The same release run in the browser: the supervisor opens and draws it
+/// on the console; a citizen finds it on `/sorteos`, requests with the
+/// form, proves the email with the mailed link's button, and reads the
+/// result on the request's page.
+async fn ballot_in_the_browser(db: TestDb) {
+    use crate::console::{Signed, page, post_form};
+    let app = spawn_ballot_app(db).await;
+    let sup = staff(&app, "sup", Role::Supervisor, &["BAL"]).await;
+    let s = Signed {
+        cookie: sup.cookie.clone(),
+        csrf: sup.csrf.clone(),
+    };
+    let (d1, d2) = two_open_days(&app, "BAL").await;
+    // A wrong day is named on the form, nothing is opened.
+    let r = post_form(
+        &app,
+        &s,
+        "/console/releases",
+        &[
+            ("city", "Sorteópolis"),
+            ("first_day", "mañana"),
+            ("last_day", &d2),
+            ("requests_close_at", ""),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("AAAA-MM-DD"), "{html}");
+    assert!(app.store.releases().await.unwrap().is_empty());
+    let close = (Timestamp::now() + REQUEST_PERIOD).to_string();
+    let r = post_form(
+        &app,
+        &s,
+        "/console/releases",
+        &[
+            ("city", "Sorteópolis"),
+            ("first_day", &d1),
+            ("last_day", &d2),
+            ("requests_close_at", &close),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    let release = app.store.releases().await.unwrap().remove(0);
+    let (st, html) = page(&app, &s, "/console/releases").await;
+    assert_eq!(st, 200);
+    assert!(
+        html.contains(&release.commitment),
+        "the commitment is shown"
+    );
+
+    // The citizen's side.
+    let home = app.client.get(app.url("/sorteos")).send().await.unwrap();
+    assert_eq!(home.status(), 200);
+    let html = home.text().await.unwrap();
+    assert!(
+        html.contains(&release.commitment) && html.contains("Sorteópolis"),
+        "{html}"
+    );
+    let form_path = format!("/sorteos/{}", release.id);
+    let html = app
+        .client
+        .get(app.url(&form_path))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Primera preferencia"), "{html}");
+    let post = |fields: Vec<(&'static str, String)>| {
+        let (client, url) = (app.client.clone(), app.url(&form_path));
+        async move {
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(crate::console::form_body(&pairs))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // A missing preference and a bad email: both named, in Spanish.
+    let r = post(vec![
+        ("a0_document_type", "cedula_ciudadania".into()),
+        ("a0_document_number", "10000999".into()),
+        ("a0_surnames", "Muñoz García".into()),
+        ("a0_given_names", "Ana María".into()),
+        ("a0_birth_date", "1985-04-02".into()),
+        ("email", "no-es-correo".into()),
+    ])
+    .await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("href=\"#p0\"") && html.contains("href=\"#email\""),
+        "{html}"
+    );
+    let r = post(vec![
+        ("a0_document_type", "cedula_ciudadania".into()),
+        ("a0_document_number", "10000999".into()),
+        ("a0_surnames", "Muñoz García".into()),
+        ("a0_given_names", "Ana María".into()),
+        ("a0_birth_date", "1985-04-02".into()),
+        ("email", "ana@example.co".into()),
+        ("p0", format!("slot:BAL:{d1}")),
+        ("p1", "city:Sorteópolis".into()),
+    ])
+    .await;
+    assert_eq!(r.status(), 202);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Revise su correo"), "{html}");
+    let code = html
+        .split("Código de la solicitud: ")
+        .nth(1)
+        .unwrap()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric())
+        .collect::<String>();
+    let key = token_of(&app.store, &code).await;
+    // The mailed link shows a button; pressing it proves the email.
+    let verify = format!("/solicitudes/{code}/verificar?clave={key}");
+    let html = app
+        .client
+        .get(app.url(&verify))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Confirmar mi correo"), "{html}");
+    assert_eq!(
+        status_of(&app, &app.store, &code).await["status"],
+        "unverified",
+        "opening the link alone proves nothing"
+    );
+    let r = app
+        .client
+        .post(app.url(&format!("/solicitudes/{code}/verificar")))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(crate::console::form_body(&[
+            ("clave", key.as_str()),
+            ("lang", "es"),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Correo confirmado"));
+    // A post from another site is refused.
+    let r = app
+        .client
+        .post(app.url(&format!("/solicitudes/{code}/retirar")))
+        .header("origin", "https://evil.example")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(crate::console::form_body(&[("clave", key.as_str())]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    wait_for_close(&json!({"requests_close_at": close})).await;
+    let (st, html) = page(&app, &s, "/console/releases").await;
+    assert_eq!(st, 200);
+    if html.contains("Sortear") {
+        let r = post_form(
+            &app,
+            &s,
+            &format!("/console/releases/{}/draw", release.id),
+            &[],
+        )
+        .await;
+        assert!(r.status() == 303 || r.status() == 409, "{}", r.status());
+    }
+    let deadline = std::time::Instant::now() + POLL_DEADLINE;
+    while app.store.release(&release.id).await.unwrap().state != "drawn" {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let html = app
+        .client
+        .get(app.url(&format!("/solicitudes/{code}?clave={key}")))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Ganó un cupo"), "{html}");
+    assert!(html.contains(&format!("/citas/{code}?clave=")), "{html}");
+}
+
+both_databases!(ballot_in_the_browser);
