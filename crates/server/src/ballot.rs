@@ -33,10 +33,9 @@ use std::collections::{BTreeMap, HashMap};
 
 /// Longest release: two months of days, as far as offices publish seats.
 pub const RELEASE_DAYS_MAX: i64 = 62;
-/// Shortest request period: a day, so that everyone can hear of it, not
-/// only those watching the page. Tests and simulations shorten it with
-/// `RequestPeriod::Any`.
-pub const REQUEST_PERIOD_MIN: SignedDuration = SignedDuration::from_hours(24);
+/// Shortest request period by default: a day, so that everyone can hear of
+/// it, not only those watching the page (`--release-min-hours`).
+pub const REQUEST_PERIOD_MIN_HOURS: u32 = 24;
 /// An unverified request ends after this: the email was not proven.
 pub const VERIFY_HOURS: i64 = 24;
 /// How long a waitlisted citizen has to take an offered seat.
@@ -47,14 +46,6 @@ pub const OFFER_LEAD_HOURS: i64 = 3;
 pub const SIGNAL_THRESHOLD: i64 = 5;
 /// Rows handled per worker step and kind.
 pub const ROUND_MAX: u32 = 200;
-
-/// Whether a release's request period must last [`REQUEST_PERIOD_MIN`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RequestPeriod {
-    AtLeastADay,
-    /// Simulations and tests: any period that ends in the future.
-    Any,
-}
 
 /// Reconfirmation: how long before an appointment the citizen is asked to
 /// confirm, and until when before it the seat is kept without an answer.
@@ -76,7 +67,9 @@ impl Default for Reconfirm {
 /// How this server runs releases and reconfirmation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FairSettings {
-    pub period: RequestPeriod,
+    /// Shortest request period, hours (0: any period that ends in the
+    /// future, for simulations and tests).
+    pub period_min_hours: u32,
     /// `None`: bookings are not asked to reconfirm.
     pub reconfirm: Option<Reconfirm>,
 }
@@ -84,7 +77,7 @@ pub struct FairSettings {
 impl Default for FairSettings {
     fn default() -> Self {
         Self {
-            period: RequestPeriod::AtLeastADay,
+            period_min_hours: REQUEST_PERIOD_MIN_HOURS,
             reconfirm: Some(Reconfirm::default()),
         }
     }
@@ -133,7 +126,6 @@ pub async fn open_release(
     app: &App,
     actor: &Actor,
     input: &ReleaseInput,
-    period: RequestPeriod,
     now: Timestamp,
 ) -> Result<ReleaseRow, WorkError> {
     let city = input.city.trim();
@@ -197,16 +189,13 @@ pub async fn open_release(
         .planned_day(first)
         .bounds_ms
         .0;
-    let min_close = match period {
-        RequestPeriod::AtLeastADay => now + REQUEST_PERIOD_MIN,
-        RequestPeriod::Any => now,
-    };
+    let min_close = now + SignedDuration::from_hours(i64::from(app.fair.period_min_hours));
     if close <= min_close || close.as_millisecond() >= first_start_ms {
         return Err(invalid(
             "requests_close_at",
             "bad_request_period",
-            "Las solicitudes deben quedar abiertas al menos 24 horas y cerrar antes del primer día del sorteo.",
-            "Requests must stay open at least 24 hours and close before the release's first day.",
+            "Las solicitudes deben quedar abiertas el plazo mínimo (24 horas salvo otra configuración) y cerrar antes del primer día del sorteo.",
+            "Requests must stay open the minimum period (24 hours unless configured otherwise) and close before the release's first day.",
         ));
     }
     for r in app.store.releases().await? {

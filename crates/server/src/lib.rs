@@ -197,6 +197,9 @@ pub struct WorkArgs {
     /// waitlist.
     #[arg(long, env = "PASAPORTE_RECONFIRM_KEEP_HOURS", default_value_t = 24)]
     pub reconfirm_keep_hours: u32,
+    /// Shortest request period of a ballot release, hours.
+    #[arg(long, env = "PASAPORTE_RELEASE_MIN_HOURS", default_value_t = ballot::REQUEST_PERIOD_MIN_HOURS)]
+    pub release_min_hours: u32,
 }
 
 impl WorkArgs {
@@ -596,7 +599,7 @@ async fn adapters(
             vendor_settings,
             limits: limits::RateLimits::default(),
             fair: ballot::FairSettings {
-                period: ballot::RequestPeriod::AtLeastADay,
+                period_min_hours: work.release_min_hours,
                 reconfirm: (work.reconfirm_hours > 0).then_some(ballot::Reconfirm {
                     ask_hours: i64::from(work.reconfirm_hours),
                     keep_hours: i64::from(work.reconfirm_keep_hours.min(work.reconfirm_hours)),

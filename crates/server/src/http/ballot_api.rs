@@ -315,7 +315,7 @@ pub async fn open(
     let staff = &staff.0;
     let now = Timestamp::now();
     authorize(staff, lang, Action::ManageReleases, None, now)?;
-    let r = ballot::open_release(&app, &staff.actor(), &body, app.fair.period, now)
+    let r = ballot::open_release(&app, &staff.actor(), &body, now)
         .await
         .map_err(|e| work_error(lang, e))?;
     Ok((StatusCode::CREATED, Json(release_json(&app, &r).await?)).into_response())

@@ -46,7 +46,16 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 /// Every console work page with the action it is checked against: the route
 /// matrix test walks this list (with `staff_api::STAFF_ROUTES`) for every role.
+mod releases;
+
 pub const CONSOLE_ROUTES: &[(Method, &str, Action)] = &[
+    (Method::GET, "/console/releases", Action::ManageReleases),
+    (Method::POST, "/console/releases", Action::ManageReleases),
+    (
+        Method::POST,
+        "/console/releases/{id}/draw",
+        Action::ManageReleases,
+    ),
     (
         Method::GET,
         "/console/office/{code}/today",
@@ -202,6 +211,11 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route("/console/applications/{id}/hand-over", post(hand_over))
         .route("/console/applications/{id}/emergency", post(emergency))
         .route("/console/stock", get(stock))
+        .route(
+            "/console/releases",
+            get(releases::page).post(releases::open),
+        )
+        .route("/console/releases/{id}/draw", post(releases::draw))
         .route("/console/production", get(production))
         .route("/console/production/orders/{id}/resend", post(resend))
         .route("/console/production/vendors/{id}/state", post(vendor_state))

@@ -571,7 +571,7 @@ impl ConsoleChrome {
         let here = path.split('?').next().unwrap_or(path);
         let nav = session
             .map(|s| {
-                let sections: [(&str, Option<Action>, &str, &str); 7] = [
+                let sections: [(&str, Option<Action>, &str, &str); 8] = [
                     ("/console", None, "Inicio", "Home"),
                     (
                         "/console/supervisor",
@@ -596,6 +596,12 @@ impl ConsoleChrome {
                         Some(Action::ViewProduction),
                         "Producción",
                         "Production",
+                    ),
+                    (
+                        "/console/releases",
+                        Some(Action::ManageReleases),
+                        "Sorteos",
+                        "Draws",
                     ),
                     (
                         "/console/audit",

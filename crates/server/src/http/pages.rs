@@ -32,6 +32,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+mod ballot;
+
 /// Days one calendar page shows: a week fits a phone screen when scrolled.
 const CALENDAR_DAYS: u32 = 7;
 /// Fields one form may post: five people of five fields, contact and hidden
@@ -57,6 +59,7 @@ pub fn routes() -> Router<AppState> {
             "/citas/{code}/cambiar",
             get(change_page).post(change_submit),
         )
+        .merge(ballot::routes())
         .fallback(not_found)
         // Pages show live availability and, on the manage pages, personal data:
         // neither belongs in a cache.
@@ -441,6 +444,30 @@ impl FormValues {
     fn lang(&self, fallback: Lang) -> Lang {
         Lang::from_param(self.get("lang")).unwrap_or(fallback)
     }
+    /// The people the form sent, and the form index of each, so errors land
+    /// on the right fieldset even when a middle minor's was left blank.
+    fn people(&self) -> (Vec<usize>, Vec<ApplicantInput>) {
+        let mut indexes = Vec::new();
+        let mut applicants = Vec::new();
+        for i in 0..APPLICANTS_MAX {
+            let v = |f: &str| self.get(&format!("a{i}_{f}")).to_string();
+            let a = ApplicantInput {
+                document_type: v("document_type"),
+                document_number: v("document_number"),
+                surnames: v("surnames"),
+                given_names: v("given_names"),
+                birth_date: v("birth_date"),
+            };
+            let blank = PERSON_FIELDS
+                .iter()
+                .all(|f| self.get(&format!("a{i}_{f}")).trim().is_empty());
+            if i == 0 || !blank {
+                indexes.push(i);
+                applicants.push(a);
+            }
+        }
+        (indexes, applicants)
+    }
 }
 
 /// The applicant fields in form order: (field path name, form suffix).
@@ -493,27 +520,7 @@ async fn book_submit(
     reject_cross_site(&headers, lang)?;
     let entry = app.office(&code).ok_or(PageError::NoOffice(lang))?;
     let inicio = form.get("inicio").to_string();
-    // Form index of each applicant sent, so errors land on the right fieldset
-    // even when a middle minor's fieldset was left blank.
-    let mut indexes = Vec::new();
-    let mut applicants = Vec::new();
-    for i in 0..APPLICANTS_MAX {
-        let v = |f: &str| form.get(&format!("a{i}_{f}")).to_string();
-        let a = ApplicantInput {
-            document_type: v("document_type"),
-            document_number: v("document_number"),
-            surnames: v("surnames"),
-            given_names: v("given_names"),
-            birth_date: v("birth_date"),
-        };
-        let blank = PERSON_FIELDS
-            .iter()
-            .all(|f| form.get(&format!("a{i}_{f}")).trim().is_empty());
-        if i == 0 || !blank {
-            indexes.push(i);
-            applicants.push(a);
-        }
-    }
+    let (indexes, applicants) = form.people();
     let phone = form.get("phone").trim();
     let input = BookingInput {
         start: inicio.clone(),
@@ -613,14 +620,44 @@ fn book_page(
             .unwrap_or_default(),
         lang,
     );
-    let persons: Vec<PersonForm> = (0..APPLICANTS_MAX)
-        .map(|i| person_form(lang, form, i))
-        .collect();
-    let mut persons = persons.into_iter();
+    let (first, minors) = person_forms(lang, form)?;
+    let contact = contact_inputs(lang, form);
+    Ok(BookPage {
+        c: Chrome::new(
+            lang,
+            lang.pick("Datos de la cita", "Appointment details"),
+            &path,
+            &[("inicio", inicio)],
+        ),
+        office_name: o.name.clone(),
+        when: start
+            .map(|t| i18n::local_when(lang, o, t))
+            .unwrap_or_default(),
+        inicio: inicio.to_string(),
+        slot_ok: start.is_some(),
+        action: path,
+        calendar_href,
+        idem: String::new(),
+        errors: Vec::new(),
+        problem: None,
+        first,
+        minors,
+        contact,
+    })
+}
+
+/// The form's fieldsets: the first person, then the minors.
+fn person_forms(lang: Lang, form: &FormValues) -> Result<(PersonForm, Vec<PersonForm>), PageError> {
+    let mut persons = (0..APPLICANTS_MAX).map(|i| person_form(lang, form, i));
     let first = persons
         .next()
         .ok_or_else(|| PageError::internal(lang, &"APPLICANTS_MAX is 0"))?;
-    let contact = vec![
+    Ok((first, persons.collect()))
+}
+
+/// The email and phone fields.
+fn contact_inputs(lang: Lang, form: &FormValues) -> Vec<Input> {
+    vec![
         Input::text(
             "email",
             "email",
@@ -647,29 +684,7 @@ fn book_page(
             "Con indicativo si es del exterior, por ejemplo +57 300 123 4567.",
             "With the country code if abroad, for example +57 300 123 4567.",
         )),
-    ];
-    Ok(BookPage {
-        c: Chrome::new(
-            lang,
-            lang.pick("Datos de la cita", "Appointment details"),
-            &path,
-            &[("inicio", inicio)],
-        ),
-        office_name: o.name.clone(),
-        when: start
-            .map(|t| i18n::local_when(lang, o, t))
-            .unwrap_or_default(),
-        inicio: inicio.to_string(),
-        slot_ok: start.is_some(),
-        action: path,
-        calendar_href,
-        idem: String::new(),
-        errors: Vec::new(),
-        problem: None,
-        first,
-        minors: persons.collect(),
-        contact,
-    })
+    ]
 }
 
 fn person_form(lang: Lang, form: &FormValues, i: usize) -> PersonForm {
@@ -769,12 +784,33 @@ fn person_form(lang: Lang, form: &FormValues, i: usize) -> PersonForm {
 
 impl BookPage {
     fn set_errors(&mut self, lang: Lang, errs: &FieldErrors, indexes: &[usize]) {
+        let mut people = PeopleForm {
+            first: &mut self.first,
+            minors: &mut self.minors,
+            contact: &mut self.contact,
+            errors: &mut self.errors,
+        };
+        people.set_errors(lang, errs, indexes);
+    }
+}
+
+/// The people and contact fields of a form (a booking or a ballot
+/// request), to put each field error next to its field and in the summary.
+struct PeopleForm<'a> {
+    first: &'a mut PersonForm,
+    minors: &'a mut Vec<PersonForm>,
+    contact: &'a mut Vec<Input>,
+    errors: &'a mut Vec<ErrView>,
+}
+
+impl PeopleForm<'_> {
+    fn set_errors(&mut self, lang: Lang, errs: &FieldErrors, indexes: &[usize]) {
         for e in &errs.0 {
             let id = field_id(&e.field, indexes);
             let message = lang.pick(e.es, e.en).to_string();
             // The summary names the field (and the minor) the message is about.
             let mut named = message.clone();
-            let persons = std::iter::once(&mut self.first).chain(self.minors.iter_mut());
+            let persons = std::iter::once(&mut *self.first).chain(self.minors.iter_mut());
             for (n, p) in persons.enumerate() {
                 if let Some(f) = p.fields.iter_mut().find(|f| f.id == id) {
                     p.open = true;
@@ -855,6 +891,10 @@ async fn manage(
         Some("cambiada") => Some(lang.pick(
             "Su cita cambió de hora. Le enviamos un correo con la nueva hora.",
             "Your appointment has a new time. We sent you an email with it.",
+        )),
+        Some("confirmada") => Some(lang.pick(
+            "Gracias: su asistencia quedó confirmada y el cupo se mantiene.",
+            "Thank you: your attendance is confirmed and the seat is kept.",
         )),
         _ => None,
     };

@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod ballot;
 mod capacity;
 mod console;
 mod console_production;

@@ -81,6 +81,17 @@ async fn spawn_on_limited(
     smtp: SmtpArgs,
     limits: pasaporte::limits::LimitArgs,
 ) -> TestApp {
+    spawn_on_work(store, db_url, smtp, limits, pasaporte::WorkArgs::none()).await
+}
+
+/// Starts a server on an existing database with these worker settings.
+pub async fn spawn_on_work(
+    store: Store,
+    db_url: String,
+    smtp: SmtpArgs,
+    limits: pasaporte::limits::LimitArgs,
+    work: pasaporte::WorkArgs,
+) -> TestApp {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let args = DbArgs {
         database: db_url.clone(),
@@ -94,7 +105,7 @@ async fn spawn_on_limited(
                 listen: "127.0.0.1:0".parse().unwrap(),
                 public_url: None,
                 demo: false,
-                work: pasaporte::WorkArgs::none(),
+                work,
                 limits,
             },
             Some(tx),
