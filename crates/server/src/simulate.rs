@@ -637,7 +637,7 @@ struct ServerParts {
 /// run cannot wait a day), reconfirmation as `serve` has it by default.
 fn fair() -> crate::ballot::FairSettings {
     crate::ballot::FairSettings {
-        period: crate::ballot::RequestPeriod::Any,
+        period_min_hours: 0,
         reconfirm: Some(crate::ballot::Reconfirm::default()),
     }
 }
