@@ -53,8 +53,10 @@ use std::time::{Duration, Instant};
 /// something (a fifth are bots: 60), small enough that a debug build on two
 /// cores finishes in well under a minute.
 pub const PEOPLE_DEFAULT: usize = 300;
-/// Fewest requesters: below it a fifth of them is too few bots for a share.
-pub const PEOPLE_MIN: usize = 30;
+/// Fewest requesters: each Bogotá office keeps at least one counter (nine
+/// seats a day), so below this the day's 36 seats are more than a third of
+/// the requesters and demand is no longer tripled.
+pub const PEOPLE_MIN: usize = 108;
 /// Most requesters: each is a loopback address and a client; past it the
 /// run stops being a quick replay.
 pub const PEOPLE_MAX: usize = 20_000;
@@ -268,12 +270,12 @@ pub struct StrikeFigures {
     pub reseated: u64,
 }
 
-/// Days to the next free seat at one office.
+/// Days from the live release's day to the next free seat at one office.
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct EarliestRow {
     pub office: String,
-    /// Before the surge, and after the whole scenario (`None`: no free seat
-    /// within the booking horizon).
+    /// Before the surge, and after both releases (`None`: no free seat in
+    /// the fortnight searched).
     pub days_before: Option<i64>,
     pub days_after: Option<i64>,
 }
@@ -342,6 +344,7 @@ impl Figures {
             "stock": self.stock,
             "vendors": self.vendors,
             "demand": self.days.iter().map(|d| (d.offered, d.demand)).collect::<Vec<_>>(),
+            "earliest": self.earliest,
         })
     }
 }
@@ -936,7 +939,7 @@ async fn scenario(
         days.len() >= 2,
         "fewer than two whole working days in the next {DAYS_SEARCHED} days"
     );
-    let earliest_before = earliest(&w).await?;
+    let earliest_before = earliest(&w, days[0]).await?;
     // Address groups: 0 and 1 the live release's people and bots, 2 and 3
     // the devices confirming and accepting, 4 and 5 the ballot's.
     let cast = Cast::new(args.people, 0)?;
@@ -944,6 +947,8 @@ async fn scenario(
 
     let live = live_release(&mut w, &cast, days[0], args.seed).await?;
     let (ballot, ballot_state) = ballot_release(&mut w, &ballot_cast, days[1]).await?;
+    // At the surge's height: before reconfirmation frees seats.
+    let earliest_after = earliest(&w, days[0]).await?;
     let strike = strike(&mut w, days[0]).await?;
     let (stock, vendors) = production(&mut w).await?;
     let reconfirmation = reconfirmation(
@@ -958,7 +963,6 @@ async fn scenario(
     w.phase("measuring", w.acknowledged.len() as u64 + 2);
     let (vanished, moved) = vanished(&w).await?;
     let slot_mismatches = w.store.check_slots().await?.len() as u64;
-    let earliest_after = earliest(&w).await?;
     let earliest = w
         .offices
         .iter()
@@ -1030,24 +1034,33 @@ async fn whole_days(w: &World) -> anyhow::Result<Vec<Date>> {
     Ok(out)
 }
 
-/// Days from today to each Bogotá office's earliest free seat.
-async fn earliest(w: &World) -> anyhow::Result<BTreeMap<String, i64>> {
-    let v = w
-        .get("/api/v1/availability/earliest?city=Bogot%C3%A1&limit=50")
-        .await?;
-    let today = Timestamp::now().in_tz("America/Bogota")?.date();
+/// Days from the live release's day to each Bogotá office's next free
+/// seat on or after it (the slots API, a fortnight ahead; absent: none).
+async fn earliest(w: &World, from: Date) -> anyhow::Result<BTreeMap<String, i64>> {
     let mut out = BTreeMap::new();
-    for e in v.as_array().into_iter().flatten() {
-        let (Some(office), Some(start)) = (e["office"].as_str(), e["start"].as_str()) else {
-            continue;
-        };
-        let Some(day) = start.get(..10).and_then(|d| d.parse::<Date>().ok()) else {
-            continue;
-        };
-        out.insert(office.to_string(), (day - today).get_days().into());
+    for o in &w.offices {
+        let v = w
+            .get(&format!(
+                "/api/v1/offices/{o}/slots?from={from}&days={EARLIEST_DAYS}"
+            ))
+            .await?;
+        let first = v["slots"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["remaining"].as_u64().unwrap_or(0) > 0)
+            .and_then(|s| s["start"].as_str())
+            .and_then(|t| t.get(..10))
+            .and_then(|d| d.parse::<Date>().ok());
+        if let Some(day) = first {
+            out.insert(o.clone(), i64::from((day - from).get_days()));
+        }
     }
     Ok(out)
 }
+
+/// Days of slots searched for the next free seat.
+const EARLIEST_DAYS: u32 = 14;
 
 /// One office-day's slots: (start, capacity, remaining).
 async fn slots_of(
@@ -2242,7 +2255,7 @@ mod tests {
     #[test]
     fn a_fifth_are_bots_and_addresses_differ() {
         assert_eq!(bot_count(300), 60);
-        assert_eq!(bot_count(30), 6);
+        assert_eq!(bot_count(PEOPLE_MIN), 22);
         assert_ne!(agent_ip(0, 1), agent_ip(0, 251));
         assert_ne!(agent_ip(0, 1), agent_ip(1, 1));
     }

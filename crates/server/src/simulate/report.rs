@@ -235,8 +235,8 @@ pub fn markdown(f: &Figures, lang: Lang) -> String {
         s,
         "## {}\n",
         t(
-            "Días hasta el próximo cupo libre",
-            "Days to the next free seat"
+            "Días desde el día de la liberación hasta el próximo cupo libre",
+            "Days from the release day to the next free seat"
         )
     );
     let _ = writeln!(
@@ -244,7 +244,7 @@ pub fn markdown(f: &Figures, lang: Lang) -> String {
         "| {} | {} | {} |\n|---|---|---|",
         t("sede", "office"),
         t("antes", "before"),
-        t("después", "after")
+        t("tras las dos liberaciones", "after both releases")
     );
     for e in &f.earliest {
         let _ = writeln!(
@@ -551,12 +551,15 @@ pub fn html(f: &Figures, lang: Lang) -> String {
         },
         BarChart {
             title: t(
-                "Días hasta el próximo cupo libre",
-                "Days to the next free seat",
+                "Días desde el día de la liberación hasta el próximo cupo libre",
+                "Days from the release day to the next free seat",
             ),
             series: vec![
                 (t("antes", "before"), "#7a9cc6"),
-                (t("después", "after"), "#c0504d"),
+                (
+                    t("tras las dos liberaciones", "after both releases"),
+                    "#c0504d",
+                ),
             ],
             groups: f
                 .earliest

@@ -70,6 +70,14 @@ async fn july_2025_loses_nothing_and_replays() {
         "{r:?}"
     );
 
+    // The release days are full at every office: the next free seat moves
+    // from the first release day to later days.
+    assert_eq!(f.earliest.len(), 4);
+    for e in &f.earliest {
+        assert_eq!(e.days_before, Some(0), "{e:?}");
+        assert!(e.days_after >= Some(2), "{e:?}");
+    }
+
     // Stock down to ten days with the rationing rule published; the orders
     // go on to the second vendor once the main one drains.
     let Step::Done(stock) = &f.stock else {
