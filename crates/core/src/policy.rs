@@ -56,10 +56,14 @@ pub enum Action {
     /// Receive a booklet at the office (its MRZ checked against the record),
     /// hand it over, issue an emergency passport from the office's stock.
     HandOver,
+    /// Set an office's release mode (live or ballot) and capacity split.
+    ManageOfficePolicy,
+    /// Book a seat from the urgent pool for a case with evidence.
+    GrantUrgent,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 20] = [
         Action::ViewOfficeDay,
         Action::CheckIn,
         Action::Capture,
@@ -78,6 +82,8 @@ impl Action {
         Action::ResendOrder,
         Action::ManageVendors,
         Action::HandOver,
+        Action::ManageOfficePolicy,
+        Action::GrantUrgent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +106,8 @@ impl Action {
             Action::ResendOrder => "resend_order",
             Action::ManageVendors => "manage_vendors",
             Action::HandOver => "hand_over",
+            Action::ManageOfficePolicy => "manage_office_policy",
+            Action::GrantUrgent => "grant_urgent",
         }
     }
 
@@ -111,7 +119,8 @@ impl Action {
             | Action::OverrideRegistry
             | Action::ApproveWaiver
             | Action::ManageStaff
-            | Action::ManageVendors => true,
+            | Action::ManageVendors
+            | Action::ManageOfficePolicy => true,
             Action::ViewOfficeDay
             | Action::CheckIn
             | Action::Capture
@@ -124,7 +133,8 @@ impl Action {
             | Action::ViewStock
             | Action::ViewProduction
             | Action::ResendOrder
-            | Action::HandOver => false,
+            | Action::HandOver
+            | Action::GrantUrgent => false,
         }
     }
 
@@ -143,7 +153,8 @@ impl Action {
             | Action::ApproveWaiver
             | Action::ViewSupervisorQueues
             | Action::ViewReconciliation
-            | Action::HandOver => true,
+            | Action::HandOver
+            | Action::GrantUrgent => true,
             // Stock and orders are kept at production sites and vendors,
             // not offices.
             Action::ManageStaff
@@ -151,7 +162,10 @@ impl Action {
             | Action::ViewStock
             | Action::ViewProduction
             | Action::ResendOrder
-            | Action::ManageVendors => false,
+            | Action::ManageVendors
+            // Offices' policies are set centrally by administrators, who
+            // are not assigned to offices.
+            | Action::ManageOfficePolicy => false,
         }
     }
 }
@@ -188,6 +202,8 @@ pub const POLICY: &[(Action, &[Role])] = &[
     (Action::ResendOrder, &[Supervisor]),
     (Action::ManageVendors, &[Administrator]),
     (Action::HandOver, &[Clerk, Supervisor]),
+    (Action::ManageOfficePolicy, &[Administrator]),
+    (Action::GrantUrgent, &[Supervisor]),
 ];
 
 /// Whether `role` may do `action`.
