@@ -200,7 +200,7 @@ impl Shares {
             rest.push((q % u64::from(PERCENT_TOTAL), p));
         }
         // Largest remainder first; a stable sort keeps `Pool::ALL` order on ties.
-        rest.sort_by(|a, b| b.0.cmp(&a.0));
+        rest.sort_by_key(|r| std::cmp::Reverse(r.0));
         let left = cap.saturating_sub(given);
         for (_, p) in rest.iter().take(usize::try_from(left).unwrap_or(0)) {
             *seats.slot(*p) += 1;
