@@ -169,6 +169,8 @@ pub struct BookingRow {
     pub seats: u32,
     /// The pool its seats came from.
     pub pool: Pool,
+    /// For an urgent seat, the supervisor's evidence (sealed).
+    pub evidence_enc: Option<String>,
     pub status: String,
     pub email_enc: String,
     pub phone_enc: Option<String>,
@@ -480,6 +482,7 @@ fn booking_from_row(r: &AnyRow) -> Result<BookingRow> {
     let pool: String = r.try_get("pool")?;
     Ok(BookingRow {
         pool: parse_pool(&pool)?,
+        evidence_enc: r.try_get("evidence_enc")?,
         id: r.try_get("id")?,
         code: r.try_get("code")?,
         office: r.try_get("office_code")?,
@@ -555,7 +558,7 @@ impl Store {
     /// A booking by its confirmation code, with its applicants.
     pub async fn booking_by_code(&self, code: &str) -> Result<BookingRow> {
         let row = sqlx::query(
-            "SELECT id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms, pool
+            "SELECT id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms, pool, evidence_enc
              FROM bookings WHERE code = $1",
         )
         .bind(code)

@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/availability/earliest", get(earliest))
         .route("/api/v1/capacity", get(capacity_json))
         .route("/api/v1/capacity.csv", get(capacity_csv))
+        .route("/api/v1/capacity/pools.csv", get(capacity_pools_csv))
         .route("/api/v1/bookings", post(create_booking))
         .route("/api/v1/bookings/{code}", get(get_booking))
         .route(
@@ -47,7 +48,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pasaporte", description = "Passport appointments: offices, availability and bookings."),
-    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
+    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, capacity_pools_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme)
 )]
@@ -622,8 +623,7 @@ async fn capacity_json(
 }
 
 /// The published capacity as CSV: one line per office-day, reasons as codes
-/// joined by `|`, then the office's release mode and each pool's offered and
-/// booked seats.
+/// joined by `|` (per pool: `/api/v1/capacity/pools.csv`).
 #[utoipa::path(
     get,
     path = "/api/v1/capacity.csv",
@@ -636,48 +636,73 @@ async fn capacity_csv(
     Query(q): Query<CapacityQuery>,
 ) -> Result<Response, ApiError> {
     let c = load_capacity(&app, lang, &q).await?;
-    let mut csv = String::from("office,date,offered,booked,free,withheld,reasons,release_mode");
-    for p in Pool::ALL {
-        csv.push_str(&format!(",{p}_offered,{p}_booked"));
-    }
-    csv.push('\n');
+    let mut csv = String::from("office,date,offered,booked,free,withheld,reasons\n");
     for o in &c.offices {
         for d in &o.days {
             // Office codes and reason codes hold no comma or quote.
             let reasons: Vec<&str> = d.reasons.iter().map(|r| r.code()).collect();
             csv.push_str(&format!(
-                "{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{},{}\n",
                 o.entry.office.code,
                 d.date,
                 d.offered,
                 d.booked,
                 d.free,
                 d.withheld,
-                reasons.join("|"),
-                o.entry.policy.mode.as_str(),
+                reasons.join("|")
             ));
-            for p in Pool::ALL {
-                let (offered, booked) = d
-                    .pools
-                    .iter()
-                    .find(|x| x.pool == p)
-                    .map_or((0, 0), |x| (x.offered, x.booked));
-                csv.push_str(&format!(",{offered},{booked}"));
-            }
-            csv.push('\n');
         }
     }
-    Ok((
+    Ok(csv_response(csv, "capacidad.csv"))
+}
+
+fn csv_response(csv: String, filename: &'static str) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                "inline; filename=\"capacidad.csv\"",
+                format!("inline; filename=\"{filename}\""),
             ),
         ],
         csv,
     )
-        .into_response())
+        .into_response()
+}
+
+/// The published capacity per pool as CSV: one line per office, day and
+/// pool (`online`, `urgent`, `walk_in`, `priority`), with the office's
+/// release mode. A separate file, so that the per-day file keeps its columns.
+#[utoipa::path(
+    get,
+    path = "/api/v1/capacity/pools.csv",
+    params(CapacityQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn capacity_pools_csv(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Query(q): Query<CapacityQuery>,
+) -> Result<Response, ApiError> {
+    let c = load_capacity(&app, lang, &q).await?;
+    let mut csv = String::from("office,date,release_mode,pool,offered,booked,free\n");
+    for o in &c.offices {
+        for d in &o.days {
+            for p in &d.pools {
+                csv.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    o.entry.office.code,
+                    d.date,
+                    o.entry.policy.mode.as_str(),
+                    p.pool,
+                    p.offered,
+                    p.booked,
+                    p.free()
+                ));
+            }
+        }
+    }
+    Ok(csv_response(csv, "capacidad-por-cupo.csv"))
 }
 
 #[derive(Deserialize, ToSchema)]
