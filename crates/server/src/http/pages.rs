@@ -523,8 +523,16 @@ async fn book_submit(
     };
     let idem = form.get("idem");
     let key = (!idem.is_empty()).then_some(idem);
-    let result = booking::book(&app, &code, &input, key, lang, Timestamp::now()).await;
+    // Priority access falls back to priority seats when the online ones are
+    // full; anything but the two known values is no priority asked.
+    let prioridad = form.get("prioridad").trim().to_string();
+    let claim = match booking::PriorityReason::parse(&prioridad) {
+        Some(r) => booking::SeatClaim::Priority(r),
+        None => booking::SeatClaim::Online,
+    };
+    let result = booking::book_from(&app, &code, &input, key, &claim, lang, Timestamp::now()).await;
     let mut page = book_page(&entry.office, lang, &inicio, &form)?;
+    page.prioridad = prioridad;
     page.idem = if idem.is_empty() {
         random_token().map_err(|e| PageError::internal(lang, &e))?
     } else {
@@ -669,6 +677,7 @@ fn book_page(
         first,
         minors: persons.collect(),
         contact,
+        prioridad: String::new(),
     })
 }
 
@@ -818,7 +827,7 @@ fn field_id(path: &str, indexes: &[usize]) -> String {
     }
     match path {
         "applicants" => "applicants-0-document_type".into(),
-        "email" | "phone" => path.into(),
+        "email" | "phone" | "priority" => path.into(),
         _ => "slot".into(),
     }
 }
@@ -1697,6 +1706,8 @@ struct BookPage {
     first: PersonForm,
     minors: Vec<PersonForm>,
     contact: Vec<Input>,
+    /// Priority access asked for: ``, `disability` or `older`.
+    prioridad: String,
 }
 
 struct PersonRow {

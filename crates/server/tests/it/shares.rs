@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 both_databases!(
     an_office_split_holds_citizens_to_the_online_share,
     only_administrators_set_a_policy,
+    the_booking_page_offers_priority_access,
 );
 
 /// TST's slots hold 50 people; at 70/5/15/10 that is 35 online, 3 urgent,
@@ -272,4 +273,108 @@ async fn only_administrators_set_a_policy(db: TestDb) {
             .count(),
         1
     );
+}
+
+/// `application/x-www-form-urlencoded`, every byte but letters and digits escaped.
+fn form_body(pairs: &[(&str, &str)]) -> String {
+    let enc = |v: &str| {
+        v.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+async fn the_booking_page_offers_priority_access(db: TestDb) {
+    let app = spawn_app(db).await;
+    let admin = staff(&app, "admin", Role::Administrator, &["*"]).await;
+    let (s, v) = app
+        .staff_call(
+            &admin,
+            Method::PUT,
+            "/api/v1/staff/offices/TST/policy",
+            Some(&policy_body()),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let start = app.free_slots("TST").await.remove(0);
+    let page = app
+        .client
+        .get(app.url(&format!(
+            "/oficinas/TST/reservar?inicio={}",
+            form_body(&[("x", &start)]).trim_start_matches("x=")
+        )))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("name=\"prioridad\" value=\"older\""),
+        "{page}"
+    );
+    for f in 0..7 {
+        let (s, b) = app
+            .book(&booking_body("TST", &start, family(400 + f)))
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let post = |prioridad: &'static str, n: u64| {
+        let start = start.clone();
+        let client = app.client.clone();
+        let url = app.url("/oficinas/TST/reservar");
+        async move {
+            let doc = format!("{}", 20_000_000 + n);
+            let body = form_body(&[
+                ("inicio", &start),
+                ("a0_document_type", "cedula_ciudadania"),
+                ("a0_document_number", &doc),
+                ("a0_surnames", "Pérez Gómez"),
+                ("a0_given_names", "Luis"),
+                ("a0_birth_date", "1950-03-01"),
+                ("email", "luis@example.co"),
+                ("prioridad", prioridad),
+            ]);
+            let r = client
+                .post(url)
+                .header(
+                    reqwest::header::CONTENT_TYPE,
+                    "application/x-www-form-urlencoded",
+                )
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.url().path().to_string())
+        }
+    };
+    // Without priority the full slot is refused; with it, a priority seat.
+    let (s, _) = post("", 1).await;
+    assert_eq!(s, 409);
+    let (s, path) = post("older", 1).await;
+    assert_eq!(s, 200);
+    assert!(path.starts_with("/citas/"), "{path}");
+    let date: Date = start[..10].parse().unwrap();
+    let (_, v) = app
+        .get(&format!("/api/v1/capacity?office=TST&from={date}&days=1"))
+        .await;
+    let priority = v["offices"][0]["days"][0]["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pool"] == "priority")
+        .unwrap()
+        .clone();
+    assert_eq!(priority["booked"], 1, "{v}");
 }
