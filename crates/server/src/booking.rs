@@ -493,7 +493,18 @@ pub async fn book_from(
             .check_identity(&a.doc_key)
             .map_err(BookError::RateLimited)?;
     }
-    let idempotency = key.map(|k| (k, keys.request_digest(&canonical(office_code, input))));
+    // The claim is part of the request: the same key with another priority
+    // is another request. Online bookings hash as before pools existed.
+    let claim_text = match claim {
+        SeatClaim::Online => "",
+        SeatClaim::Priority(PriorityReason::Disability) => "priority:disability\n",
+        SeatClaim::Priority(PriorityReason::Older) => "priority:older\n",
+        SeatClaim::Urgent { .. } => "urgent\n",
+    };
+    let idempotency = key.map(|k| {
+        let text = format!("{}{claim_text}", canonical(office_code, input));
+        (k, keys.request_digest(&text))
+    });
     let email_enc = keys.seal("email", req.email.as_str())?;
     let phone_enc = req
         .phone
