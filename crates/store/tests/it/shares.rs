@@ -132,6 +132,26 @@ async fn pools_are_counted_apart(db: TestDb) {
     assert!(after.contains(&(1000, Pool::Priority, 0)));
     assert!(after.contains(&(2000, Pool::Urgent, 1)));
     assert!(store.check_slots().await.unwrap().is_empty());
+    // The check names the pool whose count drifted.
+    sqlx::query("UPDATE slot_seats SET booked = 0 WHERE start_ms = 2000 AND pool = 'urgent'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    let drift = store.check_slots().await.unwrap();
+    assert_eq!(drift.len(), 1, "{drift:?}");
+    assert_eq!(
+        (
+            drift[0].start_ms,
+            drift[0].pool.as_str(),
+            drift[0].booked,
+            drift[0].seats_in_bookings
+        ),
+        (2000, "urgent", 0, 1)
+    );
+    sqlx::query("UPDATE slot_seats SET booked = 1 WHERE start_ms = 2000 AND pool = 'urgent'")
+        .execute(store.pool())
+        .await
+        .unwrap();
     // A smaller share later (a policy change) is enforced on the next seat.
     let r = store
         .apply_batch(&[booking("7", 3000, &["q1", "q2"], 2, None)])
