@@ -14,7 +14,8 @@
 //! audit event, its hash chain and signed checkpoints, and verifies a trail; [`policy`] is the one role-by-action table staff routes are
 //! checked against; [`production`] is booklet custody, passport numbers and
 //! stock forecasts; [`registry`] compares a captured identity with the civil
-//! registry's record.
+//! registry's record; [`shares`] splits each slot's seats into pools
+//! (online, urgent, walk-in, priority) and names an office's release mode.
 
 pub mod adjudication;
 pub mod application;
@@ -32,6 +33,7 @@ pub mod person;
 pub mod policy;
 pub mod production;
 pub mod registry;
+pub mod shares;
 
 pub use field::{FieldError, FieldErrors};
 pub use jiff;

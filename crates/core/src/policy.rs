@@ -60,10 +60,14 @@ pub enum Action {
     ManageReleases,
     /// Requests that share a device or a phone: possible resellers.
     ViewScalperSignals,
+    /// Set an office's release mode (live or ballot) and capacity split.
+    ManageOfficePolicy,
+    /// Book a seat from the urgent pool for a case with evidence.
+    GrantUrgent,
 }
 
 impl Action {
-    pub const ALL: [Action; 20] = [
+    pub const ALL: [Action; 22] = [
         Action::ViewOfficeDay,
         Action::CheckIn,
         Action::Capture,
@@ -84,6 +88,8 @@ impl Action {
         Action::HandOver,
         Action::ManageReleases,
         Action::ViewScalperSignals,
+        Action::ManageOfficePolicy,
+        Action::GrantUrgent,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +114,8 @@ impl Action {
             Action::HandOver => "hand_over",
             Action::ManageReleases => "manage_releases",
             Action::ViewScalperSignals => "view_scalper_signals",
+            Action::ManageOfficePolicy => "manage_office_policy",
+            Action::GrantUrgent => "grant_urgent",
         }
     }
 
@@ -119,7 +127,8 @@ impl Action {
             | Action::OverrideRegistry
             | Action::ApproveWaiver
             | Action::ManageStaff
-            | Action::ManageVendors => true,
+            | Action::ManageVendors
+            | Action::ManageOfficePolicy => true,
             Action::ViewOfficeDay
             | Action::CheckIn
             | Action::Capture
@@ -134,7 +143,8 @@ impl Action {
             | Action::ResendOrder
             | Action::HandOver
             | Action::ManageReleases
-            | Action::ViewScalperSignals => false,
+            | Action::ViewScalperSignals
+            | Action::GrantUrgent => false,
         }
     }
 
@@ -153,7 +163,8 @@ impl Action {
             | Action::ApproveWaiver
             | Action::ViewSupervisorQueues
             | Action::ViewReconciliation
-            | Action::HandOver => true,
+            | Action::HandOver
+            | Action::GrantUrgent => true,
             // Stock and orders are kept at production sites and vendors,
             // not offices.
             Action::ManageStaff
@@ -164,7 +175,10 @@ impl Action {
             | Action::ManageVendors
             // A release spans a city's offices.
             | Action::ManageReleases
-            | Action::ViewScalperSignals => false,
+            | Action::ViewScalperSignals
+            // Offices' policies are set centrally by administrators, who
+            // are not assigned to offices.
+            | Action::ManageOfficePolicy => false,
         }
     }
 }
@@ -203,6 +217,8 @@ pub const POLICY: &[(Action, &[Role])] = &[
     (Action::HandOver, &[Clerk, Supervisor]),
     (Action::ManageReleases, &[Supervisor, Administrator]),
     (Action::ViewScalperSignals, &[Supervisor, Auditor]),
+    (Action::ManageOfficePolicy, &[Administrator]),
+    (Action::GrantUrgent, &[Supervisor]),
 ];
 
 /// Whether `role` may do `action`.

@@ -10,6 +10,7 @@ use pasaporte_core::calendar::{self, Closure, DayPlan};
 use pasaporte_core::fees::FeeSchedule;
 use pasaporte_core::jiff::civil::Date;
 use pasaporte_core::office::Office;
+use pasaporte_core::shares::OfficePolicy;
 use pasaporte_store::{Backend, Store};
 use std::collections::BTreeMap;
 use std::collections::HashMap;
@@ -49,6 +50,9 @@ pub struct RenderedDay {
 pub struct OfficeEntry {
     pub office: Office,
     pub closures: Vec<Closure>,
+    /// Its release mode and capacity split (the default, every seat online
+    /// and live, when it has none stored).
+    pub policy: OfficePolicy,
     planned: RwLock<HashMap<Date, Arc<PlannedDay>>>,
     /// Rendered future days; see [`RenderedDay`].
     pub rendered: RwLock<HashMap<Date, Arc<RenderedDay>>>,
@@ -59,9 +63,16 @@ impl OfficeEntry {
         Self {
             office,
             closures,
+            policy: OfficePolicy::default(),
             planned: RwLock::new(HashMap::new()),
             rendered: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The entry with the office's stored policy.
+    pub fn with_policy(mut self, policy: OfficePolicy) -> Self {
+        self.policy = policy;
+        self
     }
 
     /// The day's plan, from the memo or computed now.
@@ -188,14 +199,16 @@ impl App {
         Ok(app)
     }
 
-    /// Re-reads offices and closures from the database.
+    /// Re-reads offices, closures and release policies from the database.
     pub async fn reload_offices(&self) -> pasaporte_store::Result<()> {
         let mut map = BTreeMap::new();
+        let policies = self.store.office_policies().await?;
         for office in self.store.offices().await? {
             let closures = self.store.closures(&office.code).await?;
+            let policy = policies.get(&office.code).copied().unwrap_or_default();
             map.insert(
                 office.code.clone(),
-                Arc::new(OfficeEntry::new(office, closures)),
+                Arc::new(OfficeEntry::new(office, closures).with_policy(policy)),
             );
         }
         if let Ok(mut w) = self.offices.write() {

@@ -3,8 +3,12 @@
 //! database stays the source of truth: a day is (re)loaded from it when first
 //! asked, and again after `ttl` (which matters when several servers share one
 //! PostgreSQL database; with SQLite this process is the only writer).
+//!
+//! Only the online pool is counted here: it is the one citizens' calendars
+//! offer (urgent, walk-in and priority seats are read from the store).
 
 use pasaporte_core::jiff::civil::Date;
+use pasaporte_core::shares::Pool;
 use pasaporte_store::{Store, WriteOp, WriteOutcome};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::RwLock;
@@ -47,7 +51,7 @@ impl Availability {
             return;
         };
         match (op, outcome) {
-            (WriteOp::Book(b), WriteOutcome::Booked { .. }) => {
+            (WriteOp::Book(b), WriteOutcome::Booked { .. }) if b.pool == Pool::Online => {
                 Self::add(&mut inner, &b.office, b.start_ms, b.applicants.len() as i64);
             }
             (
@@ -57,6 +61,7 @@ impl Availability {
                     from_ms,
                     to_ms,
                     seats,
+                    pool: Pool::Online,
                 },
             ) => {
                 Self::add(&mut inner, office, *to_ms, i64::from(*seats));
@@ -68,6 +73,7 @@ impl Availability {
                     office,
                     start_ms,
                     seats,
+                    pool: Pool::Online,
                 },
             ) => {
                 Self::add(&mut inner, office, *start_ms, -i64::from(*seats));

@@ -684,6 +684,8 @@ pub async fn submit_request(
             now_ms: now.as_millisecond(),
             idempotency: None,
             mail,
+            pool: pasaporte_core::shares::Pool::Online,
+            urgent: None,
         },
         release_id: release_id.to_string(),
         preferences: ballot::preferences_text(&prefs),

@@ -478,6 +478,8 @@ async fn seed(store: &Store, slots: &[(String, String)], count: u64) -> anyhow::
                     body_enc: keys.seal("mail_body", "bench")?,
                     ics_enc: None,
                 },
+                pool: pasaporte_core::shares::Pool::Online,
+                urgent: None,
             }));
         }
         let results = store.apply_batch(&ops).await?;

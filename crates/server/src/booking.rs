@@ -1,18 +1,29 @@
 //! Booking use cases: availability, book, view, reschedule, cancel. Each reads
 //! like its name: parse, ask the core, write through the group-commit writer.
+//!
+//! Seats come from pools (`pasaporte_core::shares`): citizens' calendars and
+//! bookings use the online pool's share of each slot; a citizen declaring
+//! priority access falls back to the priority pool when the online pool is
+//! full; a supervisor grants urgent seats ([`book_urgent`]). Walk-in seats
+//! are never bookable here.
 
 use crate::app::{App, OfficeEntry};
 use crate::crypto::{CryptoError, random_bytes};
 use crate::i18n::Lang;
 use crate::mail::{self, MailKind};
-use pasaporte_core::booking::{BookingInput, parse_request, parse_start};
+use pasaporte_core::application::Actor;
+use pasaporte_core::audit::AuditEvent;
+use pasaporte_core::booking::{BookingInput, BookingRequest, parse_request, parse_start};
 use pasaporte_core::calendar::{self, ClosedReason, DayPlan, SlotError};
 use pasaporte_core::code::{CODE_LEN, ConfirmationCode};
 use pasaporte_core::jiff::civil::Date;
 use pasaporte_core::jiff::{SignedDuration, Timestamp};
 use pasaporte_core::person::DocumentType;
+use pasaporte_core::shares::Pool;
 use pasaporte_core::{FieldError, FieldErrors};
-use pasaporte_store::{ApplicantRow, NewBooking, StoreError, WriteError, WriteOp, WriteOutcome};
+use pasaporte_store::{
+    ApplicantRow, NewBooking, StoreError, UrgentGrant, WriteError, WriteOp, WriteOutcome,
+};
 use std::sync::Arc;
 
 /// Longest Idempotency-Key accepted.
@@ -22,13 +33,23 @@ pub const EARLIEST_RESULTS_MAX: usize = 50;
 /// Attempts at a fresh confirmation code when one is taken (1 in 10^5 at a
 /// million bookings, so three tries are plenty).
 const CODE_ATTEMPTS_MAX: usize = 3;
+/// Longest urgent-case evidence a supervisor may write: a paragraph, enough
+/// to name the document seen (a medical letter, a travel order) without
+/// turning the booking into a file store.
+pub const EVIDENCE_CHARS_MAX: usize = 2_000;
+/// Age from which an applicant may ask for priority access as an older person.
+pub const PRIORITY_AGE_YEARS: i16 = 60;
 
 /// One slot as shown to citizens.
 #[derive(Clone, Debug)]
 pub struct SlotView {
     pub start: Timestamp,
     pub end: Timestamp,
+    /// The online pool's seats (what citizens may book).
     pub capacity: u32,
+    /// Every seat of the slot, all pools.
+    pub slot_capacity: u32,
+    /// Online seats left.
     pub remaining: u32,
     /// `start` and `end` in RFC 3339 with the office's offset.
     pub start_text: String,
@@ -104,11 +125,13 @@ pub async fn office_day(
         .filter(|(s, _)| s.start > now)
         .map(|(s, (start_text, end_text))| {
             let taken = booked.get(&s.start.as_millisecond()).copied().unwrap_or(0);
+            let online = entry.policy.shares.split(s.capacity).online;
             SlotView {
                 start: s.start,
                 end: s.end,
-                capacity: s.capacity,
-                remaining: s.capacity.saturating_sub(taken),
+                capacity: online,
+                slot_capacity: s.capacity,
+                remaining: online.saturating_sub(taken),
                 start_text: start_text.clone(),
                 end_text: end_text.clone(),
             }
@@ -252,6 +275,49 @@ pub struct Booked {
     pub replayed: bool,
     /// The booking as made (none for a replay, which the caller reads back).
     pub view: Option<BookingView>,
+    /// The pool its seats came from.
+    pub pool: Pool,
+}
+
+/// Why a citizen asks for priority access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PriorityReason {
+    /// Declared by the citizen.
+    Disability,
+    /// Checked: an applicant is [`PRIORITY_AGE_YEARS`] or older.
+    Older,
+}
+
+impl PriorityReason {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "disability" => Some(PriorityReason::Disability),
+            "older" => Some(PriorityReason::Older),
+            _ => None,
+        }
+    }
+}
+
+/// Which pool a booking asks its seats from.
+#[derive(Clone, Debug)]
+pub enum SeatClaim {
+    /// A citizen's booking: the online pool.
+    Online,
+    /// A citizen with priority access: the online pool, else the priority pool.
+    Priority(PriorityReason),
+    /// A supervisor's grant from the urgent pool, with the case's evidence.
+    Urgent { actor: Actor, evidence: String },
+}
+
+impl SeatClaim {
+    /// The pools to try, in order.
+    fn pools(&self) -> &'static [Pool] {
+        match self {
+            SeatClaim::Online => &[Pool::Online],
+            SeatClaim::Priority(_) => &[Pool::Online, Pool::Priority],
+            SeatClaim::Urgent { .. } => &[Pool::Urgent],
+        }
+    }
 }
 
 /// The field error for a start time the calendar refuses.
@@ -323,7 +389,8 @@ fn canonical(office: &str, input: &BookingInput) -> String {
     s
 }
 
-/// Books a slot for one to five people, all seats or none.
+/// Books a slot for one to five people, all seats or none, from the online
+/// pool.
 pub async fn book(
     app: &App,
     office_code: &str,
@@ -332,16 +399,89 @@ pub async fn book(
     lang: Lang,
     now: Timestamp,
 ) -> Result<Booked, BookError> {
+    book_from(
+        app,
+        office_code,
+        input,
+        idempotency_key,
+        &SeatClaim::Online,
+        lang,
+        now,
+    )
+    .await
+}
+
+/// A supervisor books an urgent seat, with the case's evidence (sealed, and
+/// the grant audited in the booking's transaction).
+pub async fn book_urgent(
+    app: &App,
+    actor: &Actor,
+    office_code: &str,
+    input: &BookingInput,
+    evidence: &str,
+    lang: Lang,
+    now: Timestamp,
+) -> Result<Booked, BookError> {
+    let evidence = evidence.trim();
+    if evidence.is_empty() || evidence.chars().count() > EVIDENCE_CHARS_MAX {
+        return Err(BookError::Invalid(FieldErrors(vec![FieldError::new(
+            "evidence",
+            "invalid_evidence",
+            "Describa la evidencia del caso urgente (de 1 a 2000 caracteres).",
+            "Describe the urgent case's evidence (1 to 2000 characters).",
+        )])));
+    }
+    let claim = SeatClaim::Urgent {
+        actor: actor.clone(),
+        evidence: evidence.to_string(),
+    };
+    book_from(app, office_code, input, None, &claim, lang, now).await
+}
+
+/// Whether some applicant is [`PRIORITY_AGE_YEARS`] or older on `today`.
+fn has_older_applicant(req: &BookingRequest, today: Date) -> bool {
+    let years = pasaporte_core::jiff::Span::new().years(PRIORITY_AGE_YEARS);
+    req.applicants
+        .iter()
+        .any(|a| a.birth_date.checked_add(years).is_ok_and(|d| d <= today))
+}
+
+/// Books a slot from the pools `claim` names, trying each in turn while the
+/// previous one is full.
+pub async fn book_from(
+    app: &App,
+    office_code: &str,
+    input: &BookingInput,
+    idempotency_key: Option<&str>,
+    claim: &SeatClaim,
+    lang: Lang,
+    now: Timestamp,
+) -> Result<Booked, BookError> {
     let entry = app.office(office_code).ok_or(BookError::UnknownOffice)?;
     let key = validate_idempotency_key(idempotency_key)?;
     let today = calendar::local_today(&entry.office, now);
     let req = parse_request(input, today).map_err(BookError::Invalid)?;
+    if matches!(claim, SeatClaim::Priority(PriorityReason::Older))
+        && !has_older_applicant(&req, today)
+    {
+        return Err(BookError::Invalid(FieldErrors(vec![FieldError::new(
+            "priority",
+            "not_older",
+            "La atención prioritaria por edad es para solicitantes de 60 años o más.",
+            "Priority access by age is for applicants aged 60 or over.",
+        )])));
+    }
     let slot = calendar::find_slot(&entry.office, &entry.closures, req.start, now)
         .map_err(|e| BookError::Invalid(FieldErrors(vec![slot_error(&e)])))?;
-    let day = calendar::local_today(&entry.office, slot.start);
-    if let Some(e) = crate::ballot::live_refusal(app, office_code, day).await? {
-        return Err(BookError::Invalid(FieldErrors(vec![e])));
+    // A ballot release gives the online seats of its days; urgent and
+    // priority seats are not part of it.
+    if matches!(claim, SeatClaim::Online) {
+        let day = calendar::local_today(&entry.office, slot.start);
+        if let Some(e) = crate::ballot::live_refusal(app, office_code, day).await? {
+            return Err(BookError::Invalid(FieldErrors(vec![e])));
+        }
     }
+    let split = entry.policy.shares.split(slot.capacity);
     let keys = &app.keys;
     let mut applicants = Vec::with_capacity(req.applicants.len());
     for a in &req.applicants {
@@ -361,13 +501,73 @@ pub async fn book(
             .check_identity(&a.doc_key)
             .map_err(BookError::RateLimited)?;
     }
-    let idempotency = key.map(|k| (k, keys.request_digest(&canonical(office_code, input))));
+    // The claim is part of the request: the same key with another priority
+    // is another request. Online bookings hash as before pools existed.
+    let claim_text = match claim {
+        SeatClaim::Online => "",
+        SeatClaim::Priority(PriorityReason::Disability) => "priority:disability\n",
+        SeatClaim::Priority(PriorityReason::Older) => "priority:older\n",
+        SeatClaim::Urgent { .. } => "urgent\n",
+    };
+    let idempotency = key.map(|k| {
+        let text = format!("{}{claim_text}", canonical(office_code, input));
+        (k, keys.request_digest(&text))
+    });
     let email_enc = keys.seal("email", req.email.as_str())?;
     let phone_enc = req
         .phone
         .as_ref()
         .map(|p| keys.seal("phone", p.as_str()))
         .transpose()?;
+    let (evidence_enc, urgent_actor) = match claim {
+        SeatClaim::Urgent { actor, evidence } => {
+            (Some(keys.seal("evidence", evidence)?), Some(actor))
+        }
+        SeatClaim::Online | SeatClaim::Priority(_) => (None, None),
+    };
+    let pools = claim.pools();
+    for (i, &pool) in pools.iter().enumerate() {
+        let last = i + 1 == pools.len();
+        let capacity = split.get(pool);
+        match book_attempts(
+            app,
+            &entry,
+            &req,
+            &slot,
+            (pool, capacity),
+            &applicants,
+            (&email_enc, &phone_enc),
+            &idempotency,
+            (&evidence_enc, urgent_actor),
+            lang,
+            now,
+        )
+        .await
+        {
+            Err(BookError::SlotFull) if !last => continue,
+            r => return r,
+        }
+    }
+    Err(BookError::SlotFull)
+}
+
+/// One pool's try: the write, again with a fresh code if the code is taken.
+#[allow(clippy::too_many_arguments)]
+async fn book_attempts(
+    app: &App,
+    entry: &Arc<OfficeEntry>,
+    req: &BookingRequest,
+    slot: &calendar::Slot,
+    (pool, capacity): (Pool, u32),
+    applicants: &[ApplicantRow],
+    (email_enc, phone_enc): (&String, &Option<String>),
+    idempotency: &Option<(String, String)>,
+    (evidence_enc, urgent_actor): (&Option<String>, Option<&Actor>),
+    lang: Lang,
+    now: Timestamp,
+) -> Result<Booked, BookError> {
+    let keys = &app.keys;
+    let office_code = entry.office.code.as_str();
     for _ in 0..CODE_ATTEMPTS_MAX {
         let id = uuid::Uuid::now_v7().to_string();
         let code = ConfirmationCode::from_random(random_bytes::<CODE_LEN>()?).to_string();
@@ -390,13 +590,29 @@ pub async fn book(
             code: code.clone(),
             office: office_code.to_string(),
             start_ms: slot.start.as_millisecond(),
-            capacity: slot.capacity,
-            applicants: applicants.clone(),
+            pool,
+            capacity,
+            applicants: applicants.to_vec(),
             email_enc: email_enc.clone(),
             phone_enc: phone_enc.clone(),
             now_ms: now.as_millisecond(),
             idempotency: idempotency.clone(),
             mail,
+            urgent: evidence_enc.as_ref().zip(urgent_actor).map(|(enc, a)| {
+                let mut audit = AuditEvent::by(
+                    a,
+                    now.as_millisecond(),
+                    "booking.urgent_granted",
+                    office_code,
+                    &id,
+                );
+                // Counts only: the evidence itself is personal and stays sealed.
+                audit.detail = format!("seats={}", req.seats());
+                Box::new(UrgentGrant {
+                    evidence_enc: enc.clone(),
+                    audit,
+                })
+            }),
         });
         return match app.writer.submit(op).await {
             Ok(WriteOutcome::Booked { code }) => {
@@ -423,6 +639,7 @@ pub async fn book(
                         })
                         .collect(),
                     manage_token: token.clone(),
+                    pool,
                     id,
                 };
                 Ok(Booked {
@@ -430,6 +647,7 @@ pub async fn book(
                     manage_token: token,
                     replayed: false,
                     view: Some(view),
+                    pool,
                 })
             }
             Ok(WriteOutcome::Replayed { code }) => {
@@ -439,6 +657,7 @@ pub async fn book(
                     manage_token: keys.manage_token(&b.id),
                     replayed: true,
                     view: None,
+                    pool: b.pool,
                 })
             }
             Ok(other) => Err(BookError::Internal(format!("unexpected outcome {other:?}"))),
@@ -479,6 +698,8 @@ pub struct BookingView {
     pub phone: Option<String>,
     pub applicants: Vec<ApplicantView>,
     pub manage_token: String,
+    /// The pool its seats came from.
+    pub pool: Pool,
     pub id: String,
 }
 
@@ -570,6 +791,7 @@ pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, Man
             .transpose()?,
         applicants,
         manage_token: token.to_string(),
+        pool: row.pool,
         id: row.id,
     })
 }
@@ -640,10 +862,11 @@ pub async fn reschedule(
     if let Some(e) = crate::ballot::live_refusal(app, &b.office.office.code, day).await? {
         return Err(ManageError::Invalid(FieldErrors(vec![e])));
     }
+    // The booking keeps its pool: its share of the new slot.
     let op = WriteOp::Reschedule {
         booking_id: b.id.clone(),
         start_ms: slot.start.as_millisecond(),
-        capacity: slot.capacity,
+        capacity: b.office.policy.shares.split(slot.capacity).get(b.pool),
         now_ms: now.as_millisecond(),
         mail: b.mail(app, MailKind::Rescheduled, lang, slot.start, slot.end, now)?,
     };
@@ -667,4 +890,71 @@ pub async fn cancel(
     };
     app.writer.submit(op).await.map_err(write_error)?;
     view(app, code, token).await
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("unknown office")]
+    UnknownOffice,
+    #[error("invalid policy: {0}")]
+    Invalid(FieldErrors),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Sets an office's release mode and capacity split (audited), then reloads
+/// the offices so that calendars and bookings use it at once. Seats already
+/// booked stay; a pool that shrank below its bookings takes no new ones.
+pub async fn set_office_policy(
+    app: &App,
+    actor: &Actor,
+    office: &str,
+    mode: &str,
+    (online, urgent, walk_in, priority): (u32, u32, u32, u32),
+    now: Timestamp,
+) -> Result<pasaporte_core::shares::OfficePolicy, PolicyError> {
+    use pasaporte_core::shares::{OfficePolicy, ReleaseMode, Shares};
+    if app.office(office).is_none() {
+        return Err(PolicyError::UnknownOffice);
+    }
+    let mut errs = FieldErrors::default();
+    let mode = errs.take(ReleaseMode::parse(mode.trim()).ok_or_else(|| {
+        FieldError::new(
+            "release_mode",
+            "unknown_release_mode",
+            "El modo de asignación es live o ballot.",
+            "The release mode is live or ballot.",
+        )
+    }));
+    let shares = match Shares::new(online, urgent, walk_in, priority) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            errs.0.extend(e.0);
+            None
+        }
+    };
+    let (Some(mode), Some(shares)) = (mode, shares) else {
+        return Err(PolicyError::Invalid(errs));
+    };
+    let policy = OfficePolicy { mode, shares };
+    let mut event = AuditEvent::by(
+        actor,
+        now.as_millisecond(),
+        "office.policy_set",
+        office,
+        office,
+    );
+    event.detail = format!(
+        "mode={} online={online} urgent={urgent} walk_in={walk_in} priority={priority}",
+        mode.as_str()
+    );
+    app.store
+        .set_office_policy(office, &policy, &event, now.as_millisecond())
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => PolicyError::UnknownOffice,
+            other => PolicyError::Store(other),
+        })?;
+    app.reload_offices().await?;
+    Ok(policy)
 }

@@ -8,6 +8,10 @@
 //! ([`Withheld`]) and the per-day arithmetic (pure, unit-tested), then the
 //! use case [`capacity`], which reuses [`booking::office_days`] (and so the
 //! availability view) rather than computing slots again.
+//!
+//! Seats are split per pool by the office's policy (`pasaporte_core::shares`):
+//! each day lists, per pool, the seats offered and booked ([`PoolDay`]);
+//! `offered`, `booked` and `free` stay the totals over every pool.
 
 use crate::app::{App, OfficeEntry};
 use crate::booking::{self, AvailabilityError, DayNote, DayView};
@@ -17,8 +21,10 @@ use pasaporte_core::jiff::Timestamp;
 use pasaporte_core::jiff::civil::{Date, Weekday};
 use pasaporte_core::office::{Office, minutes_between};
 use pasaporte_core::production::BookletType;
+use pasaporte_core::shares::{Pool, Shares};
 use pasaporte_core::{FieldError, FieldErrors};
-use pasaporte_store::{StockForecast, StoreError};
+use pasaporte_store::{PoolCount, StockForecast, StoreError};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// Days one query shows when none are asked for: two weeks of calendar.
@@ -123,6 +129,68 @@ pub struct CapacityDay {
     pub withheld: u32,
     /// Why, when the day offers fewer seats than usual or none.
     pub reasons: Vec<Withheld>,
+    /// The same seats per pool, in [`Pool::ALL`] order.
+    pub pools: Vec<PoolDay>,
+}
+
+/// One pool's seats on one office-day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolDay {
+    pub pool: Pool,
+    pub offered: u32,
+    pub booked: u32,
+}
+
+impl PoolDay {
+    pub fn free(&self) -> u32 {
+        self.offered.saturating_sub(self.booked)
+    }
+}
+
+/// Seats taken per slot start and pool, as the store counts them.
+pub type PoolBooked = BTreeMap<(i64, Pool), u32>;
+
+/// The day's seats per pool: each offered slot cut by `shares`; the online
+/// pool's bookings from the citizens' view, the other pools' from `booked`.
+pub fn pool_days(view: &DayView, shares: &Shares, booked: &PoolBooked) -> Vec<PoolDay> {
+    Pool::ALL
+        .into_iter()
+        .map(|pool| {
+            let mut day = PoolDay {
+                pool,
+                offered: 0,
+                booked: 0,
+            };
+            for s in &view.slots {
+                let seats = shares.split(s.slot_capacity).get(pool);
+                day.offered += seats;
+                day.booked += match pool {
+                    Pool::Online => s.capacity.saturating_sub(s.remaining),
+                    Pool::Urgent | Pool::WalkIn | Pool::Priority => booked
+                        .get(&(s.start.as_millisecond(), pool))
+                        .copied()
+                        .unwrap_or(0)
+                        .min(seats),
+                };
+            }
+            day
+        })
+        .collect()
+}
+
+/// `day` with its seats per pool, its totals taken over every pool.
+pub fn with_pools(mut day: CapacityDay, pools: Vec<PoolDay>) -> CapacityDay {
+    day.booked = pools.iter().map(|p| p.booked).sum();
+    day.free = day.offered.saturating_sub(day.booked);
+    day.pools = pools;
+    day
+}
+
+fn pool_booked(counts: &[PoolCount]) -> PoolBooked {
+    counts
+        .iter()
+        .map(|c| ((c.start_ms, c.pool), c.booked))
+        .collect()
 }
 
 /// An office's days.
@@ -214,10 +282,17 @@ pub fn usual_day_seats(office: &Office) -> u32 {
 
 /// The seats of one day as the citizens' calendar shows it (`view`), against
 /// the day's plan by the rules (`plan`) and the office's usual day.
+///
+/// Every pool's seats are offered; `booked` and `free` here count the online
+/// pool's bookings only, until [`with_pools`] adds the other pools'.
 pub fn day_capacity(usual: u32, view: &DayView, plan: &DayPlan) -> CapacityDay {
-    let offered: u32 = view.slots.iter().map(|s| s.capacity).sum();
-    let free: u32 = view.slots.iter().map(|s| s.remaining).sum();
-    let booked = offered.saturating_sub(free);
+    let offered: u32 = view.slots.iter().map(|s| s.slot_capacity).sum();
+    let booked: u32 = view
+        .slots
+        .iter()
+        .map(|s| s.capacity.saturating_sub(s.remaining))
+        .sum();
+    let free = offered.saturating_sub(booked);
     let withheld = usual.saturating_sub(offered);
     let mut reasons = Vec::new();
     if offered < usual || offered == 0 {
@@ -247,6 +322,7 @@ pub fn day_capacity(usual: u32, view: &DayView, plan: &DayPlan) -> CapacityDay {
         free,
         withheld,
         reasons,
+        pools: Vec::new(),
     }
 }
 
@@ -340,9 +416,28 @@ pub async fn capacity(
         )
         .await?;
         let usual = usual_day_seats(&entry.office);
+        // One read for the pools the availability view does not hold.
+        let span = match (views.first(), views.last()) {
+            (Some(a), Some(b)) => Some((
+                entry.planned_day(a.date).bounds_ms.0,
+                entry.planned_day(b.date).bounds_ms.1,
+            )),
+            _ => None,
+        };
+        let booked = match span {
+            Some((from_ms, to_ms)) => pool_booked(
+                &app.store
+                    .pool_counts(&entry.office.code, from_ms, to_ms)
+                    .await?,
+            ),
+            None => PoolBooked::new(),
+        };
         let days = views
             .iter()
-            .map(|v| day_capacity(usual, v, &entry.planned_day(v.date).plan))
+            .map(|v| {
+                let day = day_capacity(usual, v, &entry.planned_day(v.date).plan);
+                with_pools(day, pool_days(v, &entry.policy.shares, &booked))
+            })
             .collect();
         offices.push(OfficeCapacity {
             entry,
@@ -396,6 +491,7 @@ mod tests {
             start: t,
             end: t,
             capacity,
+            slot_capacity: capacity,
             remaining,
             start_text: String::new(),
             end_text: String::new(),
@@ -500,6 +596,46 @@ mod tests {
             vec![],
             DayPlan::Closed(ClosedReason::Holiday("Navidad")),
             (0, 0, 0, 80, &["beyond_horizon", "holiday"]),
+        );
+    }
+
+    #[test]
+    fn pools_split_each_slot_and_count_their_bookings() {
+        let shares = Shares::new(70, 5, 15, 10).unwrap();
+        // Two slots of 10 (7/1/1/1 each); the first has 3 online seats taken
+        // and its urgent seat granted.
+        let mut first = slot(7, 4);
+        first.slot_capacity = 10;
+        let mut second = slot(7, 7);
+        second.slot_capacity = 10;
+        second.start = Timestamp::from_millisecond(1_800_000).unwrap();
+        let view = DayView {
+            date: date(2026, 1, 5),
+            note: None,
+            slots: vec![first, second],
+        };
+        let booked: PoolBooked = [((0, Pool::Urgent), 1), ((1_800_000, Pool::Priority), 1)]
+            .into_iter()
+            .collect();
+        let pools = pool_days(&view, &shares, &booked);
+        let got: Vec<(Pool, u32, u32)> = pools
+            .iter()
+            .map(|p| (p.pool, p.offered, p.booked))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (Pool::Online, 14, 3),
+                (Pool::Urgent, 2, 1),
+                (Pool::WalkIn, 2, 0),
+                (Pool::Priority, 2, 1),
+            ]
+        );
+        let plan = DayPlan::Open((0..2).map(|_| plan_slot(10)).collect());
+        let day = with_pools(day_capacity(20, &view, &plan), pools);
+        assert_eq!(
+            (day.offered, day.booked, day.free, day.withheld),
+            (20, 5, 15, 0)
         );
     }
 

@@ -316,6 +316,26 @@ pub enum OfficesCommand {
         #[command(flatten)]
         db: DbArgs,
     },
+    /// Set an office's release mode and capacity split per pool (percent,
+    /// summing to 100). A running server uses it from its next start; the
+    /// staff API (`PUT /api/v1/staff/offices/{office}/policy`) applies at once.
+    Policy {
+        #[arg(long)]
+        office: String,
+        /// `live` or `ballot`.
+        #[arg(long)]
+        mode: String,
+        #[arg(long)]
+        online: u32,
+        #[arg(long)]
+        urgent: u32,
+        #[arg(long)]
+        walk_in: u32,
+        #[arg(long)]
+        priority: u32,
+        #[command(flatten)]
+        db: DbArgs,
+    },
 }
 
 /// The demo offices, compiled in so `serve --demo` works from any folder.
@@ -677,6 +697,48 @@ pub fn main() -> ExitCode {
                     .await
                     .with_context(|| format!("{}", file.display()))?;
                 println!("{n} offices imported");
+            }
+            Command::Offices {
+                cmd:
+                    OfficesCommand::Policy {
+                        office,
+                        mode,
+                        online,
+                        urgent,
+                        walk_in,
+                        priority,
+                        db,
+                    },
+            } => {
+                use pasaporte_core::shares::{OfficePolicy, ReleaseMode, Shares};
+                let mode = ReleaseMode::parse(&mode)
+                    .with_context(|| format!("--mode {mode}: use live or ballot"))?;
+                let shares = Shares::new(online, urgent, walk_in, priority)?;
+                let store = open_store(&db).await?;
+                let actor = pasaporte_core::application::Actor {
+                    id: "cli:offices".into(),
+                    role: pasaporte_core::application::Role::Administrator,
+                };
+                let now = pasaporte_core::jiff::Timestamp::now().as_millisecond();
+                let mut event = pasaporte_core::audit::AuditEvent::by(
+                    &actor,
+                    now,
+                    "office.policy_set",
+                    &office,
+                    &office,
+                );
+                event.detail = format!(
+                    "mode={} online={online} urgent={urgent} walk_in={walk_in} priority={priority}",
+                    mode.as_str()
+                );
+                store
+                    .set_office_policy(&office, &OfficePolicy { mode, shares }, &event, now)
+                    .await
+                    .with_context(|| format!("office {office}"))?;
+                println!(
+                    "office {office}: {} {online}/{urgent}/{walk_in}/{priority}",
+                    mode.as_str()
+                );
             }
             Command::Bench { cmd } => bench::run(cmd).await?,
             Command::Simulate { cmd } => simulate::run(cmd).await?,

@@ -356,7 +356,7 @@ pub async fn mark_booking_checked_in(tx: &mut Tx, booking_id: &str, now_ms: i64)
 pub async fn mark_booking_no_show(tx: &mut Tx, booking_id: &str, now_ms: i64) -> Result<()> {
     let row = sqlx::query(
         "UPDATE bookings SET status = 'no_show', updated_ms = $2 WHERE id = $1 AND status = 'active'
-         RETURNING office_code, start_ms, seats",
+         RETURNING office_code, start_ms, seats, pool",
     )
     .bind(booking_id)
     .bind(now_ms)
@@ -365,17 +365,20 @@ pub async fn mark_booking_no_show(tx: &mut Tx, booking_id: &str, now_ms: i64) ->
     .ok_or_else(|| StoreError::Conflict {
         constraint: "booking: no longer active".into(),
     })?;
-    let (office, start, seats): (String, i64, i64) = (
+    let (office, start, seats, pool): (String, i64, i64, String) = (
         row.try_get("office_code")?,
         row.try_get("start_ms")?,
         row.try_get("seats")?,
+        row.try_get("pool")?,
     );
+    // The pool's row only: a slot has one row per pool.
     sqlx::query(
-        "UPDATE slot_seats SET no_shows = no_shows + $3 WHERE office_code = $1 AND start_ms = $2",
+        "UPDATE slot_seats SET no_shows = no_shows + $3 WHERE office_code = $1 AND start_ms = $2 AND pool = $4",
     )
     .bind(office)
     .bind(start)
     .bind(seats)
+    .bind(pool)
     .execute(&mut **tx)
     .await?;
     sqlx::query("DELETE FROM person_holds WHERE booking_id = $1")

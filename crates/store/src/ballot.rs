@@ -14,6 +14,7 @@ use crate::bookings::{
 };
 use crate::{Result, Store, StoreError, append_audit_event, to_u32};
 use pasaporte_core::audit::AuditEvent;
+use pasaporte_core::shares::Pool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -388,6 +389,7 @@ impl Store {
                 &mut tx,
                 &office,
                 row.try_get("start_ms")?,
+                Pool::Online,
                 row.try_get("seats")?,
             )
             .await
@@ -424,9 +426,16 @@ impl Store {
             });
         }
         for a in &d.allocations {
-            add_seats(&mut tx, &a.office, a.start_ms, a.capacity, a.seats)
-                .await
-                .map_err(write_error)?;
+            add_seats(
+                &mut tx,
+                &a.office,
+                a.start_ms,
+                Pool::Online,
+                a.capacity,
+                a.seats,
+            )
+            .await
+            .map_err(write_error)?;
             let seated = sqlx::query(
                 "UPDATE bookings SET status = 'active', office_code = $2, start_ms = $3, updated_ms = $4
                  WHERE id = $1 AND status = 'requested'",
@@ -490,6 +499,7 @@ impl Store {
             &mut tx,
             &grant.office,
             grant.start_ms,
+            Pool::Online,
             grant.capacity,
             grant.seats,
         )
@@ -570,7 +580,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if ended.rows_affected() == 1 {
-                release_seats(&mut tx, &office, start, r.try_get("seats")?)
+                release_seats(&mut tx, &office, start, Pool::Online, r.try_get("seats")?)
                     .await
                     .map_err(write_error)?;
                 end_request(&mut tx, &id, "expired", now_ms).await?;
@@ -678,9 +688,15 @@ impl Store {
         if released.rows_affected() != 1 {
             return Ok(false);
         }
-        release_seats(&mut tx, &b.office, b.start_ms, i64::from(b.seats))
-            .await
-            .map_err(write_error)?;
+        release_seats(
+            &mut tx,
+            &b.office,
+            b.start_ms,
+            Pool::Online,
+            i64::from(b.seats),
+        )
+        .await
+        .map_err(write_error)?;
         sqlx::query("DELETE FROM person_holds WHERE booking_id = $1")
             .bind(&b.id)
             .execute(&mut *tx)

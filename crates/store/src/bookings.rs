@@ -1,8 +1,14 @@
 //! Bookings: batches of writes applied in one transaction (group commit: one
 //! fsync for many bookings), each write inside its own savepoint so that one
 //! refused booking does not undo its neighbours.
+//!
+//! Seats are counted per slot and pool (`slot_seats`, one row per office,
+//! slot start and [`Pool`]): each pool's row has its own capacity, so the
+//! CHECK keeps every pool within its share of the slot.
 
 use crate::{Backend, Result, Store, StoreError, to_i64, to_u32};
+use pasaporte_core::audit::AuditEvent;
+use pasaporte_core::shares::Pool;
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
@@ -33,7 +39,10 @@ pub struct NewBooking {
     pub code: String,
     pub office: String,
     pub start_ms: i64,
-    /// The slot's capacity as the calendar computes it now.
+    /// The pool the seats come from.
+    pub pool: Pool,
+    /// The pool's share of the slot's capacity as the calendar and the
+    /// office's policy compute it now.
     pub capacity: u32,
     pub applicants: Vec<ApplicantRow>,
     pub email_enc: String,
@@ -42,6 +51,18 @@ pub struct NewBooking {
     /// `(Idempotency-Key, hash of the request)`.
     pub idempotency: Option<(String, String)>,
     pub mail: MailRow,
+    /// A supervisor's urgent grant (urgent bookings only; boxed, as few
+    /// bookings carry one).
+    pub urgent: Option<Box<UrgentGrant>>,
+}
+
+/// Why an urgent seat was given, and by whom.
+#[derive(Clone, Debug)]
+pub struct UrgentGrant {
+    /// The case's evidence, sealed like every personal field.
+    pub evidence_enc: String,
+    /// Written in the booking's transaction.
+    pub audit: AuditEvent,
 }
 
 #[derive(Clone, Debug)]
@@ -52,6 +73,8 @@ pub enum WriteOp {
     Reschedule {
         booking_id: String,
         start_ms: i64,
+        /// The capacity, in the new slot, of the pool the booking holds its
+        /// seats in (`BookingRow::pool`).
         capacity: u32,
         now_ms: i64,
         mail: MailRow,
@@ -77,11 +100,13 @@ pub enum WriteOutcome {
         from_ms: i64,
         to_ms: i64,
         seats: u32,
+        pool: Pool,
     },
     Cancelled {
         office: String,
         start_ms: i64,
         seats: u32,
+        pool: Pool,
     },
 }
 
@@ -142,6 +167,10 @@ pub struct BookingRow {
     pub office: String,
     pub start_ms: i64,
     pub seats: u32,
+    /// The pool its seats came from.
+    pub pool: Pool,
+    /// For an urgent seat, the supervisor's evidence (sealed).
+    pub evidence_enc: Option<String>,
     pub status: String,
     pub email_enc: String,
     pub phone_enc: Option<String>,
@@ -150,12 +179,27 @@ pub struct BookingRow {
     pub applicants: Vec<ApplicantRow>,
 }
 
-/// Seats taken in one slot.
+/// Seats taken in one slot (of one pool).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SlotCount {
     pub start_ms: i64,
     pub capacity: u32,
     pub booked: u32,
+}
+
+/// Seats taken in one pool of one slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolCount {
+    pub start_ms: i64,
+    pub pool: Pool,
+    /// The pool's capacity when its last seat was taken.
+    pub capacity: u32,
+    pub booked: u32,
+}
+
+/// A stored pool name back to its [`Pool`].
+pub(crate) fn parse_pool(s: &str) -> std::result::Result<Pool, StoreError> {
+    Pool::parse(s).ok_or_else(|| StoreError::Other(format!("stored pool '{s}' is unknown")))
 }
 
 /// A slot whose seat count disagrees with its active bookings, or is over
@@ -164,6 +208,7 @@ pub struct SlotCount {
 pub struct SlotMismatch {
     pub office: String,
     pub start_ms: i64,
+    pub pool: String,
     pub capacity: i64,
     pub booked: i64,
     pub seats_in_bookings: i64,
@@ -189,21 +234,26 @@ pub(crate) async fn insert_mail(
     Ok(())
 }
 
+/// Takes `seats` in the pool's row of the slot. The row's capacity is set to
+/// the one computed now (a policy change moves it), and the CHECK refuses the
+/// row when the seats would pass it.
 pub(crate) async fn add_seats(
     tx: &mut Transaction<'static, Any>,
     office: &str,
     start_ms: i64,
+    pool: Pool,
     capacity: u32,
     seats: u32,
 ) -> std::result::Result<(), WriteError> {
     sqlx::query(
-        "INSERT INTO slot_seats (office_code, start_ms, capacity, booked) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (office_code, start_ms) DO UPDATE SET booked = slot_seats.booked + excluded.booked",
+        "INSERT INTO slot_seats (office_code, start_ms, pool, capacity, booked) VALUES ($1, $2, $5, $3, $4)
+         ON CONFLICT (office_code, start_ms, pool) DO UPDATE SET booked = slot_seats.booked + excluded.booked, capacity = excluded.capacity",
     )
     .bind(office)
     .bind(start_ms)
     .bind(to_i64(capacity))
     .bind(to_i64(seats))
+    .bind(pool.as_str())
     .execute(&mut **tx)
     .await
     .map_err(classify)?;
@@ -214,14 +264,16 @@ pub(crate) async fn release_seats(
     tx: &mut Transaction<'static, Any>,
     office: &str,
     start_ms: i64,
+    pool: Pool,
     seats: i64,
 ) -> std::result::Result<(), WriteError> {
     sqlx::query(
-        "UPDATE slot_seats SET booked = booked - $3 WHERE office_code = $1 AND start_ms = $2",
+        "UPDATE slot_seats SET booked = booked - $3 WHERE office_code = $1 AND start_ms = $2 AND pool = $4",
     )
     .bind(office)
     .bind(start_ms)
     .bind(seats)
+    .bind(pool.as_str())
     .execute(&mut **tx)
     .await
     .map_err(classify)?;
@@ -238,8 +290,8 @@ pub(crate) async fn insert_booking_rows(
 ) -> std::result::Result<(), WriteError> {
     let seats = u32::try_from(b.applicants.len()).unwrap_or(u32::MAX);
     sqlx::query(
-        "INSERT INTO bookings (id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms)
-         VALUES ($1, $2, $3, $4, $5, $9, $6, $7, $8, $8)",
+        "INSERT INTO bookings (id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms, pool, evidence_enc)
+         VALUES ($1, $2, $3, $4, $5, $11, $6, $7, $8, $8, $9, $10)",
     )
     .bind(&b.id)
     .bind(&b.code)
@@ -249,6 +301,8 @@ pub(crate) async fn insert_booking_rows(
     .bind(&b.email_enc)
     .bind(b.phone_enc.as_deref())
     .bind(b.now_ms)
+    .bind(b.pool.as_str())
+    .bind(b.urgent.as_ref().map(|u| u.evidence_enc.as_str()))
     .bind(status)
     .execute(&mut **tx)
     .await
@@ -300,7 +354,7 @@ async fn book(
         }
     }
     let seats = u32::try_from(b.applicants.len()).unwrap_or(u32::MAX);
-    add_seats(tx, &b.office, b.start_ms, b.capacity, seats).await?;
+    add_seats(tx, &b.office, b.start_ms, b.pool, b.capacity, seats).await?;
     insert_booking_rows(tx, b, "active").await?;
     if let Some((key, hash)) = &b.idempotency {
         sqlx::query("INSERT INTO idempotency (key, request_hash, booking_code, created_ms) VALUES ($1, $2, $3, $4)")
@@ -313,29 +367,36 @@ async fn book(
             .map_err(classify)?;
     }
     insert_mail(tx, &b.mail, b.now_ms).await?;
+    if let Some(u) = &b.urgent {
+        crate::append_audit_event(tx, &u.audit).await?;
+    }
     Ok(WriteOutcome::Booked {
         code: b.code.clone(),
     })
 }
 
+/// An active booking's office, slot start, seats and pool.
 async fn active_booking(
     tx: &mut Transaction<'static, Any>,
     id: &str,
-) -> std::result::Result<(String, i64, i64), WriteError> {
-    let row =
-        sqlx::query("SELECT office_code, start_ms, seats, status FROM bookings WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut **tx)
-            .await?
-            .ok_or(WriteError::Store(StoreError::NotFound))?;
+) -> std::result::Result<(String, i64, i64, Pool), WriteError> {
+    let row = sqlx::query(
+        "SELECT office_code, start_ms, seats, status, pool FROM bookings WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(WriteError::Store(StoreError::NotFound))?;
     let status: String = row.try_get("status")?;
     if status != "active" {
         return Err(WriteError::NotActive);
     }
+    let pool: String = row.try_get("pool")?;
     Ok((
         row.try_get("office_code")?,
         row.try_get("start_ms")?,
         row.try_get("seats")?,
+        parse_pool(&pool)?,
     ))
 }
 
@@ -347,13 +408,13 @@ async fn reschedule(
     now_ms: i64,
     mail: &MailRow,
 ) -> std::result::Result<WriteOutcome, WriteError> {
-    let (office, old_start, seats) = active_booking(tx, id).await?;
+    let (office, old_start, seats, pool) = active_booking(tx, id).await?;
     if old_start == start_ms {
         return Err(WriteError::SameSlot);
     }
     // Take the new seats first: if the slot is full, the old seat stays held.
-    add_seats(tx, &office, start_ms, capacity, to_u32(seats)).await?;
-    release_seats(tx, &office, old_start, seats).await?;
+    add_seats(tx, &office, start_ms, pool, capacity, to_u32(seats)).await?;
+    release_seats(tx, &office, old_start, pool, seats).await?;
     // `status = 'active'` again: on PostgreSQL a check-in or the no-show
     // worker may have committed since the read above.
     let moved = sqlx::query(
@@ -373,6 +434,7 @@ async fn reschedule(
         from_ms: old_start,
         to_ms: start_ms,
         seats: to_u32(seats),
+        pool,
     })
 }
 
@@ -382,7 +444,7 @@ async fn cancel(
     now_ms: i64,
     mail: &MailRow,
 ) -> std::result::Result<WriteOutcome, WriteError> {
-    let (office, start, seats) = active_booking(tx, id).await?;
+    let (office, start, seats, pool) = active_booking(tx, id).await?;
     // `status = 'active'` again: on PostgreSQL a check-in or the no-show
     // worker may have committed since the read above.
     let cancelled = sqlx::query(
@@ -395,7 +457,7 @@ async fn cancel(
     if cancelled.rows_affected() != 1 {
         return Err(WriteError::NotActive);
     }
-    release_seats(tx, &office, start, seats).await?;
+    release_seats(tx, &office, start, pool, seats).await?;
     sqlx::query("DELETE FROM person_holds WHERE booking_id = $1")
         .bind(id)
         .execute(&mut **tx)
@@ -405,6 +467,7 @@ async fn cancel(
         office,
         start_ms: start,
         seats: to_u32(seats),
+        pool,
     })
 }
 
@@ -430,7 +493,10 @@ async fn apply_one(
 }
 
 fn booking_from_row(r: &AnyRow) -> Result<BookingRow> {
+    let pool: String = r.try_get("pool")?;
     Ok(BookingRow {
+        pool: parse_pool(&pool)?,
+        evidence_enc: r.try_get("evidence_enc")?,
         id: r.try_get("id")?,
         code: r.try_get("code")?,
         office: r.try_get("office_code")?,
@@ -506,7 +572,7 @@ impl Store {
     /// A booking by its confirmation code, with its applicants.
     pub async fn booking_by_code(&self, code: &str) -> Result<BookingRow> {
         let row = sqlx::query(
-            "SELECT id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms
+            "SELECT id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms, pool, evidence_enc
              FROM bookings WHERE code = $1",
         )
         .bind(code)
@@ -548,7 +614,9 @@ impl Store {
         })
     }
 
-    /// Seats taken in the office's slots starting in `[from_ms, to_ms)`.
+    /// Online seats taken in the office's slots starting in `[from_ms,
+    /// to_ms)`: what citizens' calendars count against (the other pools are
+    /// in [`Store::pool_counts`]).
     pub async fn slot_counts(
         &self,
         office: &str,
@@ -557,7 +625,7 @@ impl Store {
     ) -> Result<Vec<SlotCount>> {
         let rows = sqlx::query(
             "SELECT start_ms, capacity, booked FROM slot_seats
-             WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms",
+             WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND pool = 'online' ORDER BY start_ms",
         )
         .bind(office)
         .bind(from_ms)
@@ -575,6 +643,36 @@ impl Store {
             .collect()
     }
 
+    /// Seats taken per pool in the office's slots starting in `[from_ms,
+    /// to_ms)` (a local day, for the published capacity), by slot then pool.
+    pub async fn pool_counts(
+        &self,
+        office: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<PoolCount>> {
+        let rows = sqlx::query(
+            "SELECT start_ms, pool, capacity, booked FROM slot_seats
+             WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms, pool",
+        )
+        .bind(office)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let pool: String = r.try_get("pool")?;
+                Ok(PoolCount {
+                    start_ms: r.try_get("start_ms")?,
+                    pool: parse_pool(&pool)?,
+                    capacity: to_u32(r.try_get("capacity")?),
+                    booked: to_u32(r.try_get("booked")?),
+                })
+            })
+            .collect()
+    }
+
     /// Active bookings in the database.
     pub async fn active_bookings(&self) -> Result<i64> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM bookings WHERE status = 'active'")
@@ -583,15 +681,16 @@ impl Store {
         Ok(r.try_get("n")?)
     }
 
-    /// Every slot whose seat count is over capacity or differs from the seats
-    /// of its bookings that hold seats (active, offered to the waitlist,
-    /// checked in, or no-show: a past seat is not given back). Empty on a
-    /// healthy database.
+    /// Every slot pool whose seat count is over capacity or differs from the
+    /// seats of its bookings in that pool that hold seats (active, offered to
+    /// the waitlist, checked in, or no-show: a past seat is not given back).
+    /// Empty on a healthy database.
     pub async fn check_slots(&self) -> Result<Vec<SlotMismatch>> {
         let rows = sqlx::query(
-            "SELECT s.office_code, s.start_ms, s.capacity, s.booked,
+            "SELECT s.office_code, s.start_ms, s.pool, s.capacity, s.booked,
                     CAST(COALESCE((SELECT SUM(b.seats) FROM bookings b
-                              WHERE b.office_code = s.office_code AND b.start_ms = s.start_ms AND b.status IN ('active', 'offered', 'checked_in', 'no_show')), 0) AS BIGINT) AS seats
+                              WHERE b.office_code = s.office_code AND b.start_ms = s.start_ms AND b.pool = s.pool
+                                AND b.status IN ('active', 'offered', 'checked_in', 'no_show')), 0) AS BIGINT) AS seats
              FROM slot_seats s",
         )
         .fetch_all(&self.pool)
@@ -601,6 +700,7 @@ impl Store {
             let m = SlotMismatch {
                 office: r.try_get("office_code")?,
                 start_ms: r.try_get("start_ms")?,
+                pool: r.try_get("pool")?,
                 capacity: r.try_get("capacity")?,
                 booked: r.try_get("booked")?,
                 seats_in_bookings: r.try_get("seats")?,

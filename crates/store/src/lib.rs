@@ -3,7 +3,7 @@
 //! one migration folder. SQL lives only here, next to the function that runs it.
 //!
 //! Layout: [`Store`] opens a database and runs migrations; `offices.rs` keeps
-//! offices and closures; `bookings.rs` applies batches of booking writes in one
+//! offices, closures and release policies; `bookings.rs` applies batches of booking writes in one
 //! transaction (group commit) and reads bookings and seat counts; `outbox.rs`
 //! keeps mail until it is sent; `applications.rs` the office workflow's rows
 //! (written inside the caller's transaction with their audit event); `audit.rs`
@@ -11,7 +11,8 @@
 //! and passport numbers; [`testing`] makes throw-away databases for tests.
 //!
 //! Invariants the database itself enforces (not code that reads then writes):
-//! a slot never holds more than its capacity (`slot_seats` CHECK), one person
+//! a slot's pool never holds more than its share (`slot_seats` CHECK, one row
+//! per slot and pool), one person
 //! holds at most one active booking (`person_holds` primary key), an
 //! idempotency key names one booking (`idempotency` primary key).
 

@@ -1,12 +1,16 @@
-//! Offices and their one-off closures.
+//! Offices, their one-off closures, and their release policies (mode and
+//! capacity split per pool).
 
 use crate::{Result, Store, StoreError, to_i64, to_u32};
+use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::calendar::Closure;
 use pasaporte_core::jiff::civil::{Date, Weekday};
 use pasaporte_core::jiff::tz::TimeZone;
 use pasaporte_core::office::{Office, OfficeKind, WeeklyHours};
+use pasaporte_core::shares::{OfficePolicy, ReleaseMode, Shares};
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
 
 const WEEK: [Weekday; 7] = [
     Weekday::Monday,
@@ -48,6 +52,26 @@ fn office_from_row(r: &AnyRow) -> Result<Office> {
         horizon_days: to_u32(r.try_get("horizon_days")?),
     })
 }
+
+fn policy_from_row(r: &AnyRow) -> Result<OfficePolicy> {
+    let bad = || StoreError::Other("stored office policy is not valid".into());
+    let pct =
+        |col: &str| -> Result<u32> { u32::try_from(r.try_get::<i64, _>(col)?).map_err(|_| bad()) };
+    let mode: String = r.try_get("release_mode")?;
+    Ok(OfficePolicy {
+        mode: ReleaseMode::parse(&mode).ok_or_else(bad)?,
+        shares: Shares::new(
+            pct("online_pct")?,
+            pct("urgent_pct")?,
+            pct("walk_in_pct")?,
+            pct("priority_pct")?,
+        )
+        .map_err(|_| bad())?,
+    })
+}
+
+const POLICY_COLUMNS: &str =
+    "office_code, release_mode, online_pct, urgent_pct, walk_in_pct, priority_pct";
 
 const OFFICE_COLUMNS: &str = "code, name, kind, city, country, time_zone, hours, counters, service_minutes, slot_minutes, horizon_days";
 
@@ -139,5 +163,67 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// The office's stored release policy; `None` when it has none (and so
+    /// gets [`OfficePolicy::default`]).
+    pub async fn office_policy(&self, code: &str) -> Result<Option<OfficePolicy>> {
+        let sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {POLICY_COLUMNS} FROM office_policies WHERE office_code = $1"
+        ));
+        let row = sqlx::query(sql)
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(policy_from_row).transpose()
+    }
+
+    /// Every stored policy, by office code.
+    pub async fn office_policies(&self) -> Result<BTreeMap<String, OfficePolicy>> {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT {POLICY_COLUMNS} FROM office_policies"));
+        let rows = sqlx::query(sql).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("office_code")?, policy_from_row(r)?)))
+            .collect()
+    }
+
+    /// Sets the office's release policy, with `event` (its audit record) in
+    /// the same transaction. `NotFound` for an unknown office.
+    pub async fn set_office_policy(
+        &self,
+        code: &str,
+        policy: &OfficePolicy,
+        event: &AuditEvent,
+        now_ms: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let known = sqlx::query("SELECT code FROM offices WHERE code = $1")
+            .bind(code)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if known.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let s = &policy.shares;
+        sqlx::query(
+            "INSERT INTO office_policies (office_code, release_mode, online_pct, urgent_pct, walk_in_pct, priority_pct, updated_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (office_code) DO UPDATE SET release_mode = excluded.release_mode,
+               online_pct = excluded.online_pct, urgent_pct = excluded.urgent_pct,
+               walk_in_pct = excluded.walk_in_pct, priority_pct = excluded.priority_pct,
+               updated_ms = excluded.updated_ms",
+        )
+        .bind(code)
+        .bind(policy.mode.as_str())
+        .bind(to_i64(s.online()))
+        .bind(to_i64(s.urgent()))
+        .bind(to_i64(s.walk_in()))
+        .bind(to_i64(s.priority()))
+        .bind(now_ms)
+        .execute(&mut *tx)
+        .await?;
+        crate::append_audit_event(&mut tx, event).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -6,9 +6,11 @@
 //! as the portable path in `bookings.rs`; the conformance suite runs both.
 
 use crate::bookings::{
-    MailRow, NewBooking, WriteError, WriteOp, WriteOutcome, classify_constraint,
+    MailRow, NewBooking, WriteError, WriteOp, WriteOutcome, classify_constraint, parse_pool,
 };
 use crate::{SQLITE_BUSY_TIMEOUT_MS, StoreError, to_i64, to_u32};
+use pasaporte_core::audit::{AuditEvent, AuditRecord, ChainHash};
+use pasaporte_core::shares::Pool;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 pub(crate) struct SqliteWriter {
@@ -104,18 +106,29 @@ fn insert_mail(tx: &Transaction<'_>, m: &MailRow, now_ms: i64) -> Result<(), Wri
     Ok(())
 }
 
+/// As `bookings::add_seats`: the pool's row, its capacity set to the one
+/// computed now, the CHECK refusing seats past it.
 fn add_seats(
     tx: &Transaction<'_>,
     office: &str,
     start_ms: i64,
+    pool: Pool,
     capacity: u32,
     seats: u32,
 ) -> Result<(), WriteError> {
     tx.prepare_cached(
-        "INSERT INTO slot_seats (office_code, start_ms, capacity, booked) VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (office_code, start_ms) DO UPDATE SET booked = slot_seats.booked + excluded.booked",
+        "INSERT INTO slot_seats (office_code, start_ms, pool, capacity, booked) VALUES (?1, ?2, ?5, ?3, ?4)
+         ON CONFLICT (office_code, start_ms, pool) DO UPDATE SET booked = slot_seats.booked + excluded.booked, capacity = excluded.capacity",
     )
-    .and_then(|mut s| s.execute(params![office, start_ms, to_i64(capacity), to_i64(seats)]))
+    .and_then(|mut s| {
+        s.execute(params![
+            office,
+            start_ms,
+            to_i64(capacity),
+            to_i64(seats),
+            pool.as_str()
+        ])
+    })
     .map_err(write_err)?;
     Ok(())
 }
@@ -124,12 +137,13 @@ fn release_seats(
     tx: &Transaction<'_>,
     office: &str,
     start_ms: i64,
+    pool: Pool,
     seats: i64,
 ) -> Result<(), WriteError> {
     tx.prepare_cached(
-        "UPDATE slot_seats SET booked = booked - ?3 WHERE office_code = ?1 AND start_ms = ?2",
+        "UPDATE slot_seats SET booked = booked - ?3 WHERE office_code = ?1 AND start_ms = ?2 AND pool = ?4",
     )
-    .and_then(|mut s| s.execute(params![office, start_ms, seats]))
+    .and_then(|mut s| s.execute(params![office, start_ms, seats, pool.as_str()]))
     .map_err(write_err)?;
     Ok(())
 }
@@ -152,12 +166,12 @@ fn book(tx: &Transaction<'_>, b: &NewBooking) -> Result<WriteOutcome, WriteError
         }
     }
     let seats = u32::try_from(b.applicants.len()).unwrap_or(u32::MAX);
-    add_seats(tx, &b.office, b.start_ms, b.capacity, seats)?;
+    add_seats(tx, &b.office, b.start_ms, b.pool, b.capacity, seats)?;
     tx.prepare_cached(
-        "INSERT INTO bookings (id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?8)",
+        "INSERT INTO bookings (id, code, office_code, start_ms, seats, status, email_enc, phone_enc, created_ms, updated_ms, pool, evidence_enc)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'active', ?6, ?7, ?8, ?8, ?9, ?10)",
     )
-    .and_then(|mut s| s.execute(params![b.id, b.code, b.office, b.start_ms, to_i64(seats), b.email_enc, b.phone_enc, b.now_ms]))
+    .and_then(|mut s| s.execute(params![b.id, b.code, b.office, b.start_ms, to_i64(seats), b.email_enc, b.phone_enc, b.now_ms, b.pool.as_str(), b.urgent.as_ref().map(|u| u.evidence_enc.as_str())]))
     .map_err(write_err)?;
     for (i, a) in b.applicants.iter().enumerate() {
         tx.prepare_cached("INSERT INTO person_holds (doc_key, booking_id) VALUES (?1, ?2)")
@@ -187,26 +201,74 @@ fn book(tx: &Transaction<'_>, b: &NewBooking) -> Result<WriteOutcome, WriteError
             .map_err(write_err)?;
     }
     insert_mail(tx, &b.mail, b.now_ms)?;
+    if let Some(u) = &b.urgent {
+        append_audit_event(tx, &u.audit)?;
+    }
     Ok(WriteOutcome::Booked {
         code: b.code.clone(),
     })
 }
 
-fn active_booking(tx: &Transaction<'_>, id: &str) -> Result<(String, i64, i64), WriteError> {
-    let row: Option<(String, i64, i64, String)> = tx
-        .prepare_cached("SELECT office_code, start_ms, seats, status FROM bookings WHERE id = ?1")
+/// As `audit::append_audit_event`, through this connection: the chain's
+/// head is read and the next record inserted in the batch's transaction.
+fn append_audit_event(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), WriteError> {
+    let head: Option<(i64, String)> = tx
+        .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
+        .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(write_err)?;
+    let head = match head {
+        None => None,
+        Some((seq, hash)) => Some((
+            seq,
+            ChainHash::from_hex(&hash).ok_or_else(|| {
+                StoreError::Other(format!("audit event {seq} has a malformed hash"))
+            })?,
+        )),
+    };
+    let record = AuditRecord::next(head.as_ref().map(|(s, h)| (*s, h)), event.clone());
+    tx.prepare_cached(
+        "INSERT INTO audit_events (seq, prev_hash, hash, at_ms, actor, role, action, office, subject, from_state, to_state, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            record.seq,
+            record.prev_hash,
+            record.hash,
+            event.at_ms,
+            event.actor,
+            event.role,
+            event.action,
+            event.office,
+            event.subject,
+            event.from_state,
+            event.to_state,
+            event.detail
+        ])
+    })
+    .map_err(write_err)?;
+    Ok(())
+}
+
+/// An active booking's office, slot start, seats and pool.
+fn active_booking(tx: &Transaction<'_>, id: &str) -> Result<(String, i64, i64, Pool), WriteError> {
+    let row: Option<(String, i64, i64, String, String)> = tx
+        .prepare_cached(
+            "SELECT office_code, start_ms, seats, status, pool FROM bookings WHERE id = ?1",
+        )
         .and_then(|mut s| {
             s.query_row(params![id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()
         })
         .map_err(write_err)?;
-    let (office, start, seats, status) = row.ok_or(WriteError::Store(StoreError::NotFound))?;
+    let (office, start, seats, status, pool) =
+        row.ok_or(WriteError::Store(StoreError::NotFound))?;
     if status != "active" {
         return Err(WriteError::NotActive);
     }
-    Ok((office, start, seats))
+    Ok((office, start, seats, parse_pool(&pool)?))
 }
 
 fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteError> {
@@ -219,12 +281,12 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
             now_ms,
             mail,
         } => {
-            let (office, old_start, seats) = active_booking(tx, booking_id)?;
+            let (office, old_start, seats, pool) = active_booking(tx, booking_id)?;
             if old_start == *start_ms {
                 return Err(WriteError::SameSlot);
             }
-            add_seats(tx, &office, *start_ms, *capacity, to_u32(seats))?;
-            release_seats(tx, &office, old_start, seats)?;
+            add_seats(tx, &office, *start_ms, pool, *capacity, to_u32(seats))?;
+            release_seats(tx, &office, old_start, pool, seats)?;
             tx.prepare_cached("UPDATE bookings SET start_ms = ?2, updated_ms = ?3 WHERE id = ?1")
                 .and_then(|mut s| s.execute(params![booking_id, start_ms, now_ms]))
                 .map_err(write_err)?;
@@ -234,6 +296,7 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
                 from_ms: old_start,
                 to_ms: *start_ms,
                 seats: to_u32(seats),
+                pool,
             })
         }
         WriteOp::Cancel {
@@ -241,13 +304,13 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
             now_ms,
             mail,
         } => {
-            let (office, start, seats) = active_booking(tx, booking_id)?;
+            let (office, start, seats, pool) = active_booking(tx, booking_id)?;
             tx.prepare_cached(
                 "UPDATE bookings SET status = 'cancelled', updated_ms = ?2 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![booking_id, now_ms]))
             .map_err(write_err)?;
-            release_seats(tx, &office, start, seats)?;
+            release_seats(tx, &office, start, pool, seats)?;
             tx.prepare_cached("DELETE FROM person_holds WHERE booking_id = ?1")
                 .and_then(|mut s| s.execute(params![booking_id]))
                 .map_err(write_err)?;
@@ -256,6 +319,7 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
                 office,
                 start_ms: start,
                 seats: to_u32(seats),
+                pool,
             })
         }
     }

@@ -3,7 +3,7 @@
 //! domain can change without breaking clients.
 
 use super::{ApiError, ApiJson, AppState, ErrorBody, ReqLang};
-use crate::app::RenderedDay;
+use crate::app::{OfficeEntry, RenderedDay};
 use crate::booking::{self, AvailabilityError, BookError, BookingView, DayNote, ManageError};
 use crate::capacity::{self, Capacity, CapacityError};
 use crate::i18n::Lang;
@@ -18,6 +18,7 @@ use pasaporte_core::calendar::rfc3339_local;
 use pasaporte_core::jiff::Timestamp;
 use pasaporte_core::jiff::civil::Weekday;
 use pasaporte_core::office::Office;
+use pasaporte_core::shares::{OfficePolicy, Pool};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{IntoParams, OpenApi, ToSchema};
@@ -30,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/availability/earliest", get(earliest))
         .route("/api/v1/capacity", get(capacity_json))
         .route("/api/v1/capacity.csv", get(capacity_csv))
+        .route("/api/v1/capacity/pools.csv", get(capacity_pools_csv))
         .route("/api/v1/bookings", post(create_booking))
         .route("/api/v1/bookings/{code}", get(get_booking))
         .route(
@@ -46,7 +48,7 @@ pub fn routes() -> Router<AppState> {
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pasaporte", description = "Passport appointments: offices, availability and bookings."),
-    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
+    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, capacity_pools_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme)
 )]
@@ -105,9 +107,36 @@ struct OfficeJson {
     /// People one full slot holds.
     slot_capacity: u32,
     horizon_days: u32,
+    /// `live` (seats bookable first come, first served) or `ballot`
+    /// (requested, then allocated by a draw).
+    release_mode: String,
+    /// The percentage of each slot's seats per pool.
+    shares: SharesJson,
 }
 
-fn office_json(o: &Office) -> OfficeJson {
+#[derive(Serialize, ToSchema)]
+pub(crate) struct SharesJson {
+    /// Offered by live booking or by the ballot.
+    online: u32,
+    /// Granted by a supervisor for urgent cases, with evidence.
+    urgent: u32,
+    /// Kept for people who come without a booking; never bookable online.
+    walk_in: u32,
+    /// Priority access: disability, people aged 60 or over.
+    priority: u32,
+}
+
+pub(crate) fn shares_json(p: &OfficePolicy) -> SharesJson {
+    SharesJson {
+        online: p.shares.online(),
+        urgent: p.shares.urgent(),
+        walk_in: p.shares.walk_in(),
+        priority: p.shares.priority(),
+    }
+}
+
+fn office_json(e: &OfficeEntry) -> OfficeJson {
+    let o: &Office = &e.office;
     let h = |d| o.hours.format_day(d);
     OfficeJson {
         code: o.code.clone(),
@@ -130,18 +159,15 @@ fn office_json(o: &Office) -> OfficeJson {
         slot_minutes: o.slot_minutes,
         slot_capacity: o.capacity_for(o.slot_minutes),
         horizon_days: o.horizon_days,
+        release_mode: e.policy.mode.as_str().into(),
+        shares: shares_json(&e.policy),
     }
 }
 
 /// List offices.
 #[utoipa::path(get, path = "/api/v1/offices", responses((status = 200, body = Vec<OfficeJson>)))]
 async fn list_offices(State(app): State<AppState>) -> Json<Vec<OfficeJson>> {
-    Json(
-        app.offices()
-            .values()
-            .map(|e| office_json(&e.office))
-            .collect(),
-    )
+    Json(app.offices().values().map(|e| office_json(e)).collect())
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -422,6 +448,18 @@ struct CapacityDayJson {
     withheld: u32,
     /// Why fewer seats than usual (or none) are offered; empty otherwise.
     reasons: Vec<ReasonJson>,
+    /// The same seats per pool (`offered`, `booked` and `free` above are
+    /// their sums).
+    pools: Vec<PoolJson>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct PoolJson {
+    /// `online`, `urgent`, `walk_in` or `priority`.
+    pool: String,
+    offered: u32,
+    booked: u32,
+    free: u32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -431,6 +469,10 @@ struct OfficeCapacityJson {
     city: String,
     /// Seats of the office's longest day of the week.
     usual_day_seats: u32,
+    /// `live` or `ballot`.
+    release_mode: String,
+    /// The percentage of each slot's seats per pool.
+    shares: SharesJson,
     days: Vec<CapacityDayJson>,
 }
 
@@ -512,6 +554,8 @@ fn capacity_body(c: &Capacity) -> CapacityJson {
                 name: o.entry.office.name.clone(),
                 city: o.entry.office.city.clone(),
                 usual_day_seats: o.usual_day_seats,
+                release_mode: o.entry.policy.mode.as_str().into(),
+                shares: shares_json(&o.entry.policy),
                 days: o
                     .days
                     .iter()
@@ -528,6 +572,16 @@ fn capacity_body(c: &Capacity) -> CapacityJson {
                                 code: r.code().into(),
                                 es: r.text(Lang::Es),
                                 en: r.text(Lang::En),
+                            })
+                            .collect(),
+                        pools: d
+                            .pools
+                            .iter()
+                            .map(|p| PoolJson {
+                                pool: p.pool.as_str().into(),
+                                offered: p.offered,
+                                booked: p.booked,
+                                free: p.free(),
                             })
                             .collect(),
                     })
@@ -569,7 +623,7 @@ async fn capacity_json(
 }
 
 /// The published capacity as CSV: one line per office-day, reasons as codes
-/// joined by `|`.
+/// joined by `|` (per pool: `/api/v1/capacity/pools.csv`).
 #[utoipa::path(
     get,
     path = "/api/v1/capacity.csv",
@@ -599,17 +653,56 @@ async fn capacity_csv(
             ));
         }
     }
-    Ok((
+    Ok(csv_response(csv, "capacidad.csv"))
+}
+
+fn csv_response(csv: String, filename: &'static str) -> Response {
+    (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
             (
                 header::CONTENT_DISPOSITION,
-                "inline; filename=\"capacidad.csv\"",
+                format!("inline; filename=\"{filename}\""),
             ),
         ],
         csv,
     )
-        .into_response())
+        .into_response()
+}
+
+/// The published capacity per pool as CSV: one line per office, day and
+/// pool (`online`, `urgent`, `walk_in`, `priority`), with the office's
+/// release mode. A separate file, so that the per-day file keeps its columns.
+#[utoipa::path(
+    get,
+    path = "/api/v1/capacity/pools.csv",
+    params(CapacityQuery),
+    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+)]
+async fn capacity_pools_csv(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Query(q): Query<CapacityQuery>,
+) -> Result<Response, ApiError> {
+    let c = load_capacity(&app, lang, &q).await?;
+    let mut csv = String::from("office,date,release_mode,pool,offered,booked,free\n");
+    for o in &c.offices {
+        for d in &o.days {
+            for p in &d.pools {
+                csv.push_str(&format!(
+                    "{},{},{},{},{},{},{}\n",
+                    o.entry.office.code,
+                    d.date,
+                    o.entry.policy.mode.as_str(),
+                    p.pool,
+                    p.offered,
+                    p.booked,
+                    p.free()
+                ));
+            }
+        }
+    }
+    Ok(csv_response(csv, "capacidad-por-cupo.csv"))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -623,16 +716,18 @@ pub(crate) struct ApplicantJson {
     birth_date: String,
 }
 
-impl From<ApplicantJson> for ApplicantInput {
-    fn from(a: ApplicantJson) -> Self {
-        ApplicantInput {
+/// The API's applicants as the booking use case takes them.
+pub(crate) fn applicant_inputs(applicants: Vec<ApplicantJson>) -> Vec<ApplicantInput> {
+    applicants
+        .into_iter()
+        .map(|a| ApplicantInput {
             document_type: a.document_type,
             document_number: a.document_number,
             surnames: a.surnames,
             given_names: a.given_names,
             birth_date: a.birth_date,
-        }
-    }
+        })
+        .collect()
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -644,6 +739,10 @@ struct BookingRequestJson {
     applicants: Vec<ApplicantJson>,
     email: String,
     phone: Option<String>,
+    /// Priority access: `disability` (declared) or `older` (an applicant aged
+    /// 60 or over, checked by birth date). The booking takes a priority seat
+    /// when the slot's online seats are full.
+    priority: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -657,7 +756,7 @@ struct ApplicantOutJson {
 }
 
 #[derive(Serialize, ToSchema)]
-struct BookingJson {
+pub(crate) struct BookingJson {
     code: String,
     /// `active`, `checked_in` (the citizen arrived), `no_show` or `cancelled`.
     status: String,
@@ -670,6 +769,8 @@ struct BookingJson {
     applicants: Vec<ApplicantOutJson>,
     email: String,
     phone: Option<String>,
+    /// The pool its seats came from: `online`, `priority` or `urgent`.
+    pool: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -680,9 +781,31 @@ struct BookedJson {
     /// The citizen's page for this booking.
     manage_url: String,
     booking: BookingJson,
+    /// The pool the seats came from: `online`, or `priority` when the slot's
+    /// online seats were full and priority access was asked for.
+    pool: String,
+    /// Which pool was used, in words.
+    pool_note: String,
 }
 
-fn booking_json(b: &BookingView) -> BookingJson {
+/// Tells the citizen which pool their seats came from.
+pub(crate) fn pool_note(lang: Lang, pool: Pool) -> String {
+    match pool {
+        Pool::Online => lang.pick("Cupo en línea.", "Online seat."),
+        Pool::Priority => lang.pick(
+            "Los cupos en línea de esa hora estaban llenos: se le asignó un cupo de atención prioritaria.",
+            "That time's online seats were full: you were given a priority-access seat.",
+        ),
+        Pool::Urgent => lang.pick(
+            "Cupo de atención urgente concedido por un supervisor.",
+            "Urgent seat granted by a supervisor.",
+        ),
+        Pool::WalkIn => lang.pick("Cupo de atención sin cita.", "Walk-in seat."),
+    }
+    .to_string()
+}
+
+pub(crate) fn booking_json(b: &BookingView) -> BookingJson {
     let o = &b.office.office;
     BookingJson {
         code: b.code.clone(),
@@ -706,6 +829,7 @@ fn booking_json(b: &BookingView) -> BookingJson {
             .collect(),
         email: b.email.clone(),
         phone: b.phone.clone(),
+        pool: b.pool.as_str().into(),
     }
 }
 
@@ -783,14 +907,32 @@ async fn create_booking(
             )
         })?),
     };
+    let claim = match req.priority.as_deref().map(str::trim) {
+        None | Some("") => booking::SeatClaim::Online,
+        Some(p) => match booking::PriorityReason::parse(p) {
+            Some(r) => booking::SeatClaim::Priority(r),
+            None => {
+                let mut err = ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "validation_failed",
+                    lang,
+                    "La atención prioritaria es disability u older.",
+                    "Priority access is disability or older.",
+                );
+                err.fields
+                    .push(("priority".into(), "unknown_priority", err.message.clone()));
+                return Err(err);
+            }
+        },
+    };
     let input = BookingInput {
         start: req.start,
-        applicants: req.applicants.into_iter().map(Into::into).collect(),
+        applicants: applicant_inputs(req.applicants),
         email: req.email,
         phone: req.phone,
     };
     let now = Timestamp::now();
-    let booked = booking::book(&app, &req.office, &input, key, lang, now)
+    let booked = booking::book_from(&app, &req.office, &input, key, &claim, lang, now)
         .await
         .map_err(|e| book_error(lang, e))?;
     let view = match booked.view {
@@ -809,6 +951,8 @@ async fn create_booking(
         code: booked.code,
         manage_token: booked.manage_token,
         booking: booking_json(&view),
+        pool: booked.pool.as_str().into(),
+        pool_note: pool_note(lang, booked.pool),
     };
     Ok((status, Json(body)).into_response())
 }

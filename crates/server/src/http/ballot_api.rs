@@ -4,7 +4,7 @@
 //! its draw and the scalper signals (staff, through the policy gate of
 //! [`super::staff_api::STAFF_ROUTES`]).
 
-use super::api::{ApplicantJson, book_error};
+use super::api::{ApplicantJson, applicant_inputs, book_error};
 use super::staff_api::{authorize, work_error};
 use super::{ApiError, ApiJson, AppState, ReqLang};
 use crate::auth::{StaffSession, StaffWrite};
@@ -146,7 +146,7 @@ async fn submit(
     ApiJson(req): ApiJson<RequestJson>,
 ) -> Result<Response, ApiError> {
     let input = RequestInput {
-        applicants: req.applicants.into_iter().map(Into::into).collect(),
+        applicants: applicant_inputs(req.applicants),
         email: req.email,
         phone: req.phone,
         preferences: req.preferences,

@@ -530,8 +530,16 @@ async fn book_submit(
     };
     let idem = form.get("idem");
     let key = (!idem.is_empty()).then_some(idem);
-    let result = booking::book(&app, &code, &input, key, lang, Timestamp::now()).await;
+    // Priority access falls back to priority seats when the online ones are
+    // full; anything but the two known values is no priority asked.
+    let prioridad = form.get("prioridad").trim().to_string();
+    let claim = match booking::PriorityReason::parse(&prioridad) {
+        Some(r) => booking::SeatClaim::Priority(r),
+        None => booking::SeatClaim::Online,
+    };
+    let result = booking::book_from(&app, &code, &input, key, &claim, lang, Timestamp::now()).await;
     let mut page = book_page(&entry.office, lang, &inicio, &form)?;
+    page.prioridad = prioridad;
     page.idem = if idem.is_empty() {
         random_token().map_err(|e| PageError::internal(lang, &e))?
     } else {
@@ -643,6 +651,7 @@ fn book_page(
         first,
         minors,
         contact,
+        prioridad: String::new(),
     })
 }
 
@@ -854,7 +863,7 @@ fn field_id(path: &str, indexes: &[usize]) -> String {
     }
     match path {
         "applicants" => "applicants-0-document_type".into(),
-        "email" | "phone" => path.into(),
+        "email" | "phone" | "priority" => path.into(),
         _ => "slot".into(),
     }
 }
@@ -1245,6 +1254,7 @@ async fn capacity_page(
                     lang.pick("Día normal de la oficina", "The office's usual day"),
                     seats_text(lang, oc.usual_day_seats)
                 ),
+                policy: policy_text(lang, &oc.entry.policy),
                 caption: format!(
                     "{} — {}",
                     o.name,
@@ -1269,6 +1279,15 @@ async fn capacity_page(
                             .map(|r| r.text(lang))
                             .collect::<Vec<_>>()
                             .join("; "),
+                        pools: d
+                            .pools
+                            .iter()
+                            .filter(|p| p.offered > 0)
+                            .map(|p| {
+                                format!("{} {}/{}", pool_label(lang, p.pool), p.booked, p.offered)
+                            })
+                            .collect::<Vec<_>>()
+                            .join(" · "),
                     })
                     .collect(),
             }
@@ -1306,6 +1325,7 @@ async fn capacity_page(
         office_options,
         json_href: format!("/api/v1/capacity{api_query}"),
         csv_href: format!("/api/v1/capacity.csv{api_query}"),
+        pools_csv_href: format!("/api/v1/capacity/pools.csv{api_query}"),
         generated: cap.generated_at.strftime("%Y-%m-%d %H:%M UTC").to_string(),
         offices,
         stock,
@@ -1726,6 +1746,8 @@ struct BookPage {
     first: PersonForm,
     minors: Vec<PersonForm>,
     contact: Vec<Input>,
+    /// Priority access asked for: ``, `disability` or `older`.
+    prioridad: String,
 }
 
 struct PersonRow {
@@ -1797,6 +1819,8 @@ struct CapacityRow {
     free: u32,
     withheld: u32,
     reasons: String,
+    /// Booked of offered per pool, in words.
+    pools: String,
 }
 
 struct CapacityOfficeView {
@@ -1804,8 +1828,43 @@ struct CapacityOfficeView {
     name: String,
     place: String,
     usual: String,
+    /// The release mode and the split per pool, in words.
+    policy: String,
     caption: String,
     rows: Vec<CapacityRow>,
+}
+
+/// A pool's name on the capacity page.
+fn pool_label(lang: Lang, pool: pasaporte_core::shares::Pool) -> &'static str {
+    use pasaporte_core::shares::Pool;
+    match pool {
+        Pool::Online => lang.pick("en línea", "online"),
+        Pool::Urgent => lang.pick("urgentes", "urgent"),
+        Pool::WalkIn => lang.pick("sin cita", "walk-in"),
+        Pool::Priority => lang.pick("prioritarios", "priority"),
+    }
+}
+
+/// "Asignación: en vivo. Cupos: 70 % en línea, ..." for one office.
+fn policy_text(lang: Lang, policy: &pasaporte_core::shares::OfficePolicy) -> String {
+    use pasaporte_core::shares::{Pool, ReleaseMode};
+    let mode = match policy.mode {
+        ReleaseMode::Live => lang.pick(
+            "en vivo (por orden de llegada)",
+            "live (first come, first served)",
+        ),
+        ReleaseMode::Ballot => lang.pick("por sorteo", "by ballot"),
+    };
+    let shares: Vec<String> = Pool::ALL
+        .into_iter()
+        .map(|p| format!("{} % {}", policy.shares.get(p), pool_label(lang, p)))
+        .collect();
+    format!(
+        "{}: {mode}. {}: {}",
+        lang.pick("Asignación de cupos en línea", "Online seats released"),
+        lang.pick("Reparto de cada hora", "Split of each slot"),
+        shares.join(", ")
+    )
 }
 
 struct StockRow {
@@ -1824,6 +1883,7 @@ struct CapacityPage {
     office_options: Vec<Opt>,
     json_href: String,
     csv_href: String,
+    pools_csv_href: String,
     generated: String,
     offices: Vec<CapacityOfficeView>,
     stock: Vec<StockRow>,

@@ -14,7 +14,7 @@ use crate::workflow::{self, Arrival, OfficeScope, WalkInInput, WorkError};
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use pasaporte_core::application::{Command, State as AppStateKind};
 use pasaporte_core::calendar;
@@ -135,6 +135,16 @@ pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
         "/api/v1/staff/releases/{id}/signals",
         Action::ViewScalperSignals,
     ),
+    (
+        Method::PUT,
+        "/api/v1/staff/offices/{office}/policy",
+        Action::ManageOfficePolicy,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/offices/{office}/urgent-bookings",
+        Action::GrantUrgent,
+    ),
 ];
 
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -193,6 +203,11 @@ pub fn routes(app: &AppState) -> Router<AppState> {
         .route(
             "/api/v1/staff/releases/{id}/signals",
             get(super::ballot_api::signals),
+        )
+        .route("/api/v1/staff/offices/{office}/policy", put(office_policy))
+        .route(
+            "/api/v1/staff/offices/{office}/urgent-bookings",
+            post(urgent_booking),
         )
         // Every route above is checked against the policy table before its
         // handler runs (and so before its body is read).
@@ -1148,4 +1163,118 @@ async fn stock(
         })).collect::<Vec<_>>(),
     }))
     .into_response())
+}
+
+#[derive(Deserialize)]
+struct PolicyBody {
+    /// `live` or `ballot`.
+    release_mode: String,
+    online: u32,
+    urgent: u32,
+    walk_in: u32,
+    priority: u32,
+}
+
+/// `PUT /api/v1/staff/offices/{office}/policy`: an administrator sets the
+/// office's release mode and capacity split.
+async fn office_policy(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(office): Path<String>,
+    ApiJson(body): ApiJson<PolicyBody>,
+) -> Result<Response, ApiError> {
+    use crate::booking::PolicyError;
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::ManageOfficePolicy, None, now)?;
+    let policy = crate::booking::set_office_policy(
+        &app,
+        &staff.actor(),
+        &office,
+        &body.release_mode,
+        (body.online, body.urgent, body.walk_in, body.priority),
+        now,
+    )
+    .await
+    .map_err(|e| match e {
+        PolicyError::UnknownOffice => work_error(lang, WorkError::NotFound),
+        PolicyError::Invalid(errs) => ApiError::invalid(lang, &errs),
+        PolicyError::Store(e) => work_error(lang, e.into()),
+    })?;
+    Ok(Json(serde_json::json!({
+        "office": office,
+        "release_mode": policy.mode.as_str(),
+        "shares": super::api::shares_json(&policy),
+    }))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+struct UrgentBody {
+    /// The slot's start as listed (RFC 3339 with offset).
+    start: String,
+    applicants: Vec<super::api::ApplicantJson>,
+    email: String,
+    phone: Option<String>,
+    /// Why the case is urgent and what was seen; sealed at rest.
+    evidence: String,
+}
+
+#[derive(Serialize)]
+struct UrgentJson {
+    code: String,
+    manage_token: String,
+    pool: String,
+    booking: super::api::BookingJson,
+}
+
+/// `POST /api/v1/staff/offices/{office}/urgent-bookings`: a supervisor of
+/// the office books a seat from the urgent pool, with evidence.
+async fn urgent_booking(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(office): Path<String>,
+    ApiJson(body): ApiJson<UrgentBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::GrantUrgent, None, now)?;
+    if !staff.may_use_office(&office) {
+        return Err(work_error(lang, WorkError::NotFound));
+    }
+    let input = pasaporte_core::booking::BookingInput {
+        start: body.start,
+        applicants: super::api::applicant_inputs(body.applicants),
+        email: body.email,
+        phone: body.phone,
+    };
+    let booked = crate::booking::book_urgent(
+        &app,
+        &staff.actor(),
+        &office,
+        &input,
+        &body.evidence,
+        lang,
+        now,
+    )
+    .await
+    .map_err(|e| super::api::book_error(lang, e))?;
+    let view = match booked.view {
+        Some(v) => v,
+        None => crate::booking::view(&app, &booked.code, &booked.manage_token)
+            .await
+            .map_err(|e| super::api::manage_error(lang, e))?,
+    };
+    Ok((
+        StatusCode::CREATED,
+        Json(UrgentJson {
+            code: booked.code,
+            manage_token: booked.manage_token,
+            pool: booked.pool.as_str().into(),
+            booking: super::api::booking_json(&view),
+        }),
+    )
+        .into_response())
 }

@@ -33,6 +33,7 @@ both!(
 // After `both!`, which it uses.
 mod payments;
 mod production;
+mod shares;
 mod staff;
 
 async fn setup(db: TestDb) -> Store {
@@ -76,6 +77,8 @@ fn booking(id: &str, start_ms: i64, people: &[&str], capacity: u32, key: Option<
         now_ms: 1,
         idempotency: key.map(|k| (k.to_string(), format!("hash-{id}"))),
         mail: mail(&format!("m{id}")),
+        pool: pasaporte_core::shares::Pool::Online,
+        urgent: None,
     })
 }
 
