@@ -1433,6 +1433,25 @@ async fn ballot_release(
             .map(|s| s.1)
             .sum::<u64>();
     }
+    // The administrator turns the offices to ballot releases (every seat
+    // online, as before pools).
+    for o in &w.offices {
+        let (status, v) = w
+            .staff(
+                &w.admin,
+                Method::PUT,
+                &format!("/api/v1/staff/offices/{o}/policy"),
+                Some(&json!({
+                    "release_mode": "ballot",
+                    "online": 100,
+                    "urgent": 0,
+                    "walk_in": 0,
+                    "priority": 0,
+                })),
+            )
+            .await?;
+        anyhow::ensure!(status == 200, "setting {o} to ballot: {status} {v}");
+    }
     let close =
         Timestamp::now() + pasaporte_core::jiff::SignedDuration::from_mins(BALLOT_PERIOD_MINUTES);
     let (status, v) = w
