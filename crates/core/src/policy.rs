@@ -56,10 +56,13 @@ pub enum Action {
     /// Receive a booklet at the office (its MRZ checked against the record),
     /// hand it over, issue an emergency passport from the office's stock.
     HandOver,
+    /// Close an office for a day or lower its capacity for a day; the
+    /// affected bookings are re-seated (or left for the citizen's choice).
+    ManageOfficeDays,
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 19] = [
         Action::ViewOfficeDay,
         Action::CheckIn,
         Action::Capture,
@@ -78,6 +81,7 @@ impl Action {
         Action::ResendOrder,
         Action::ManageVendors,
         Action::HandOver,
+        Action::ManageOfficeDays,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -100,6 +104,7 @@ impl Action {
             Action::ResendOrder => "resend_order",
             Action::ManageVendors => "manage_vendors",
             Action::HandOver => "hand_over",
+            Action::ManageOfficeDays => "manage_office_days",
         }
     }
 
@@ -111,7 +116,8 @@ impl Action {
             | Action::OverrideRegistry
             | Action::ApproveWaiver
             | Action::ManageStaff
-            | Action::ManageVendors => true,
+            | Action::ManageVendors
+            | Action::ManageOfficeDays => true,
             Action::ViewOfficeDay
             | Action::CheckIn
             | Action::Capture
@@ -143,7 +149,8 @@ impl Action {
             | Action::ApproveWaiver
             | Action::ViewSupervisorQueues
             | Action::ViewReconciliation
-            | Action::HandOver => true,
+            | Action::HandOver
+            | Action::ManageOfficeDays => true,
             // Stock and orders are kept at production sites and vendors,
             // not offices.
             Action::ManageStaff
@@ -188,6 +195,7 @@ pub const POLICY: &[(Action, &[Role])] = &[
     (Action::ResendOrder, &[Supervisor]),
     (Action::ManageVendors, &[Administrator]),
     (Action::HandOver, &[Clerk, Supervisor]),
+    (Action::ManageOfficeDays, &[Supervisor, Administrator]),
 ];
 
 /// Whether `role` may do `action`.

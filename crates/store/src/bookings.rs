@@ -83,6 +83,20 @@ pub enum WriteOutcome {
         start_ms: i64,
         seats: u32,
     },
+    /// Re-seated, possibly at another office (see `move_booking_in`).
+    Moved {
+        from_office: String,
+        from_ms: i64,
+        to_office: String,
+        to_ms: i64,
+        seats: u32,
+    },
+    /// Left without a seat, waiting for the citizen's choice.
+    Displaced {
+        office: String,
+        start_ms: i64,
+        seats: u32,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -601,5 +615,267 @@ impl Store {
     /// several servers may write at once (PostgreSQL) or not (SQLite).
     pub fn single_writer(&self) -> bool {
         self.backend == Backend::Sqlite
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Re-seating (an office closed for a day, or its capacity cut): written inside
+// the caller's transaction, so that the closure, every move and their audit
+// events commit together. These run through sqlx on both backends (on SQLite
+// the transaction is `BEGIN IMMEDIATE`, which waits for the rusqlite writer's
+// batch and holds it off until the commit); the group-commit writer is for
+// many small independent writes, this is one large dependent one.
+
+use crate::Tx;
+pub use crate::offices::{CapacityCut, insert_capacity_cut_in, insert_closure_in};
+
+/// An active booking as re-seating needs it (personal fields still sealed).
+#[derive(Clone, Debug)]
+pub struct SeatedBooking {
+    pub id: String,
+    pub code: String,
+    pub office: String,
+    pub start_ms: i64,
+    pub seats: u32,
+    pub email_enc: String,
+    pub created_ms: i64,
+}
+
+/// A booking waiting for its citizen's choice after a closure left it
+/// without a seat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplacedRow {
+    pub code: String,
+    pub office: String,
+    /// The start of the slot it lost.
+    pub start_ms: i64,
+    pub seats: u32,
+    pub updated_ms: i64,
+}
+
+/// Most displaced bookings listed at once: a supervisor's page, not a dump.
+pub const DISPLACED_LIST_MAX: u32 = 500;
+
+/// Sets the capacity of the office's slots to `slots` (`(start_ms,
+/// capacity)`), never below the seats a slot already holds: a slot that
+/// holds more keeps exactly that many, so no one can book it until
+/// re-seating has moved the excess out (calling this again then lowers it
+/// the rest of the way). A slot without a row gets one with no seat taken.
+pub async fn cap_slots_in(
+    tx: &mut Tx,
+    office: &str,
+    slots: &[(i64, u32)],
+) -> std::result::Result<(), StoreError> {
+    for (start_ms, capacity) in slots {
+        sqlx::query(
+            "INSERT INTO slot_seats (office_code, start_ms, capacity, booked) VALUES ($1, $2, $3, 0)
+             ON CONFLICT (office_code, start_ms) DO UPDATE SET capacity =
+               CASE WHEN slot_seats.booked > excluded.capacity THEN slot_seats.booked ELSE excluded.capacity END",
+        )
+        .bind(office)
+        .bind(start_ms)
+        .bind(to_i64(*capacity))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Seats taken in the office's slots starting in `[from_ms, to_ms)`, read
+/// inside `tx`.
+pub async fn slot_counts_in(
+    tx: &mut Tx,
+    office: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> std::result::Result<Vec<SlotCount>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT start_ms, capacity, booked FROM slot_seats
+         WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 ORDER BY start_ms",
+    )
+    .bind(office)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SlotCount {
+                start_ms: r.try_get("start_ms")?,
+                capacity: to_u32(r.try_get("capacity")?),
+                booked: to_u32(r.try_get("booked")?),
+            })
+        })
+        .collect()
+}
+
+/// The office's active bookings starting in `[from_ms, to_ms)`, by start
+/// then by when they were made.
+pub async fn active_between_in(
+    tx: &mut Tx,
+    office: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> std::result::Result<Vec<SeatedBooking>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, code, office_code, start_ms, seats, email_enc, created_ms FROM bookings
+         WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND status = 'active'
+         ORDER BY start_ms, created_ms, id",
+    )
+    .bind(office)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SeatedBooking {
+                id: r.try_get("id")?,
+                code: r.try_get("code")?,
+                office: r.try_get("office_code")?,
+                start_ms: r.try_get("start_ms")?,
+                seats: to_u32(r.try_get("seats")?),
+                email_enc: r.try_get("email_enc")?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// Moves an active booking to `office` at `start_ms` (the same office or
+/// another), inside its own savepoint: the new seats are taken first, then
+/// the old ones released. A refusal (the slot filled meanwhile, the booking
+/// no longer active) rolls back the savepoint alone and is returned, so the
+/// caller can try the next seat.
+#[allow(clippy::too_many_arguments)]
+pub async fn move_booking_in(
+    tx: &mut Tx,
+    booking_id: &str,
+    office: &str,
+    start_ms: i64,
+    capacity: u32,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    sqlx::query("SAVEPOINT reseat").execute(&mut **tx).await?;
+    let r = move_booking(tx, booking_id, office, start_ms, capacity, now_ms, mail).await;
+    match &r {
+        Ok(_) => {}
+        Err(WriteError::Store(StoreError::Unavailable(_) | StoreError::Other(_))) => return r,
+        Err(_) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT reseat")
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    sqlx::query("RELEASE SAVEPOINT reseat")
+        .execute(&mut **tx)
+        .await?;
+    r
+}
+
+async fn move_booking(
+    tx: &mut Tx,
+    id: &str,
+    office: &str,
+    start_ms: i64,
+    capacity: u32,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    let (from_office, from_ms, seats) = active_booking(tx, id).await?;
+    if from_office == office && from_ms == start_ms {
+        return Err(WriteError::SameSlot);
+    }
+    add_seats(tx, office, start_ms, capacity, to_u32(seats)).await?;
+    release_seats(tx, &from_office, from_ms, seats).await?;
+    let moved = sqlx::query(
+        "UPDATE bookings SET office_code = $2, start_ms = $3, updated_ms = $4 WHERE id = $1 AND status = 'active'",
+    )
+    .bind(id)
+    .bind(office)
+    .bind(start_ms)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Err(WriteError::NotActive);
+    }
+    insert_mail(tx, mail, now_ms).await?;
+    Ok(WriteOutcome::Moved {
+        from_office,
+        from_ms,
+        to_office: office.to_string(),
+        to_ms: start_ms,
+        seats: to_u32(seats),
+    })
+}
+
+/// Marks an active booking `displaced`: its seats are released, its people
+/// stay held (no one loses their place to the closure), and it waits for
+/// the citizen's choice.
+pub async fn displace_booking_in(
+    tx: &mut Tx,
+    booking_id: &str,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    let (office, start_ms, seats) = active_booking(tx, booking_id).await?;
+    let done = sqlx::query(
+        "UPDATE bookings SET status = 'displaced', updated_ms = $2 WHERE id = $1 AND status = 'active'",
+    )
+    .bind(booking_id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(WriteError::NotActive);
+    }
+    release_seats(tx, &office, start_ms, seats).await?;
+    insert_mail(tx, mail, now_ms).await?;
+    Ok(WriteOutcome::Displaced {
+        office,
+        start_ms,
+        seats: to_u32(seats),
+    })
+}
+
+impl Store {
+    /// How many active bookings the office has starting in `[from_ms, to_ms)`.
+    pub async fn active_between(&self, office: &str, from_ms: i64, to_ms: i64) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM bookings
+             WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND status = 'active'",
+        )
+        .bind(office)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Displaced bookings, oldest first, of `office` or of every office.
+    pub async fn displaced_bookings(&self, office: Option<&str>) -> Result<Vec<DisplacedRow>> {
+        let rows = sqlx::query(
+            "SELECT code, office_code, start_ms, seats, updated_ms FROM bookings
+             WHERE status = 'displaced' AND ($1 = '' OR office_code = $1)
+             ORDER BY updated_ms, code LIMIT $2",
+        )
+        .bind(office.unwrap_or(""))
+        .bind(i64::from(DISPLACED_LIST_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DisplacedRow {
+                    code: r.try_get("code")?,
+                    office: r.try_get("office_code")?,
+                    start_ms: r.try_get("start_ms")?,
+                    seats: to_u32(r.try_get("seats")?),
+                    updated_ms: r.try_get("updated_ms")?,
+                })
+            })
+            .collect()
     }
 }

@@ -1,6 +1,8 @@
-//! Offices and their one-off closures.
+//! Offices, their one-off closures and their capacity cuts (days with fewer
+//! counters), the last two also written inside a caller's transaction by
+//! re-seating (see `bookings.rs`).
 
-use crate::{Result, Store, StoreError, to_i64, to_u32};
+use crate::{Result, Store, StoreError, Tx, to_i64, to_u32};
 use pasaporte_core::calendar::Closure;
 use pasaporte_core::jiff::civil::{Date, Weekday};
 use pasaporte_core::jiff::tz::TimeZone;
@@ -135,6 +137,74 @@ impl Store {
                     date: day
                         .parse()
                         .map_err(|_| StoreError::Other("stored closure has a bad date".into()))?,
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
+    }
+}
+
+/// A day on which an office runs `counters` counters instead of its usual number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapacityCut {
+    pub date: Date,
+    pub counters: u32,
+    pub reason: String,
+}
+
+/// Closes an office for one local date inside `tx` (replacing the reason if
+/// already closed): visible only with the re-seating it is committed with.
+pub async fn insert_closure_in(tx: &mut Tx, office: &str, day: Date, reason: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO closures (office_code, day, reason) VALUES ($1, $2, $3)
+         ON CONFLICT (office_code, day) DO UPDATE SET reason = excluded.reason",
+    )
+    .bind(office)
+    .bind(day.to_string())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records a capacity cut inside `tx` (replacing an earlier one for the day).
+pub async fn insert_capacity_cut_in(
+    tx: &mut Tx,
+    office: &str,
+    day: Date,
+    counters: u32,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO capacity_cuts (office_code, day, counters, reason) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (office_code, day) DO UPDATE SET counters = excluded.counters, reason = excluded.reason",
+    )
+    .bind(office)
+    .bind(day.to_string())
+    .bind(to_i64(counters))
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The office's capacity cuts, oldest first.
+    pub async fn capacity_cuts(&self, office: &str) -> Result<Vec<CapacityCut>> {
+        let rows = sqlx::query(
+            "SELECT day, counters, reason FROM capacity_cuts WHERE office_code = $1 ORDER BY day",
+        )
+        .bind(office)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let day: String = r.try_get("day")?;
+                Ok(CapacityCut {
+                    date: day.parse().map_err(|_| {
+                        StoreError::Other("stored capacity cut has a bad date".into())
+                    })?,
+                    counters: to_u32(r.try_get("counters")?),
                     reason: r.try_get("reason")?,
                 })
             })

@@ -13,6 +13,7 @@ mod mail;
 mod payments;
 mod production;
 mod registry;
+mod reseat;
 mod support;
 mod vendors;
 mod workflow;
