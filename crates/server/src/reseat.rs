@@ -167,33 +167,36 @@ pub async fn cut_office_capacity(
 /// or above a capacity cut from today on (a closure entered through another
 /// path, a crash between a closure and its re-seating in older versions).
 pub async fn reseat_pending(app: &App, now: Timestamp) -> Result<ReseatReport, WorkError> {
-    let actor = crate::workers::system("reseat");
-    let mut report = ReseatReport::default();
-    for entry in app.offices().values() {
-        let today = calendar::local_today(&entry.office, now);
-        let mut days: Vec<Date> = entry
-            .closures
-            .iter()
-            .map(|c| c.date)
-            .filter(|d| *d >= today)
-            .collect();
-        let cuts = app.store.capacity_cuts(&entry.office.code).await?;
-        days.extend(cuts.iter().map(|c| c.date).filter(|d| *d >= today));
-        days.sort();
-        days.dedup();
-        for day in days {
-            let (from, to) = entry.planned_day(day).bounds_ms;
-            if app
-                .store
-                .active_between(&entry.office.code, from, to)
-                .await?
-                == 0
-            {
-                continue;
-            }
-            let r = reseat_day(app, entry, day, DayChange::Pending, &actor, now).await?;
-            report.absorb(r);
+    // Yesterday in UTC is on or before every office's today.
+    let since = now
+        .to_zoned_datetime(pasaporte_core::jiff::tz::TimeZone::UTC)
+        .date()
+        .yesterday()
+        .map_err(crate::workers::internal)?;
+    let mut owed = Vec::new();
+    for (office, day) in app.store.closed_or_cut_days_since(since).await? {
+        let Some(entry) = app.office(&office) else {
+            continue;
+        };
+        if day < calendar::local_today(&entry.office, now) {
+            continue;
         }
+        let (from, to) = entry.planned_day(day).bounds_ms;
+        if app.store.active_between(&office, from, to).await? > 0 {
+            owed.push((office, day));
+        }
+    }
+    let mut report = ReseatReport::default();
+    if owed.is_empty() {
+        return Ok(report);
+    }
+    // A closure written by another path is not in this process's cache yet.
+    app.reload_offices().await?;
+    let actor = crate::workers::system("reseat");
+    for (office, day) in owed {
+        let entry = office_entry(app, &office)?;
+        let r = reseat_day(app, &entry, day, DayChange::Pending, &actor, now).await?;
+        report.absorb(r);
     }
     Ok(report)
 }

@@ -841,6 +841,32 @@ pub async fn displace_booking_in(
 }
 
 impl Store {
+    /// `(office, day)` of every closure and capacity cut on or after `from`
+    /// (local dates), by office then day: the days re-seating may still owe.
+    pub async fn closed_or_cut_days_since(
+        &self,
+        from: pasaporte_core::jiff::civil::Date,
+    ) -> Result<Vec<(String, pasaporte_core::jiff::civil::Date)>> {
+        let rows = sqlx::query(
+            "SELECT office_code, day FROM closures WHERE day >= $1
+             UNION SELECT office_code, day FROM capacity_cuts WHERE day >= $1
+             ORDER BY office_code, day",
+        )
+        .bind(from.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let day: String = r.try_get("day")?;
+                Ok((
+                    r.try_get("office_code")?,
+                    day.parse()
+                        .map_err(|_| StoreError::Other("stored day is not a date".into()))?,
+                ))
+            })
+            .collect()
+    }
+
     /// How many active bookings the office has starting in `[from_ms, to_ms)`.
     pub async fn active_between(&self, office: &str, from_ms: i64, to_ms: i64) -> Result<i64> {
         let r = sqlx::query(

@@ -212,6 +212,7 @@ crate::both_databases!(
     without_a_seat_a_booking_waits_displaced,
     a_capacity_cut_moves_only_the_excess,
     citizens_booking_during_a_closure_never_overbook,
+    the_workers_reseat_a_closure_written_elsewhere,
 );
 
 async fn a_closed_day_is_reseated_in_the_same_city(db: TestDb) {
@@ -461,4 +462,37 @@ async fn citizens_booking_during_a_closure_never_overbook(db: TestDb) {
         app.store.active_bookings().await.unwrap() + displaced,
         8 + booked
     );
+}
+
+async fn the_workers_reseat_a_closure_written_elsewhere(db: TestDb) {
+    let (app, mails) = spawn(db).await;
+    let (day, starts) = first_whole_day(&app, "RS1", 4).await;
+    let mut next = 1;
+    let mut made = Vec::new();
+    for s in &starts {
+        made.extend(fill(&app, "RS1", s, &[2, 2], &mut next).await);
+    }
+    // A closure that reached the database without its re-seating (another
+    // path, or a process that died): the workers' pass owes these bookings.
+    let d: Date = day.parse().unwrap();
+    app.store
+        .add_closure("RS1", d, "Corte de energía")
+        .await
+        .unwrap();
+    let (from, to) = day_bounds(&day);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while app.store.active_between("RS1", from, to).await.unwrap() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the workers did not re-seat the closed day"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for m in &made {
+        let b = booking(&app, m).await;
+        assert_eq!(b["status"], "active", "{b}");
+        assert!(b["start"].as_str().unwrap()[..10] > *day.as_str());
+        mail_to(&mails, &m.email, "Nueva fecha y hora").await;
+    }
+    assert!(app.store.check_slots().await.unwrap().is_empty());
 }
