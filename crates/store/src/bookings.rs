@@ -61,6 +61,18 @@ pub enum WriteOp {
         now_ms: i64,
         mail: MailRow,
     },
+    /// Moves a booking to a slot of any office (re-seating, or a displaced
+    /// booking's citizen choosing a new time): the new seats are taken
+    /// first, then the old ones released (a displaced booking holds none).
+    /// An active or displaced booking becomes active at the new slot.
+    Move {
+        booking_id: String,
+        office: String,
+        start_ms: i64,
+        capacity: u32,
+        now_ms: i64,
+        mail: MailRow,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -426,6 +438,14 @@ async fn apply_one(
             now_ms,
             mail,
         } => cancel(tx, booking_id, *now_ms, mail).await,
+        WriteOp::Move {
+            booking_id,
+            office,
+            start_ms,
+            capacity,
+            now_ms,
+            mail,
+        } => move_booking(tx, booking_id, office, *start_ms, *capacity, *now_ms, mail).await,
     }
 }
 
@@ -742,8 +762,7 @@ pub async fn active_between_in(
         .collect()
 }
 
-/// Moves an active booking to `office` at `start_ms` (the same office or
-/// another), inside its own savepoint: the new seats are taken first, then
+/// [`WriteOp::Move`] inside the caller's transaction and its own savepoint: the new seats are taken first, then
 /// the old ones released. A refusal (the slot filled meanwhile, the booking
 /// no longer active) rolls back the savepoint alone and is returned, so the
 /// caller can try the next seat.
@@ -783,19 +802,41 @@ async fn move_booking(
     now_ms: i64,
     mail: &MailRow,
 ) -> std::result::Result<WriteOutcome, WriteError> {
-    let (from_office, from_ms, seats) = active_booking(tx, id).await?;
-    if from_office == office && from_ms == start_ms {
+    let row =
+        sqlx::query("SELECT office_code, start_ms, seats, status FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(WriteError::Store(StoreError::NotFound))?;
+    let status: String = row.try_get("status")?;
+    let (from_office, from_ms, seats): (String, i64, i64) = (
+        row.try_get("office_code")?,
+        row.try_get("start_ms")?,
+        row.try_get("seats")?,
+    );
+    let holds_seats = match status.as_str() {
+        "active" => true,
+        "displaced" => false,
+        _ => return Err(WriteError::NotActive),
+    };
+    if holds_seats && from_office == office && from_ms == start_ms {
         return Err(WriteError::SameSlot);
     }
     add_seats(tx, office, start_ms, capacity, to_u32(seats)).await?;
-    release_seats(tx, &from_office, from_ms, seats).await?;
+    if holds_seats {
+        release_seats(tx, &from_office, from_ms, seats).await?;
+    }
+    // The status read above again: on PostgreSQL a check-in or the no-show
+    // worker may have committed since.
     let moved = sqlx::query(
-        "UPDATE bookings SET office_code = $2, start_ms = $3, updated_ms = $4 WHERE id = $1 AND status = 'active'",
+        "UPDATE bookings SET office_code = $2, start_ms = $3, status = 'active', updated_ms = $4
+         WHERE id = $1 AND status = $5",
     )
     .bind(id)
     .bind(office)
     .bind(start_ms)
     .bind(now_ms)
+    .bind(&status)
     .execute(&mut **tx)
     .await?;
     if moved.rows_affected() != 1 {

@@ -209,6 +209,55 @@ fn active_booking(tx: &Transaction<'_>, id: &str) -> Result<(String, i64, i64), 
     Ok((office, start, seats))
 }
 
+/// See `WriteOp::Move` (and `move_booking` in `bookings.rs`).
+#[allow(clippy::too_many_arguments)]
+fn move_booking(
+    tx: &Transaction<'_>,
+    id: &str,
+    office: &str,
+    start_ms: i64,
+    capacity: u32,
+    now_ms: i64,
+    mail: &MailRow,
+) -> Result<WriteOutcome, WriteError> {
+    let row: Option<(String, i64, i64, String)> = tx
+        .prepare_cached("SELECT office_code, start_ms, seats, status FROM bookings WHERE id = ?1")
+        .and_then(|mut s| {
+            s.query_row(params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+        })
+        .map_err(write_err)?;
+    let (from_office, from_ms, seats, status) =
+        row.ok_or(WriteError::Store(StoreError::NotFound))?;
+    let holds_seats = match status.as_str() {
+        "active" => true,
+        "displaced" => false,
+        _ => return Err(WriteError::NotActive),
+    };
+    if holds_seats && from_office == office && from_ms == start_ms {
+        return Err(WriteError::SameSlot);
+    }
+    add_seats(tx, office, start_ms, capacity, to_u32(seats))?;
+    if holds_seats {
+        release_seats(tx, &from_office, from_ms, seats)?;
+    }
+    tx.prepare_cached(
+        "UPDATE bookings SET office_code = ?2, start_ms = ?3, status = 'active', updated_ms = ?4 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![id, office, start_ms, now_ms]))
+    .map_err(write_err)?;
+    insert_mail(tx, mail, now_ms)?;
+    Ok(WriteOutcome::Moved {
+        from_office,
+        from_ms,
+        to_office: office.to_string(),
+        to_ms: start_ms,
+        seats: to_u32(seats),
+    })
+}
+
 fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteError> {
     match op {
         WriteOp::Book(b) => book(tx, b),
@@ -258,5 +307,13 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
                 seats: to_u32(seats),
             })
         }
+        WriteOp::Move {
+            booking_id,
+            office,
+            start_ms,
+            capacity,
+            now_ms,
+            mail,
+        } => move_booking(tx, booking_id, office, *start_ms, *capacity, *now_ms, mail),
     }
 }

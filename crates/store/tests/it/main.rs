@@ -33,6 +33,7 @@ both!(
 // After `both!`, which it uses.
 mod payments;
 mod production;
+mod reseat;
 mod staff;
 
 async fn setup(db: TestDb) -> Store {
