@@ -114,12 +114,46 @@ impl Store {
         Ok(())
     }
 
+    /// Reopens the office on `day`. Re-seating capped the day's slots at no
+    /// seat; the empty ones are forgotten so the calendar's capacity applies
+    /// again (unless the day also has a capacity cut, whose capped slots
+    /// stay: post the cut again to set them to its capacity).
     pub async fn remove_closure(&self, office: &str, day: Date) -> Result<()> {
+        let bounds = match self.office(office).await {
+            Ok(o) => {
+                let tz = o.time_zone.clone();
+                let ms = |d: Date| {
+                    d.to_zoned_datetime(tz.clone())
+                        .map(|z| z.timestamp().as_millisecond())
+                        .map_err(|e| StoreError::Other(e.to_string()))
+                };
+                let next = day
+                    .tomorrow()
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                Some((ms(day)?, ms(next)?))
+            }
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM closures WHERE office_code = $1 AND day = $2")
             .bind(office)
             .bind(day.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if let Some((from, to)) = bounds {
+            sqlx::query(
+                "DELETE FROM slot_seats WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND booked = 0
+                   AND NOT EXISTS (SELECT 1 FROM capacity_cuts c WHERE c.office_code = $1 AND c.day = $4)",
+            )
+            .bind(office)
+            .bind(from)
+            .bind(to)
+            .bind(day.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 

@@ -185,4 +185,13 @@ async fn capped_slots_refuse_new_seats(db: TestDb) {
         vec![(1000, 0, 0), (2000, 0, 0), (3000, 4, 2)]
     );
     assert!(store.check_slots().await.unwrap().is_empty());
+    // Reopening the day forgets its empty capped slots (the calendar's
+    // capacity applies again); a slot with seats taken keeps its row.
+    let day = pasaporte_core::jiff::civil::date(1969, 12, 31);
+    store.add_closure("AAA", day, "Paro").await.unwrap();
+    store.remove_closure("AAA", day).await.unwrap();
+    assert_eq!(
+        seats(&store.slot_counts("AAA", 0, 9000).await.unwrap()),
+        vec![(3000, 4, 2)]
+    );
 }
