@@ -213,6 +213,7 @@ crate::both_databases!(
     a_capacity_cut_moves_only_the_excess,
     citizens_booking_during_a_closure_never_overbook,
     the_workers_reseat_a_closure_written_elsewhere,
+    a_supervisor_closes_a_day_from_the_console,
 );
 
 async fn a_closed_day_is_reseated_in_the_same_city(db: TestDb) {
@@ -495,4 +496,81 @@ async fn the_workers_reseat_a_closure_written_elsewhere(db: TestDb) {
         mail_to(&mails, &m.email, "Nueva fecha y hora").await;
     }
     assert!(app.store.check_slots().await.unwrap().is_empty());
+}
+
+async fn a_supervisor_closes_a_day_from_the_console(db: TestDb) {
+    use crate::console::{Signed, location, page, post_form};
+    let (app, _mails) = spawn(db).await;
+    let sup = staff(&app, "sup.console", Role::Supervisor, &["RS1", "RSX"]).await;
+    let sup = Signed {
+        cookie: sup.cookie,
+        csrf: sup.csrf,
+    };
+    let (s, html) = page(&app, &sup, "/console/supervisor?lang=es").await;
+    assert_eq!(s, 200);
+    assert!(html.contains("id=\"close-day\""), "the form is on the page");
+    let (day, starts) = first_whole_day(&app, "RS1", 4).await;
+    let mut next = 1;
+    let made = fill(&app, "RS1", &starts[0], &[2, 1], &mut next).await;
+    // A day that is not a date is refused on the page itself.
+    let r = post_form(
+        &app,
+        &sup,
+        "/console/supervisor/closures?lang=es",
+        &[("office", "RS1"), ("day", "mañana"), ("reason", "Paro")],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("AAAA-MM-DD"));
+    let r = post_form(
+        &app,
+        &sup,
+        "/console/supervisor/closures?lang=es",
+        &[
+            ("office", "RS1"),
+            ("day", &day),
+            ("reason", "Paro de transporte"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let to = location(&r);
+    assert!(to.contains("moved=2") && to.contains("displaced=0"), "{to}");
+    let (s, html) = page(&app, &sup, &to).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("2 citas reubicadas"), "{html}");
+    for m in &made {
+        assert_eq!(booking(&app, m).await["status"], "active");
+    }
+    // Displaced bookings are listed there too.
+    let days = slots_by_day(&app, "RSX").await;
+    let first = days.keys().next().unwrap().clone();
+    let mut lost = Vec::new();
+    for (d, slots) in &days {
+        for (start, _) in slots {
+            let m = fill(&app, "RSX", start, &[1], &mut next).await;
+            if *d == first {
+                lost.extend(m);
+            }
+        }
+    }
+    let r = post_form(
+        &app,
+        &sup,
+        "/console/supervisor/closures?lang=en",
+        &[("office", "RSX"), ("day", &first), ("reason", "Power cut")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let (_, html) = page(&app, &sup, "/console/supervisor?lang=en").await;
+    for m in &lost {
+        let n = m.code.chars().count();
+        let masked: String = m
+            .code
+            .chars()
+            .enumerate()
+            .map(|(i, c)| if i + 2 < n { '•' } else { c })
+            .collect();
+        assert!(html.contains(&masked), "{} listed", m.code);
+    }
 }
