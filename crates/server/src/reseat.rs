@@ -391,7 +391,16 @@ async fn reseat_in(
         .map(|s| (s.start.as_millisecond(), s.capacity))
         .collect();
     let mut caps: Vec<(i64, u32)> = new_caps.iter().map(|(k, v)| (*k, *v)).collect();
-    let old_plan = calendar::day_plan(office, &lost.entry.closures, day);
+    // The day's slots as if it were open: a closure already in the cache
+    // (the workers' pass) must not hide the slots to cap.
+    let open_closures: Vec<Closure> = lost
+        .entry
+        .closures
+        .iter()
+        .filter(|c| c.date != day)
+        .cloned()
+        .collect();
+    let old_plan = calendar::day_plan(office, &open_closures, day);
     if let DayPlan::Open(slots) = &old_plan {
         for s in slots {
             let k = s.start.as_millisecond();

@@ -90,6 +90,7 @@ pub enum WriteOutcome {
         to_ms: i64,
         seats: u32,
     },
+    /// `seats` released: none for a displaced booking, which held none.
     Cancelled {
         office: String,
         start_ms: i64,
@@ -394,20 +395,40 @@ async fn cancel(
     now_ms: i64,
     mail: &MailRow,
 ) -> std::result::Result<WriteOutcome, WriteError> {
-    let (office, start, seats) = active_booking(tx, id).await?;
-    // `status = 'active'` again: on PostgreSQL a check-in or the no-show
-    // worker may have committed since the read above.
+    let row =
+        sqlx::query("SELECT office_code, start_ms, seats, status FROM bookings WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(WriteError::Store(StoreError::NotFound))?;
+    let status: String = row.try_get("status")?;
+    let (office, start, seats): (String, i64, i64) = (
+        row.try_get("office_code")?,
+        row.try_get("start_ms")?,
+        row.try_get("seats")?,
+    );
+    // A displaced booking (see re-seating) holds its person but no seat.
+    let held = match status.as_str() {
+        "active" => seats,
+        "displaced" => 0,
+        _ => return Err(WriteError::NotActive),
+    };
+    // The status read above again: on PostgreSQL a check-in or the no-show
+    // worker may have committed since the read.
     let cancelled = sqlx::query(
-        "UPDATE bookings SET status = 'cancelled', updated_ms = $2 WHERE id = $1 AND status = 'active'",
+        "UPDATE bookings SET status = 'cancelled', updated_ms = $2 WHERE id = $1 AND status = $3",
     )
     .bind(id)
     .bind(now_ms)
+    .bind(&status)
     .execute(&mut **tx)
     .await?;
     if cancelled.rows_affected() != 1 {
         return Err(WriteError::NotActive);
     }
-    release_seats(tx, &office, start, seats).await?;
+    if held > 0 {
+        release_seats(tx, &office, start, held).await?;
+    }
     sqlx::query("DELETE FROM person_holds WHERE booking_id = $1")
         .bind(id)
         .execute(&mut **tx)
@@ -416,7 +437,7 @@ async fn cancel(
     Ok(WriteOutcome::Cancelled {
         office,
         start_ms: start,
-        seats: to_u32(seats),
+        seats: to_u32(held),
     })
 }
 

@@ -290,13 +290,33 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
             now_ms,
             mail,
         } => {
-            let (office, start, seats) = active_booking(tx, booking_id)?;
+            let row: Option<(String, i64, i64, String)> = tx
+                .prepare_cached(
+                    "SELECT office_code, start_ms, seats, status FROM bookings WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![booking_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    })
+                    .optional()
+                })
+                .map_err(write_err)?;
+            let (office, start, seats, status) =
+                row.ok_or(WriteError::Store(StoreError::NotFound))?;
+            // A displaced booking (see re-seating) holds its person but no seat.
+            let seats = match status.as_str() {
+                "active" => seats,
+                "displaced" => 0,
+                _ => return Err(WriteError::NotActive),
+            };
             tx.prepare_cached(
                 "UPDATE bookings SET status = 'cancelled', updated_ms = ?2 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![booking_id, now_ms]))
             .map_err(write_err)?;
-            release_seats(tx, &office, start, seats)?;
+            if seats > 0 {
+                release_seats(tx, &office, start, seats)?;
+            }
             tx.prepare_cached("DELETE FROM person_holds WHERE booking_id = ?1")
                 .and_then(|mut s| s.execute(params![booking_id]))
                 .map_err(write_err)?;

@@ -144,6 +144,28 @@ async fn a_displaced_booking_holds_its_person_and_can_be_seated_again(db: TestDb
     );
     assert!(store.displaced_bookings(None).await.unwrap().is_empty());
     assert!(store.check_slots().await.unwrap().is_empty());
+    // Or the citizen cancels it: the person is free, no seat was held.
+    let mut tx = store.begin_write().await.unwrap();
+    displace_booking_in(&mut tx, "1", 6, &mail("d2"))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let cancel = WriteOp::Cancel {
+        booking_id: "1".into(),
+        now_ms: 7,
+        mail: mail("c1"),
+    };
+    let r = store.apply_batch(&[cancel]).await.unwrap();
+    assert!(
+        matches!(r[0], Ok(WriteOutcome::Cancelled { seats: 0, .. })),
+        "{r:?}"
+    );
+    assert_eq!(store.active_booking_of("p1").await.unwrap(), None);
+    assert_eq!(
+        seats(&store.slot_counts("AAA", 0, 9000).await.unwrap()),
+        vec![(1000, 2, 0)]
+    );
+    assert!(store.check_slots().await.unwrap().is_empty());
 }
 
 async fn capped_slots_refuse_new_seats(db: TestDb) {
