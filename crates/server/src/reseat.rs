@@ -545,6 +545,7 @@ async fn reseat_in(
                     to_office,
                     to_ms,
                     seats,
+                    ..
                 }) => {
                     let mut e =
                         AuditEvent::by(actor, now_ms, "booking.reseat", &from_office, &b.id);

@@ -103,6 +103,8 @@ pub enum WriteOutcome {
         to_office: String,
         to_ms: i64,
         seats: u32,
+        /// Seats given back at `from_ms`: none for a displaced booking.
+        released: u32,
     },
     /// Left without a seat, waiting for the citizen's choice.
     Displaced {
@@ -870,6 +872,7 @@ async fn move_booking(
         to_office: office.to_string(),
         to_ms: start_ms,
         seats: to_u32(seats),
+        released: if holds_seats { to_u32(seats) } else { 0 },
     })
 }
 

@@ -255,6 +255,7 @@ fn move_booking(
         to_office: office.to_string(),
         to_ms: start_ms,
         seats: to_u32(seats),
+        released: if holds_seats { to_u32(seats) } else { 0 },
     })
 }
 

@@ -46,7 +46,7 @@ async fn a_move_crosses_offices_and_keeps_counts(db: TestDb) {
         .unwrap();
     assert!(matches!(
         &r[0],
-        Ok(WriteOutcome::Moved { from_office, from_ms: 1500, to_office, to_ms: 7000, seats: 1 })
+        Ok(WriteOutcome::Moved { from_office, from_ms: 1500, to_office, to_ms: 7000, seats: 1, released: 1 })
             if from_office == "AAA" && to_office == "MAD"
     ));
     assert!(matches!(r[1], Err(WriteError::SlotFull)));
@@ -134,7 +134,14 @@ async fn a_displaced_booking_holds_its_person_and_can_be_seated_again(db: TestDb
         .await
         .unwrap();
     assert!(
-        matches!(r[0], Ok(WriteOutcome::Moved { seats: 2, .. })),
+        matches!(
+            r[0],
+            Ok(WriteOutcome::Moved {
+                seats: 2,
+                released: 0,
+                ..
+            })
+        ),
         "{r:?}"
     );
     assert_eq!(store.booking_by_code("C1").await.unwrap().status, "active");
