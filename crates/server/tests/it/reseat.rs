@@ -271,6 +271,10 @@ async fn a_closed_day_is_reseated_in_the_same_city(db: TestDb) {
         // The citizen is mailed the new time and the link to choose another.
         let text = mail_to(&mails, &m.email, "Nueva fecha y hora").await;
         assert!(text.contains(&format!("/citas/{}?clave=", m.code)));
+        assert!(
+            text.contains(&format!("{} (America/Bogota)", &start[11..16])),
+            "the mail names the new time {start}"
+        );
     }
     // The same office is preferred: the next day of RS1 has all sixteen seats.
     let firsts: HashSet<&str> = moves
