@@ -34,6 +34,7 @@ pub mod photo;
 pub mod pipeline;
 pub mod production;
 pub mod registry;
+pub mod reseat;
 pub mod signing;
 pub mod stock_cli;
 pub mod vendor_cli;
