@@ -351,6 +351,30 @@ async fn without_a_seat_a_booking_waits_displaced(db: TestDb) {
         .await;
     assert_eq!(s, 200, "{list}");
     assert_eq!(list.as_array().unwrap().len(), lost.len(), "{list}");
+    // A seat comes free on another day: the displaced citizen picks it.
+    let (other_day, others) = made.iter().nth(1).unwrap();
+    let freed = &others[0];
+    let (s, _) = app
+        .authed(
+            reqwest::Method::POST,
+            &format!("/api/v1/bookings/{}/cancel", freed.code),
+            &freed.token,
+            None,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let start = &days[other_day][0].0;
+    let (s, b) = app
+        .authed(
+            reqwest::Method::POST,
+            &format!("/api/v1/bookings/{}/reschedule", lost[0].code),
+            &lost[0].token,
+            Some(&json!({ "start": start })),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["status"], "active", "{b}");
+    assert!(app.store.check_slots().await.unwrap().is_empty());
 }
 
 async fn a_capacity_cut_moves_only_the_excess(db: TestDb) {
