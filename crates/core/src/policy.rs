@@ -64,10 +64,13 @@ pub enum Action {
     ManageOfficePolicy,
     /// Book a seat from the urgent pool for a case with evidence.
     GrantUrgent,
+    /// Close an office for a day or lower its capacity for a day; the
+    /// affected bookings are re-seated (or left for the citizen's choice).
+    ManageOfficeDays,
 }
 
 impl Action {
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::ViewOfficeDay,
         Action::CheckIn,
         Action::Capture,
@@ -90,6 +93,7 @@ impl Action {
         Action::ViewScalperSignals,
         Action::ManageOfficePolicy,
         Action::GrantUrgent,
+        Action::ManageOfficeDays,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -116,6 +120,7 @@ impl Action {
             Action::ViewScalperSignals => "view_scalper_signals",
             Action::ManageOfficePolicy => "manage_office_policy",
             Action::GrantUrgent => "grant_urgent",
+            Action::ManageOfficeDays => "manage_office_days",
         }
     }
 
@@ -128,7 +133,8 @@ impl Action {
             | Action::ApproveWaiver
             | Action::ManageStaff
             | Action::ManageVendors
-            | Action::ManageOfficePolicy => true,
+            | Action::ManageOfficePolicy
+            | Action::ManageOfficeDays => true,
             Action::ViewOfficeDay
             | Action::CheckIn
             | Action::Capture
@@ -164,7 +170,8 @@ impl Action {
             | Action::ViewSupervisorQueues
             | Action::ViewReconciliation
             | Action::HandOver
-            | Action::GrantUrgent => true,
+            | Action::GrantUrgent
+            | Action::ManageOfficeDays => true,
             // Stock and orders are kept at production sites and vendors,
             // not offices.
             Action::ManageStaff
@@ -219,6 +226,7 @@ pub const POLICY: &[(Action, &[Role])] = &[
     (Action::ViewScalperSignals, &[Supervisor, Auditor]),
     (Action::ManageOfficePolicy, &[Administrator]),
     (Action::GrantUrgent, &[Supervisor]),
+    (Action::ManageOfficeDays, &[Supervisor, Administrator]),
 ];
 
 /// Whether `role` may do `action`.

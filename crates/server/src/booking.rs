@@ -781,7 +781,9 @@ pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, Man
         start,
         end,
         seats: row.seats,
-        active: row.status == "active",
+        // A displaced booking (its office closed) waits for the citizen's
+        // choice: it can be moved or cancelled like an active one.
+        active: row.status == "active" || row.status == "displaced",
         status: row.status.clone(),
         email: k.open("email", &row.email_enc)?,
         phone: row
@@ -862,15 +864,33 @@ pub async fn reschedule(
     if let Some(e) = crate::ballot::live_refusal(app, &b.office.office.code, day).await? {
         return Err(ManageError::Invalid(FieldErrors(vec![e])));
     }
-    // The booking keeps its pool: its share of the new slot.
-    let op = WriteOp::Reschedule {
-        booking_id: b.id.clone(),
-        start_ms: slot.start.as_millisecond(),
-        capacity: b.office.policy.shares.split(slot.capacity).get(b.pool),
-        now_ms: now.as_millisecond(),
-        mail: b.mail(app, MailKind::Rescheduled, lang, slot.start, slot.end, now)?,
+    let mail = b.mail(app, MailKind::Rescheduled, lang, slot.start, slot.end, now)?;
+    let op = if b.status == "displaced" {
+        // No seat to give back: the citizen picks the new one (the store
+        // takes the booking's pool share of the whole slot).
+        WriteOp::Move {
+            booking_id: b.id.clone(),
+            office: b.office.office.code.clone(),
+            start_ms: slot.start.as_millisecond(),
+            capacity: slot.capacity,
+            now_ms: now.as_millisecond(),
+            mail,
+        }
+    } else {
+        // The booking keeps its pool: its share of the new slot.
+        WriteOp::Reschedule {
+            booking_id: b.id.clone(),
+            start_ms: slot.start.as_millisecond(),
+            capacity: b.office.policy.shares.split(slot.capacity).get(b.pool),
+            now_ms: now.as_millisecond(),
+            mail,
+        }
     };
+    let moved = matches!(op, WriteOp::Move { .. });
     app.writer.submit(op).await.map_err(write_error)?;
+    if moved {
+        app.availability.clear();
+    }
     view(app, code, token).await
 }
 

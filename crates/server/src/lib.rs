@@ -34,6 +34,7 @@ pub mod photo;
 pub mod pipeline;
 pub mod production;
 pub mod registry;
+pub mod reseat;
 pub mod signing;
 pub mod simulate;
 pub mod stock_cli;

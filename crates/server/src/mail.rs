@@ -129,6 +129,102 @@ pub fn sealed(
     })
 }
 
+/// What re-seating did to a booking, for its mail.
+#[derive(Clone, Copy, Debug)]
+pub enum Reseated<'a> {
+    /// Moved to `office` at `start..end`.
+    Moved {
+        office: &'a Office,
+        start: Timestamp,
+        end: Timestamp,
+    },
+    /// No equivalent seat was free: the booking waits for the citizen's choice.
+    Displaced { office: &'a Office, lost: Timestamp },
+}
+
+/// Composes and seals the mail telling a citizen that their office closed
+/// (or lost counters) on the day of their appointment, and what became of it.
+/// In Spanish then English: a booking does not record its holder's language.
+#[allow(clippy::too_many_arguments)]
+pub fn reseat_mail(
+    app: &App,
+    what: Reseated<'_>,
+    booking_id: &str,
+    code: &str,
+    token: &str,
+    to: &str,
+    now: Timestamp,
+) -> Result<MailRow, CryptoError> {
+    let url = manage_url(app, code, token);
+    let part = |lang: Lang| -> String {
+        let (lead, detail) = match what {
+            Reseated::Moved { office, start, .. } => (
+                lang.pick(
+                    "La oficina de su cita no puede atender ese día. Le reservamos el puesto equivalente más cercano:",
+                    "The office of your appointment cannot serve that day. We booked you the nearest equivalent seat:",
+                ),
+                format!(
+                    "{}: {}, {}\n{}: {}",
+                    lang.pick("Oficina", "Office"),
+                    office.name,
+                    office.city,
+                    lang.pick("Nueva fecha y hora", "New date and time"),
+                    local_when(lang, office, start),
+                ),
+            ),
+            Reseated::Displaced { office, lost } => (
+                lang.pick(
+                    "La oficina de su cita no puede atender ese día, y no hay un puesto equivalente libre en su ciudad dentro del plazo de reserva. Su cita sigue guardada a su nombre: elija otra hora con el enlace.",
+                    "The office of your appointment cannot serve that day, and no equivalent seat is free in your city within the booking horizon. Your appointment is kept in your name: choose another time with the link.",
+                ),
+                format!(
+                    "{}: {}, {}\n{}: {}",
+                    lang.pick("Oficina", "Office"),
+                    office.name,
+                    office.city,
+                    lang.pick("Fecha y hora anterior", "Previous date and time"),
+                    local_when(lang, office, lost),
+                ),
+            ),
+        };
+        format!(
+            "{lead}\n\n{}: {code}\n{detail}\n\n{}:\n{url}\n",
+            lang.pick("Código", "Code"),
+            lang.pick(
+                "Para elegir otra hora o cancelar su cita",
+                "To choose another time or cancel your appointment"
+            ),
+        )
+    };
+    let body = format!("{}\n---\n\n{}", part(Lang::Es), part(Lang::En));
+    let (subject, ics) = match what {
+        Reseated::Moved { office, start, end } => (
+            "Su cita de pasaporte cambió / Your passport appointment has moved",
+            Some(ics::appointment(
+                office,
+                booking_id,
+                start,
+                end,
+                now,
+                "Cita de pasaporte / Passport appointment",
+                &format!("Código / Code: {code}"),
+            )),
+        ),
+        Reseated::Displaced { .. } => (
+            "Elija una nueva hora para su cita de pasaporte / Choose a new time for your passport appointment",
+            None,
+        ),
+    };
+    let keys = &app.keys;
+    Ok(MailRow {
+        id: uuid::Uuid::now_v7().to_string(),
+        recipient_enc: keys.seal("mail_recipient", to)?,
+        subject: subject.to_string(),
+        body_enc: keys.seal("mail_body", &body)?,
+        ics_enc: ics.map(|i| keys.seal("mail_ics", &i)).transpose()?,
+    })
+}
+
 /// How to reach the mail server.
 #[derive(Clone, Debug)]
 pub struct SmtpConfig {

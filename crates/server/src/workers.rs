@@ -1,5 +1,6 @@
 //! The workflow steps nobody clicks: the civil-registry check, payment
-//! references, payment callbacks, refunds and no-shows. Each step is a
+//! references, payment callbacks, refunds, no-shows, and re-seating the
+//! bookings still sitting in a closed or cut day (`reseat::reseat_pending`). Each step is a
 //! function a test can call once; [`run`] loops them.
 //!
 //! Nothing here blocks the counters: when the registry or the payment
@@ -68,6 +69,9 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
         }
         if let Err(e) = crate::ballot::round(&app, app.fair.reconfirm, now).await {
             tracing::warn!(error = %e, "ballot round failed");
+        }
+        if let Err(e) = crate::reseat::reseat_pending(&app, now).await {
+            tracing::warn!(error = %e, "re-seating round failed");
         }
     }
 }

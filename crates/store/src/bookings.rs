@@ -84,6 +84,18 @@ pub enum WriteOp {
         now_ms: i64,
         mail: MailRow,
     },
+    /// Moves a booking to a slot of any office (re-seating, or a displaced
+    /// booking's citizen choosing a new time): the new seats are taken
+    /// first, then the old ones released (a displaced booking holds none).
+    /// An active or displaced booking becomes active at the new slot.
+    Move {
+        booking_id: String,
+        office: String,
+        start_ms: i64,
+        capacity: u32,
+        now_ms: i64,
+        mail: MailRow,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -102,11 +114,28 @@ pub enum WriteOutcome {
         seats: u32,
         pool: Pool,
     },
+    /// `seats` released: none for a displaced booking, which held none.
     Cancelled {
         office: String,
         start_ms: i64,
         seats: u32,
         pool: Pool,
+    },
+    /// Re-seated, possibly at another office (see `move_booking_in`).
+    Moved {
+        from_office: String,
+        from_ms: i64,
+        to_office: String,
+        to_ms: i64,
+        seats: u32,
+        /// Seats given back at `from_ms`: none for a displaced booking.
+        released: u32,
+    },
+    /// Left without a seat, waiting for the citizen's choice.
+    Displaced {
+        office: String,
+        start_ms: i64,
+        seats: u32,
     },
 }
 
@@ -234,9 +263,10 @@ pub(crate) async fn insert_mail(
     Ok(())
 }
 
-/// Takes `seats` in the pool's row of the slot. The row's capacity is set to
-/// the one computed now (a policy change moves it), and the CHECK refuses the
-/// row when the seats would pass it.
+/// Takes `seats` in the pool's row of the slot. The row's capacity only
+/// goes down: to the one computed now when smaller (a smaller share), never
+/// above a lower one already there (a capacity cut the calendar does not
+/// know). The CHECK refuses the row when the seats would pass it.
 pub(crate) async fn add_seats(
     tx: &mut Transaction<'static, Any>,
     office: &str,
@@ -247,7 +277,8 @@ pub(crate) async fn add_seats(
 ) -> std::result::Result<(), WriteError> {
     sqlx::query(
         "INSERT INTO slot_seats (office_code, start_ms, pool, capacity, booked) VALUES ($1, $2, $5, $3, $4)
-         ON CONFLICT (office_code, start_ms, pool) DO UPDATE SET booked = slot_seats.booked + excluded.booked, capacity = excluded.capacity",
+         ON CONFLICT (office_code, start_ms, pool) DO UPDATE SET booked = slot_seats.booked + excluded.booked,
+           capacity = CASE WHEN excluded.capacity < slot_seats.capacity THEN excluded.capacity ELSE slot_seats.capacity END",
     )
     .bind(office)
     .bind(start_ms)
@@ -444,20 +475,43 @@ async fn cancel(
     now_ms: i64,
     mail: &MailRow,
 ) -> std::result::Result<WriteOutcome, WriteError> {
-    let (office, start, seats, pool) = active_booking(tx, id).await?;
-    // `status = 'active'` again: on PostgreSQL a check-in or the no-show
-    // worker may have committed since the read above.
+    let row = sqlx::query(
+        "SELECT office_code, start_ms, seats, status, pool FROM bookings WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(WriteError::Store(StoreError::NotFound))?;
+    let status: String = row.try_get("status")?;
+    let pool: String = row.try_get("pool")?;
+    let (office, start, seats, pool): (String, i64, i64, Pool) = (
+        row.try_get("office_code")?,
+        row.try_get("start_ms")?,
+        row.try_get("seats")?,
+        parse_pool(&pool)?,
+    );
+    // A displaced booking (see re-seating) holds its person but no seat.
+    let held = match status.as_str() {
+        "active" => seats,
+        "displaced" => 0,
+        _ => return Err(WriteError::NotActive),
+    };
+    // The status read above again: on PostgreSQL a check-in or the no-show
+    // worker may have committed since the read.
     let cancelled = sqlx::query(
-        "UPDATE bookings SET status = 'cancelled', updated_ms = $2 WHERE id = $1 AND status = 'active'",
+        "UPDATE bookings SET status = 'cancelled', updated_ms = $2 WHERE id = $1 AND status = $3",
     )
     .bind(id)
     .bind(now_ms)
+    .bind(&status)
     .execute(&mut **tx)
     .await?;
     if cancelled.rows_affected() != 1 {
         return Err(WriteError::NotActive);
     }
-    release_seats(tx, &office, start, pool, seats).await?;
+    if held > 0 {
+        release_seats(tx, &office, start, pool, held).await?;
+    }
     sqlx::query("DELETE FROM person_holds WHERE booking_id = $1")
         .bind(id)
         .execute(&mut **tx)
@@ -466,7 +520,7 @@ async fn cancel(
     Ok(WriteOutcome::Cancelled {
         office,
         start_ms: start,
-        seats: to_u32(seats),
+        seats: to_u32(held),
         pool,
     })
 }
@@ -489,6 +543,14 @@ async fn apply_one(
             now_ms,
             mail,
         } => cancel(tx, booking_id, *now_ms, mail).await,
+        WriteOp::Move {
+            booking_id,
+            office,
+            start_ms,
+            capacity,
+            now_ms,
+            mail,
+        } => move_booking(tx, booking_id, office, *start_ms, *capacity, *now_ms, mail).await,
     }
 }
 
@@ -716,5 +778,358 @@ impl Store {
     /// several servers may write at once (PostgreSQL) or not (SQLite).
     pub fn single_writer(&self) -> bool {
         self.backend == Backend::Sqlite
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Re-seating (an office closed for a day, or its capacity cut): written inside
+// the caller's transaction, so that the closure, every move and their audit
+// events commit together. These run through sqlx on both backends (on SQLite
+// the transaction is `BEGIN IMMEDIATE`, which waits for the rusqlite writer's
+// batch and holds it off until the commit); the group-commit writer is for
+// many small independent writes, this is one large dependent one.
+
+use crate::Tx;
+pub use crate::offices::{CapacityCut, insert_capacity_cut_in, insert_closure_in};
+
+/// An active booking as re-seating needs it (personal fields still sealed).
+#[derive(Clone, Debug)]
+pub struct SeatedBooking {
+    pub id: String,
+    pub code: String,
+    pub office: String,
+    pub start_ms: i64,
+    pub seats: u32,
+    pub email_enc: String,
+    pub created_ms: i64,
+}
+
+/// A booking waiting for its citizen's choice after a closure left it
+/// without a seat.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DisplacedRow {
+    pub code: String,
+    pub office: String,
+    /// The start of the slot it lost.
+    pub start_ms: i64,
+    pub seats: u32,
+    pub updated_ms: i64,
+}
+
+/// Most displaced bookings listed at once: a supervisor's page, not a dump.
+pub const DISPLACED_LIST_MAX: u32 = 500;
+
+/// Sets the capacity of the office's slots to `slots` (`(start_ms,
+/// capacity)`), never below the seats a slot already holds: a slot that
+/// holds more keeps exactly that many, so no one can book it until
+/// re-seating has moved the excess out (calling this again then lowers it
+/// the rest of the way). A slot without a row gets one with no seat taken.
+pub async fn cap_slots_in(
+    tx: &mut Tx,
+    office: &str,
+    slots: &[(i64, u32)],
+) -> std::result::Result<(), StoreError> {
+    for (start_ms, capacity) in slots {
+        sqlx::query(
+            "INSERT INTO slot_seats (office_code, start_ms, pool, capacity, booked) VALUES ($1, $2, 'online', $3, 0)
+             ON CONFLICT (office_code, start_ms, pool) DO UPDATE SET capacity =
+               CASE WHEN slot_seats.booked > excluded.capacity THEN slot_seats.booked ELSE excluded.capacity END",
+        )
+        .bind(office)
+        .bind(start_ms)
+        .bind(to_i64(*capacity))
+        .execute(&mut **tx)
+        .await?;
+        // The other pools' rows: none may offer more than the slot now has.
+        sqlx::query(
+            "UPDATE slot_seats SET capacity = CASE WHEN booked > $3 THEN booked ELSE $3 END
+             WHERE office_code = $1 AND start_ms = $2 AND pool <> 'online' AND capacity > $3",
+        )
+        .bind(office)
+        .bind(start_ms)
+        .bind(to_i64(*capacity))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Seats taken in the office's slots starting in `[from_ms, to_ms)`, read
+/// inside `tx`.
+pub async fn slot_counts_in(
+    tx: &mut Tx,
+    office: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> std::result::Result<Vec<SlotCount>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT start_ms, capacity, booked FROM slot_seats
+         WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND pool = 'online' ORDER BY start_ms",
+    )
+    .bind(office)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SlotCount {
+                start_ms: r.try_get("start_ms")?,
+                capacity: to_u32(r.try_get("capacity")?),
+                booked: to_u32(r.try_get("booked")?),
+            })
+        })
+        .collect()
+}
+
+/// The office's active bookings starting in `[from_ms, to_ms)`, by start
+/// then by when they were made.
+pub async fn active_between_in(
+    tx: &mut Tx,
+    office: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> std::result::Result<Vec<SeatedBooking>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, code, office_code, start_ms, seats, email_enc, created_ms FROM bookings
+         WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND status = 'active'
+         ORDER BY start_ms, created_ms, id",
+    )
+    .bind(office)
+    .bind(from_ms)
+    .bind(to_ms)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(SeatedBooking {
+                id: r.try_get("id")?,
+                code: r.try_get("code")?,
+                office: r.try_get("office_code")?,
+                start_ms: r.try_get("start_ms")?,
+                seats: to_u32(r.try_get("seats")?),
+                email_enc: r.try_get("email_enc")?,
+                created_ms: r.try_get("created_ms")?,
+            })
+        })
+        .collect()
+}
+
+/// [`WriteOp::Move`] inside the caller's transaction and its own savepoint: the new seats are taken first, then
+/// the old ones released. A refusal (the slot filled meanwhile, the booking
+/// no longer active) rolls back the savepoint alone and is returned, so the
+/// caller can try the next seat.
+#[allow(clippy::too_many_arguments)]
+pub async fn move_booking_in(
+    tx: &mut Tx,
+    booking_id: &str,
+    office: &str,
+    start_ms: i64,
+    capacity: u32,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    sqlx::query("SAVEPOINT reseat").execute(&mut **tx).await?;
+    let r = move_booking(tx, booking_id, office, start_ms, capacity, now_ms, mail).await;
+    match &r {
+        Ok(_) => {}
+        Err(WriteError::Store(StoreError::Unavailable(_) | StoreError::Other(_))) => return r,
+        Err(_) => {
+            sqlx::query("ROLLBACK TO SAVEPOINT reseat")
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
+    sqlx::query("RELEASE SAVEPOINT reseat")
+        .execute(&mut **tx)
+        .await?;
+    r
+}
+
+/// A pool's share of a slot of `capacity` seats at `office`, by its policy
+/// (an office without one offers every seat online).
+async fn pool_capacity_in(
+    tx: &mut Tx,
+    office: &str,
+    pool: Pool,
+    capacity: u32,
+) -> std::result::Result<u32, WriteError> {
+    let row = sqlx::query(
+        "SELECT online_pct, urgent_pct, walk_in_pct, priority_pct FROM office_policies WHERE office_code = $1",
+    )
+    .bind(office)
+    .fetch_optional(&mut **tx)
+    .await?;
+    let Some(r) = row else {
+        return Ok(if pool == Pool::Online { capacity } else { 0 });
+    };
+    let pct = |c: &str| -> std::result::Result<u32, sqlx::Error> { Ok(to_u32(r.try_get(c)?)) };
+    let shares = pasaporte_core::shares::Shares::new(
+        pct("online_pct")?,
+        pct("urgent_pct")?,
+        pct("walk_in_pct")?,
+        pct("priority_pct")?,
+    )
+    .map_err(|_| StoreError::Other(format!("stored shares of {office} are invalid")))?;
+    Ok(shares.split(capacity).get(pool))
+}
+
+async fn move_booking(
+    tx: &mut Tx,
+    id: &str,
+    office: &str,
+    start_ms: i64,
+    capacity: u32,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    let row = sqlx::query(
+        "SELECT office_code, start_ms, seats, status, pool FROM bookings WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(WriteError::Store(StoreError::NotFound))?;
+    let status: String = row.try_get("status")?;
+    let pool: String = row.try_get("pool")?;
+    let pool = parse_pool(&pool)?;
+    let (from_office, from_ms, seats): (String, i64, i64) = (
+        row.try_get("office_code")?,
+        row.try_get("start_ms")?,
+        row.try_get("seats")?,
+    );
+    let holds_seats = match status.as_str() {
+        "active" => true,
+        "displaced" => false,
+        _ => return Err(WriteError::NotActive),
+    };
+    if holds_seats && from_office == office && from_ms == start_ms {
+        return Err(WriteError::SameSlot);
+    }
+    // The booking keeps its pool: its share of the new slot.
+    let capacity = pool_capacity_in(tx, office, pool, capacity).await?;
+    add_seats(tx, office, start_ms, pool, capacity, to_u32(seats)).await?;
+    if holds_seats {
+        release_seats(tx, &from_office, from_ms, pool, seats).await?;
+    }
+    // The status read above again: on PostgreSQL a check-in or the no-show
+    // worker may have committed since.
+    let moved = sqlx::query(
+        "UPDATE bookings SET office_code = $2, start_ms = $3, status = 'active', updated_ms = $4
+         WHERE id = $1 AND status = $5",
+    )
+    .bind(id)
+    .bind(office)
+    .bind(start_ms)
+    .bind(now_ms)
+    .bind(&status)
+    .execute(&mut **tx)
+    .await?;
+    if moved.rows_affected() != 1 {
+        return Err(WriteError::NotActive);
+    }
+    insert_mail(tx, mail, now_ms).await?;
+    Ok(WriteOutcome::Moved {
+        from_office,
+        from_ms,
+        to_office: office.to_string(),
+        to_ms: start_ms,
+        seats: to_u32(seats),
+        released: if holds_seats { to_u32(seats) } else { 0 },
+    })
+}
+
+/// Marks an active booking `displaced`: its seats are released, its people
+/// stay held (no one loses their place to the closure), and it waits for
+/// the citizen's choice.
+pub async fn displace_booking_in(
+    tx: &mut Tx,
+    booking_id: &str,
+    now_ms: i64,
+    mail: &MailRow,
+) -> std::result::Result<WriteOutcome, WriteError> {
+    let (office, start_ms, seats, pool) = active_booking(tx, booking_id).await?;
+    let done = sqlx::query(
+        "UPDATE bookings SET status = 'displaced', updated_ms = $2 WHERE id = $1 AND status = 'active'",
+    )
+    .bind(booking_id)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    if done.rows_affected() != 1 {
+        return Err(WriteError::NotActive);
+    }
+    release_seats(tx, &office, start_ms, pool, seats).await?;
+    insert_mail(tx, mail, now_ms).await?;
+    Ok(WriteOutcome::Displaced {
+        office,
+        start_ms,
+        seats: to_u32(seats),
+    })
+}
+
+impl Store {
+    /// `(office, day)` of every closure and capacity cut on or after `from`
+    /// (local dates), by office then day: the days re-seating may still owe.
+    pub async fn closed_or_cut_days_since(
+        &self,
+        from: pasaporte_core::jiff::civil::Date,
+    ) -> Result<Vec<(String, pasaporte_core::jiff::civil::Date)>> {
+        let rows = sqlx::query(
+            "SELECT office_code, day FROM closures WHERE day >= $1
+             UNION SELECT office_code, day FROM capacity_cuts WHERE day >= $1
+             ORDER BY office_code, day",
+        )
+        .bind(from.to_string())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let day: String = r.try_get("day")?;
+                Ok((
+                    r.try_get("office_code")?,
+                    day.parse()
+                        .map_err(|_| StoreError::Other("stored day is not a date".into()))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// How many active bookings the office has starting in `[from_ms, to_ms)`.
+    pub async fn active_between(&self, office: &str, from_ms: i64, to_ms: i64) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT COUNT(*) AS n FROM bookings
+             WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND status = 'active'",
+        )
+        .bind(office)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(r.try_get("n")?)
+    }
+
+    /// Displaced bookings, oldest first, of `office` or of every office.
+    pub async fn displaced_bookings(&self, office: Option<&str>) -> Result<Vec<DisplacedRow>> {
+        let rows = sqlx::query(
+            "SELECT code, office_code, start_ms, seats, updated_ms FROM bookings
+             WHERE status = 'displaced' AND ($1 = '' OR office_code = $1)
+             ORDER BY updated_ms, code LIMIT $2",
+        )
+        .bind(office.unwrap_or(""))
+        .bind(i64::from(DISPLACED_LIST_MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DisplacedRow {
+                    code: r.try_get("code")?,
+                    office: r.try_get("office_code")?,
+                    start_ms: r.try_get("start_ms")?,
+                    seats: to_u32(r.try_get("seats")?),
+                    updated_ms: r.try_get("updated_ms")?,
+                })
+            })
+            .collect()
     }
 }

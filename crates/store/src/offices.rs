@@ -1,7 +1,9 @@
-//! Offices, their one-off closures, and their release policies (mode and
+//! Offices, their one-off closures, their capacity cuts (days with fewer
+//! counters; the last two also written inside a caller's transaction by
+//! re-seating, see `bookings.rs`), and their release policies (mode and
 //! capacity split per pool).
 
-use crate::{Result, Store, StoreError, to_i64, to_u32};
+use crate::{Result, Store, StoreError, Tx, to_i64, to_u32};
 use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::calendar::Closure;
 use pasaporte_core::jiff::civil::{Date, Weekday};
@@ -136,12 +138,46 @@ impl Store {
         Ok(())
     }
 
+    /// Reopens the office on `day`. Re-seating capped the day's slots at no
+    /// seat; the empty ones are forgotten so the calendar's capacity applies
+    /// again (unless the day also has a capacity cut, whose capped slots
+    /// stay: post the cut again to set them to its capacity).
     pub async fn remove_closure(&self, office: &str, day: Date) -> Result<()> {
+        let bounds = match self.office(office).await {
+            Ok(o) => {
+                let tz = o.time_zone.clone();
+                let ms = |d: Date| {
+                    d.to_zoned_datetime(tz.clone())
+                        .map(|z| z.timestamp().as_millisecond())
+                        .map_err(|e| StoreError::Other(e.to_string()))
+                };
+                let next = day
+                    .tomorrow()
+                    .map_err(|e| StoreError::Other(e.to_string()))?;
+                Some((ms(day)?, ms(next)?))
+            }
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e),
+        };
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM closures WHERE office_code = $1 AND day = $2")
             .bind(office)
             .bind(day.to_string())
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        if let Some((from, to)) = bounds {
+            sqlx::query(
+                "DELETE FROM slot_seats WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND booked = 0
+                   AND NOT EXISTS (SELECT 1 FROM capacity_cuts c WHERE c.office_code = $1 AND c.day = $4)",
+            )
+            .bind(office)
+            .bind(from)
+            .bind(to)
+            .bind(day.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
@@ -225,5 +261,73 @@ impl Store {
         crate::append_audit_event(&mut tx, event).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// A day on which an office runs `counters` counters instead of its usual number.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CapacityCut {
+    pub date: Date,
+    pub counters: u32,
+    pub reason: String,
+}
+
+/// Closes an office for one local date inside `tx` (replacing the reason if
+/// already closed): visible only with the re-seating it is committed with.
+pub async fn insert_closure_in(tx: &mut Tx, office: &str, day: Date, reason: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO closures (office_code, day, reason) VALUES ($1, $2, $3)
+         ON CONFLICT (office_code, day) DO UPDATE SET reason = excluded.reason",
+    )
+    .bind(office)
+    .bind(day.to_string())
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Records a capacity cut inside `tx` (replacing an earlier one for the day).
+pub async fn insert_capacity_cut_in(
+    tx: &mut Tx,
+    office: &str,
+    day: Date,
+    counters: u32,
+    reason: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO capacity_cuts (office_code, day, counters, reason) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (office_code, day) DO UPDATE SET counters = excluded.counters, reason = excluded.reason",
+    )
+    .bind(office)
+    .bind(day.to_string())
+    .bind(to_i64(counters))
+    .bind(reason)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl Store {
+    /// The office's capacity cuts, oldest first.
+    pub async fn capacity_cuts(&self, office: &str) -> Result<Vec<CapacityCut>> {
+        let rows = sqlx::query(
+            "SELECT day, counters, reason FROM capacity_cuts WHERE office_code = $1 ORDER BY day",
+        )
+        .bind(office)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let day: String = r.try_get("day")?;
+                Ok(CapacityCut {
+                    date: day.parse().map_err(|_| {
+                        StoreError::Other("stored capacity cut has a bad date".into())
+                    })?,
+                    counters: to_u32(r.try_get("counters")?),
+                    reason: r.try_get("reason")?,
+                })
+            })
+            .collect()
     }
 }

@@ -118,7 +118,8 @@ fn add_seats(
 ) -> Result<(), WriteError> {
     tx.prepare_cached(
         "INSERT INTO slot_seats (office_code, start_ms, pool, capacity, booked) VALUES (?1, ?2, ?5, ?3, ?4)
-         ON CONFLICT (office_code, start_ms, pool) DO UPDATE SET booked = slot_seats.booked + excluded.booked, capacity = excluded.capacity",
+         ON CONFLICT (office_code, start_ms, pool) DO UPDATE SET booked = slot_seats.booked + excluded.booked,
+           capacity = CASE WHEN excluded.capacity < slot_seats.capacity THEN excluded.capacity ELSE slot_seats.capacity END",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -271,6 +272,91 @@ fn active_booking(tx: &Transaction<'_>, id: &str) -> Result<(String, i64, i64, P
     Ok((office, start, seats, parse_pool(&pool)?))
 }
 
+/// See `pool_capacity_in` in `bookings.rs`.
+fn pool_capacity(
+    tx: &Transaction<'_>,
+    office: &str,
+    pool: Pool,
+    capacity: u32,
+) -> Result<u32, WriteError> {
+    let row: Option<(i64, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT online_pct, urgent_pct, walk_in_pct, priority_pct FROM office_policies WHERE office_code = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![office], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()
+        })
+        .map_err(write_err)?;
+    let Some((o, u, w, p)) = row else {
+        return Ok(if pool == Pool::Online { capacity } else { 0 });
+    };
+    let shares = pasaporte_core::shares::Shares::new(to_u32(o), to_u32(u), to_u32(w), to_u32(p))
+        .map_err(|_| {
+            WriteError::Store(StoreError::Other(format!(
+                "stored shares of {office} are invalid"
+            )))
+        })?;
+    Ok(shares.split(capacity).get(pool))
+}
+
+/// See `WriteOp::Move` (and `move_booking` in `bookings.rs`).
+#[allow(clippy::too_many_arguments)]
+fn move_booking(
+    tx: &Transaction<'_>,
+    id: &str,
+    office: &str,
+    start_ms: i64,
+    capacity: u32,
+    now_ms: i64,
+    mail: &MailRow,
+) -> Result<WriteOutcome, WriteError> {
+    let row: Option<(String, i64, i64, String, String)> = tx
+        .prepare_cached(
+            "SELECT office_code, start_ms, seats, status, pool FROM bookings WHERE id = ?1",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
+        })
+        .map_err(write_err)?;
+    let (from_office, from_ms, seats, status, pool) =
+        row.ok_or(WriteError::Store(StoreError::NotFound))?;
+    let pool = parse_pool(&pool)?;
+    let holds_seats = match status.as_str() {
+        "active" => true,
+        "displaced" => false,
+        _ => return Err(WriteError::NotActive),
+    };
+    if holds_seats && from_office == office && from_ms == start_ms {
+        return Err(WriteError::SameSlot);
+    }
+    // The booking keeps its pool: its share of the new slot.
+    let capacity = pool_capacity(tx, office, pool, capacity)?;
+    add_seats(tx, office, start_ms, pool, capacity, to_u32(seats))?;
+    if holds_seats {
+        release_seats(tx, &from_office, from_ms, pool, seats)?;
+    }
+    tx.prepare_cached(
+        "UPDATE bookings SET office_code = ?2, start_ms = ?3, status = 'active', updated_ms = ?4 WHERE id = ?1",
+    )
+    .and_then(|mut s| s.execute(params![id, office, start_ms, now_ms]))
+    .map_err(write_err)?;
+    insert_mail(tx, mail, now_ms)?;
+    Ok(WriteOutcome::Moved {
+        from_office,
+        from_ms,
+        to_office: office.to_string(),
+        to_ms: start_ms,
+        seats: to_u32(seats),
+        released: if holds_seats { to_u32(seats) } else { 0 },
+    })
+}
+
 fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteError> {
     match op {
         WriteOp::Book(b) => book(tx, b),
@@ -304,13 +390,34 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
             now_ms,
             mail,
         } => {
-            let (office, start, seats, pool) = active_booking(tx, booking_id)?;
+            let row: Option<(String, i64, i64, String, String)> = tx
+                .prepare_cached(
+                    "SELECT office_code, start_ms, seats, status, pool FROM bookings WHERE id = ?1",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![booking_id], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })
+                    .optional()
+                })
+                .map_err(write_err)?;
+            let (office, start, seats, status, pool) =
+                row.ok_or(WriteError::Store(StoreError::NotFound))?;
+            let pool = parse_pool(&pool)?;
+            // A displaced booking (see re-seating) holds its person but no seat.
+            let seats = match status.as_str() {
+                "active" => seats,
+                "displaced" => 0,
+                _ => return Err(WriteError::NotActive),
+            };
             tx.prepare_cached(
                 "UPDATE bookings SET status = 'cancelled', updated_ms = ?2 WHERE id = ?1",
             )
             .and_then(|mut s| s.execute(params![booking_id, now_ms]))
             .map_err(write_err)?;
-            release_seats(tx, &office, start, pool, seats)?;
+            if seats > 0 {
+                release_seats(tx, &office, start, pool, seats)?;
+            }
             tx.prepare_cached("DELETE FROM person_holds WHERE booking_id = ?1")
                 .and_then(|mut s| s.execute(params![booking_id]))
                 .map_err(write_err)?;
@@ -322,5 +429,13 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
                 pool,
             })
         }
+        WriteOp::Move {
+            booking_id,
+            office,
+            start_ms,
+            capacity,
+            now_ms,
+            mail,
+        } => move_booking(tx, booking_id, office, *start_ms, *capacity, *now_ms, mail),
     }
 }

@@ -118,6 +118,11 @@ pub const CONSOLE_ROUTES: &[(Method, &str, Action)] = &[
         Action::ViewSupervisorQueues,
     ),
     (
+        Method::POST,
+        "/console/supervisor/closures",
+        Action::ManageOfficeDays,
+    ),
+    (
         Method::GET,
         "/console/reconciliation",
         Action::ViewReconciliation,
@@ -204,6 +209,7 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             post(waiver_decision),
         )
         .route("/console/supervisor", get(supervisor))
+        .route("/console/supervisor/closures", post(close_day))
         .route("/console/reconciliation", get(reconciliation))
         .route("/console/reconciliation.csv", get(reconciliation_csv))
         .route("/console/audit", get(audit))
@@ -2434,6 +2440,9 @@ async fn photo(
 #[derive(Deserialize, Default)]
 struct OfficeQuery {
     office: Option<String>,
+    /// After a closure: bookings moved and displaced.
+    moved: Option<usize>,
+    displaced: Option<usize>,
 }
 
 /// The offices a person may pick in a filter, with "all" first.
@@ -2485,9 +2494,34 @@ async fn supervisor(
     {
         return not_found(lang);
     }
+    let notice = q.moved.map(|m| {
+        let d = q.displaced.unwrap_or(0);
+        match lang {
+            Lang::Es => format!(
+                "Día cerrado: {m} citas reubicadas, {d} esperan que el ciudadano elija otra hora."
+            ),
+            Lang::En => format!(
+                "Day closed: {m} bookings re-seated, {d} waiting for the citizen to choose a time."
+            ),
+        }
+    });
+    supervisor_page(&app, &s, lang, office, notice, Vec::new(), StatusCode::OK).await
+}
+
+/// The supervisor page: the queues, the form to close an office's day and
+/// the bookings a closure left waiting for their citizens' choice.
+async fn supervisor_page(
+    app: &crate::app::App,
+    s: &StaffSession,
+    lang: Lang,
+    office: Option<String>,
+    notice: Option<String>,
+    errors: Vec<ErrorItem>,
+    status: StatusCode,
+) -> Response {
     let now = Timestamp::now();
     let [flagged, pending, overdue] =
-        match staff_api::supervisor_lists(&app, &s, office.as_deref(), now).await {
+        match staff_api::supervisor_lists(app, s, office.as_deref(), now).await {
             Ok(l) => l,
             Err(e) => {
                 return match failure(lang, e) {
@@ -2508,15 +2542,15 @@ async fn supervisor(
     {
         match app.store.application(&w.application_id).await {
             Ok(r) => {
-                let mut line = work_line(&app, lang, &r);
-                line.since = when(&app, &r.office, w.requested_ms);
+                let mut line = work_line(app, lang, &r);
+                line.since = when(app, &r.office, w.requested_ms);
                 waiver_lines.push(line);
             }
             Err(pasaporte_store::StoreError::NotFound) => {}
             Err(e) => return store_failure(lang, e),
         }
     }
-    let line = |r: &pasaporte_store::ApplicationRow| work_line(&app, lang, r);
+    let line = |r: &pasaporte_store::ApplicationRow| work_line(app, lang, r);
     let tables = vec![
         WorkTable {
             id: "flagged",
@@ -2555,13 +2589,106 @@ async fn supervisor(
         Some(o) => format!("/console/supervisor?office={}", enc(o)),
         None => "/console/supervisor".to_string(),
     };
-    let page = SupervisorPage {
-        c: ConsoleChrome::new(lang, title, &path, Some(&s)),
-        registry: registry_line(&app, lang, None),
-        offices: office_choices(&app, &s, lang, office.as_deref().unwrap_or("")),
-        tables,
+    let displaced = match crate::reseat::displaced(app, office.as_deref()).await {
+        Ok(rows) => rows
+            .into_iter()
+            .filter(|r| s.may_use_office(&r.office))
+            .map(|r| DisplacedLine {
+                lost: when(app, &r.office, r.start_ms),
+                since: when(app, &r.office, r.updated_ms),
+                code: r.code,
+                office: r.office,
+                seats: r.seats,
+            })
+            .collect(),
+        Err(e) => {
+            return match failure(lang, e) {
+                Failure::Page(r) => r,
+                Failure::Fix(..) => internal_page(lang),
+            };
+        }
     };
-    render(StatusCode::OK, lang, &page)
+    let may_close = allows(s.role, Action::ManageOfficeDays);
+    let mut close_offices = office_choices(app, s, lang, office.as_deref().unwrap_or(""));
+    close_offices.retain(|o| !o.value.is_empty());
+    let page = SupervisorPage {
+        c: ConsoleChrome::new(lang, title, &path, Some(s)),
+        registry: registry_line(app, lang, None),
+        offices: office_choices(app, s, lang, office.as_deref().unwrap_or("")),
+        tables,
+        notice,
+        errors,
+        may_close,
+        close_offices,
+        csrf: s.csrf.clone(),
+        displaced,
+    };
+    render(status, lang, &page)
+}
+
+/// Closes an office for a day from the supervisor page; its bookings are
+/// re-seated at once (see `reseat`).
+async fn close_day(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    uri: Uri,
+    ConsoleForm { session: s, form }: ConsoleForm<HashMap<String, String>>,
+) -> Response {
+    let office = value(&form, "office");
+    if let Err(r) = s.require(
+        Action::ManageOfficeDays,
+        Some(&office),
+        &page_of(&uri, lang),
+        lang,
+    ) {
+        return r.into_response();
+    }
+    if !s.may_use_office(&office) || app.office(&office).is_none() {
+        return not_found(lang);
+    }
+    let day = value(&form, "day").trim().parse();
+    let result = match day {
+        Ok(day) => {
+            crate::reseat::close_office_day(
+                &app,
+                &office,
+                day,
+                &value(&form, "reason"),
+                &s.actor(),
+                Timestamp::now(),
+            )
+            .await
+        }
+        Err(_) => Err(WorkError::Invalid(pasaporte_core::FieldErrors(vec![
+            pasaporte_core::FieldError::new(
+                "day",
+                "invalid_date",
+                "Escriba la fecha como AAAA-MM-DD.",
+                "Write the date as YYYY-MM-DD.",
+            ),
+        ]))),
+    };
+    match result {
+        Ok(r) => see_other(&format!(
+            "/console/supervisor?lang={}&moved={}&displaced={}",
+            lang.code(),
+            r.moved.len(),
+            r.displaced
+        )),
+        Err(e) => match failure(lang, e) {
+            Failure::Page(r) => r,
+            Failure::Fix(status, problems) => {
+                let errors = problems
+                    .into_iter()
+                    .map(|p| ErrorItem {
+                        href: format!("#close-{}", p.field.as_deref().unwrap_or("day")),
+                        message: p.message,
+                    })
+                    .collect();
+                supervisor_page(&app, &s, lang, None, None, errors, status).await
+            }
+        },
+    }
 }
 
 /// The reconciliation's rows and totals as this person may see them.
@@ -3309,6 +3436,21 @@ struct SupervisorPage {
     registry: String,
     offices: Vec<Opt>,
     tables: Vec<WorkTable>,
+    notice: Option<String>,
+    errors: Vec<ErrorItem>,
+    may_close: bool,
+    close_offices: Vec<Opt>,
+    csrf: String,
+    displaced: Vec<DisplacedLine>,
+}
+
+/// A booking a closure left without a seat, as supervisors see it.
+pub struct DisplacedLine {
+    pub code: String,
+    pub office: String,
+    pub lost: String,
+    pub since: String,
+    pub seats: u32,
 }
 
 pub struct ReconLine {

@@ -932,7 +932,12 @@ fn manage_page(
         place: office_place(o),
         when: i18n::local_when(lang, o, b.start),
         active: b.active,
-        status_text: if b.active {
+        status_text: if b.status == "displaced" {
+            lang.pick(
+                "Sin hora: la oficina cerró ese día y no había otro cupo cercano. Elija una nueva hora o cancele; su lugar se mantiene mientras tanto.",
+                "Without a time: the office closed that day and there was no nearby seat. Choose a new time or cancel; your place is kept meanwhile.",
+            )
+        } else if b.active {
             lang.pick("Activa", "Active")
         } else {
             lang.pick("Cancelada", "Cancelled")

@@ -145,6 +145,21 @@ pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
         "/api/v1/staff/offices/{office}/urgent-bookings",
         Action::GrantUrgent,
     ),
+    (
+        Method::POST,
+        "/api/v1/staff/offices/{office}/closures",
+        Action::ManageOfficeDays,
+    ),
+    (
+        Method::POST,
+        "/api/v1/staff/offices/{office}/capacity-cuts",
+        Action::ManageOfficeDays,
+    ),
+    (
+        Method::GET,
+        "/api/v1/staff/offices/{office}/displaced",
+        Action::ManageOfficeDays,
+    ),
 ];
 
 pub fn routes(app: &AppState) -> Router<AppState> {
@@ -209,6 +224,12 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             "/api/v1/staff/offices/{office}/urgent-bookings",
             post(urgent_booking),
         )
+        .route("/api/v1/staff/offices/{office}/closures", post(close_day))
+        .route(
+            "/api/v1/staff/offices/{office}/capacity-cuts",
+            post(cut_capacity),
+        )
+        .route("/api/v1/staff/offices/{office}/displaced", get(displaced))
         // Every route above is checked against the policy table before its
         // handler runs (and so before its body is read).
         .route_layer(axum::middleware::from_fn_with_state(
@@ -1277,4 +1298,171 @@ async fn urgent_booking(
         }),
     )
         .into_response())
+}
+
+#[derive(Deserialize)]
+struct CloseDayBody {
+    day: String,
+    reason: String,
+}
+
+#[derive(Deserialize)]
+struct CutBody {
+    day: String,
+    counters: u32,
+    reason: String,
+}
+
+#[derive(Serialize)]
+struct MovedJson {
+    code: String,
+    from_office: String,
+    from: String,
+    to_office: String,
+    to: String,
+    seats: u32,
+}
+
+#[derive(Serialize)]
+struct ReseatJson {
+    moved: usize,
+    displaced: usize,
+    untouched: usize,
+    moves: Vec<MovedJson>,
+}
+
+fn instant_text(app: &crate::app::App, office: &str, ms: i64) -> String {
+    match (app.office(office), Timestamp::from_millisecond(ms)) {
+        (Some(e), Ok(t)) => calendar::rfc3339_local(&e.office, t),
+        (None, Ok(t)) => t.to_string(),
+        (_, Err(_)) => ms.to_string(),
+    }
+}
+
+fn reseat_json(app: &crate::app::App, r: crate::reseat::ReseatReport) -> ReseatJson {
+    ReseatJson {
+        moved: r.moved.len(),
+        displaced: r.displaced,
+        untouched: r.untouched,
+        moves: r
+            .moved
+            .into_iter()
+            .map(|m| MovedJson {
+                from: instant_text(app, &m.from_office, m.from_ms),
+                to: instant_text(app, &m.to_office, m.to_ms),
+                code: m.code_masked,
+                from_office: m.from_office,
+                to_office: m.to_office,
+                seats: m.seats,
+            })
+            .collect(),
+    }
+}
+
+/// The office named in the path, for a person who works there (others get
+/// the answer an unknown office gets).
+fn office_of_staff(
+    staff: &crate::auth::StaffSession,
+    lang: Lang,
+    office: &str,
+) -> Result<(), ApiError> {
+    if staff.may_use_office(office) {
+        Ok(())
+    } else {
+        Err(work_error(lang, WorkError::NotFound))
+    }
+}
+
+fn day_of(lang: Lang, day: &str) -> Result<pasaporte_core::jiff::civil::Date, ApiError> {
+    day.trim().parse().map_err(|_| {
+        ApiError::invalid(
+            lang,
+            &pasaporte_core::FieldErrors(vec![pasaporte_core::FieldError::new(
+                "day",
+                "invalid_date",
+                "Escriba la fecha como AAAA-MM-DD.",
+                "Write the date as YYYY-MM-DD.",
+            )]),
+        )
+    })
+}
+
+/// Closes the office for a day; its bookings are re-seated at once.
+async fn close_day(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(office): Path<String>,
+    ApiJson(body): ApiJson<CloseDayBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::ManageOfficeDays, None, now)?;
+    office_of_staff(staff, lang, &office)?;
+    let day = day_of(lang, &body.day)?;
+    let r = crate::reseat::close_office_day(&app, &office, day, &body.reason, &staff.actor(), now)
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    Ok(Json(reseat_json(&app, r)).into_response())
+}
+
+/// Lowers the office's counters for a day; the bookings above the new
+/// capacity are re-seated at once.
+async fn cut_capacity(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffWrite,
+    Path(office): Path<String>,
+    ApiJson(body): ApiJson<CutBody>,
+) -> Result<Response, ApiError> {
+    let staff = &staff.0;
+    let now = Timestamp::now();
+    authorize(staff, lang, Action::ManageOfficeDays, None, now)?;
+    office_of_staff(staff, lang, &office)?;
+    let day = day_of(lang, &body.day)?;
+    let r = crate::reseat::cut_office_capacity(
+        &app,
+        &office,
+        day,
+        body.counters,
+        &body.reason,
+        &staff.actor(),
+        now,
+    )
+    .await
+    .map_err(|e| work_error(lang, e))?;
+    Ok(Json(reseat_json(&app, r)).into_response())
+}
+
+#[derive(Serialize)]
+struct DisplacedJson {
+    code: String,
+    office: String,
+    lost_start: String,
+    seats: u32,
+}
+
+/// Bookings of the office waiting for their citizens' choice.
+async fn displaced(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    staff: StaffSession,
+    Path(office): Path<String>,
+) -> Result<Response, ApiError> {
+    let now = Timestamp::now();
+    authorize(&staff, lang, Action::ManageOfficeDays, None, now)?;
+    office_of_staff(&staff, lang, &office)?;
+    let rows = crate::reseat::displaced(&app, Some(&office))
+        .await
+        .map_err(|e| work_error(lang, e))?;
+    let out: Vec<DisplacedJson> = rows
+        .into_iter()
+        .map(|r| DisplacedJson {
+            lost_start: instant_text(&app, &r.office, r.start_ms),
+            code: r.code,
+            office: r.office,
+            seats: r.seats,
+        })
+        .collect();
+    Ok(Json(out).into_response())
 }

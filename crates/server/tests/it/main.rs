@@ -14,6 +14,7 @@ mod mail;
 mod payments;
 mod production;
 mod registry;
+mod reseat;
 mod shares;
 mod simulate;
 mod support;

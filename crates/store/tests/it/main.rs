@@ -33,6 +33,7 @@ both!(
 // After `both!`, which it uses.
 mod payments;
 mod production;
+mod reseat;
 mod shares;
 mod staff;
 
