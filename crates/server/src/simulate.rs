@@ -10,10 +10,10 @@
 //!    release day, 20% of them bots sending 100 times as many requests as
 //!    people, first under a live release (bookings race), then under a
 //!    ballot release (requests, then a draw), if the service has ballots;
-//! 2. an office closing for a day (a strike), if the service has closures;
-//! 3. booklet stock falling to 10 days and the main printing vendor
+//! 2. booklet stock falling to 10 days and the main printing vendor
 //!    draining while orders go on to a second vendor;
-//! 4. reconfirmation before the appointment, if the service has it;
+//! 3. reconfirmation before the appointment;
+//! 4. an office closing for a day (a strike), its bookings re-seated;
 //! 5. the measures: appointments that vanished (must be 0), bookings
 //!    re-seated, the bots' share of seats against their share of people,
 //!    days to the next free seat per office, capacity offered against demand.
@@ -268,6 +268,8 @@ pub struct StrikeFigures {
     pub day: String,
     pub bookings_affected: u64,
     pub reseated: u64,
+    /// No equivalent seat free: kept, the citizen chooses (never dropped).
+    pub displaced: u64,
 }
 
 /// Days from the live release's day to the next free seat at one office.
@@ -949,7 +951,6 @@ async fn scenario(
     let (ballot, ballot_state) = ballot_release(&mut w, &ballot_cast, days[1]).await?;
     // At the surge's height: before reconfirmation frees seats.
     let earliest_after = earliest(&w, days[0]).await?;
-    let strike = strike(&mut w, days[0]).await?;
     let (stock, vendors) = production(&mut w).await?;
     let reconfirmation = reconfirmation(
         &mut w,
@@ -959,6 +960,8 @@ async fn scenario(
         ballot_state.as_ref(),
     )
     .await?;
+
+    let strike = strike(&mut w, days[0]).await?;
 
     w.phase("measuring", w.acknowledged.len() as u64 + 2);
     let (vanished, moved) = vanished(&w).await?;
@@ -1648,19 +1651,37 @@ async fn ballot_release(
     Ok((Step::Done(f), Some(BallotState { held })))
 }
 
-/// A strike: the largest Bogotá office closed on the live release's day.
+/// A strike: the largest Bogotá office closed on the live release's day,
+/// by a supervisor over the staff API; the service re-seats its bookings
+/// (the nearest equivalent seats: same city, that day or the next) or,
+/// with none free, keeps them displaced for their citizens to choose.
 async fn strike(w: &mut World, day: Date) -> anyhow::Result<Step<StrikeFigures>> {
     w.phase("strike: an office closed for a day", 1);
     let office = w.offices.first().cloned().unwrap_or_default();
     let path = format!("/api/v1/staff/offices/{office}/closures");
-    if !has_route(w, Method::POST, &path, Some(&w.admin)).await {
+    let (status, v) = w
+        .staff(
+            &w.supervisor,
+            Method::POST,
+            &path,
+            Some(&json!({ "day": day.to_string(), "reason": "Paro (simulacro julio 2025)" })),
+        )
+        .await?;
+    if matches!(status, 404 | 405) && v.is_null() {
         return Ok(Step::NotAvailable {
-            why: format!("POST {path}: not in this build; day {day}"),
+            why: format!("POST {path}: not in this build"),
         });
     }
-    Ok(Step::NotAvailable {
-        why: format!("POST {path}: not driven by this build of the simulator"),
-    })
+    anyhow::ensure!(status == 200, "closing {office} on {day}: {status} {v}");
+    let moved = v["moved"].as_u64().unwrap_or(0);
+    let displaced = v["displaced"].as_u64().unwrap_or(0);
+    Ok(Step::Done(StrikeFigures {
+        office,
+        day: day.to_string(),
+        bookings_affected: moved + displaced,
+        reseated: moved,
+        displaced,
+    }))
 }
 
 /// The production step's two printing vendors (their simulators run
@@ -2198,7 +2219,9 @@ async fn vanished(w: &World) -> anyhow::Result<(u64, u64)> {
         let kept = status == 200
             && matches!(
                 v["status"].as_str(),
-                Some("active" | "checked_in" | "no_show" | "cancelled" | "unconfirmed")
+                Some(
+                    "active" | "checked_in" | "no_show" | "cancelled" | "unconfirmed" | "displaced"
+                )
             );
         if !kept {
             gone += 1;

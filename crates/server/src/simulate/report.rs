@@ -125,14 +125,19 @@ pub fn markdown(f: &Figures, lang: Lang) -> String {
         Step::Done(st) => {
             let _ = writeln!(
                 s,
-                "{} {} {}: {} {}, {} {}.\n",
+                "{} {} {}: {} {}, {} {}, {} {}.\n",
                 st.office,
                 t("cerrada el", "closed on"),
                 st.day,
                 st.bookings_affected,
                 t("citas afectadas", "bookings affected"),
                 st.reseated,
-                t("reubicadas", "re-seated")
+                t("reubicadas", "re-seated"),
+                st.displaced,
+                t(
+                    "sin cupo equivalente, a elección de su titular",
+                    "without an equivalent seat, for their citizen to choose"
+                )
             );
         }
         Step::NotAvailable { why } => {

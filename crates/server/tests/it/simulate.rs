@@ -1,7 +1,8 @@
 //! `pasaporte simulate july-2025` end to end on SQLite with a small crowd:
 //! nothing vanishes, bots win far more than their share of seats under a
 //! live release and about their share under the ballot, unconfirmed seats
-//! go to the waitlist, stock falls to ten days with the rationing rule
+//! go to the waitlist, a closed office's bookings are re-seated, stock
+//! falls to ten days with the rationing rule
 //! published, orders move to the second vendor, the report is written with
 //! its figures, and the same seed gives the same figures.
 
@@ -77,6 +78,16 @@ async fn july_2025_loses_nothing_and_replays() {
         assert_eq!(e.days_before, Some(0), "{e:?}");
         assert!(e.days_after >= Some(2), "{e:?}");
     }
+
+    // A strike: the office's bookings are re-seated (or kept for their
+    // citizens to choose), none lost; the moves are the bookings the
+    // vanished check finds at another seat.
+    let Step::Done(st) = &f.strike else {
+        panic!("{:?}", f.strike)
+    };
+    assert!(st.bookings_affected > 0, "{st:?}");
+    assert_eq!(st.bookings_affected, st.reseated + st.displaced, "{st:?}");
+    assert_eq!(f.moved, st.reseated, "{st:?}");
 
     // Stock down to ten days with the rationing rule published; the orders
     // go on to the second vendor once the main one drains.
