@@ -3,13 +3,17 @@
 //! replayable, with a progress bar on stderr and a report (Markdown, or HTML
 //! with SVG charts).
 //!
-//! The scenario, in order, each step only through the service's HTTP API
-//! (citizens and staff alike; the database is opened only to read the
-//! outbox as a mail client would and to run `Store::check_slots`):
+//! The scenario, in order, each citizen and staff action only through the
+//! service's HTTP API. Outside it: set-up as the CLI does it (offices,
+//! staff accounts, vendors, booklet stock), the simulators' own controls
+//! (the registry's people, paying at the payment simulator), the outbox
+//! read as a mail client would, the payment reference the citizen is
+//! handed, `Store::check_slots`, and the fair-access worker step run at
+//! instants ahead (the request period's close, reconfirmation deadlines):
 //! 1. a surge: requesters three times the seats of the Bogotá offices'
 //!    release day, 20% of them bots sending 100 times as many requests as
 //!    people, first under a live release (bookings race), then under a
-//!    ballot release (requests, then a draw), if the service has ballots;
+//!    ballot release (requests, proof of email, then the draw);
 //! 2. booklet stock falling to 10 days and the main printing vendor
 //!    draining while orders go on to a second vendor;
 //! 3. reconfirmation before the appointment;
