@@ -853,6 +853,30 @@ pub async fn withdraw_request(
     request_view(app, code, token).await
 }
 
+/// What a citizen does to their request: prove the email, take an
+/// offered seat, or withdraw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RequestAct {
+    Verify,
+    Accept,
+    Withdraw,
+}
+
+/// Runs `act` on the request behind `code` and `token`.
+pub async fn act_on_request(
+    app: &App,
+    act: RequestAct,
+    code: &str,
+    token: &str,
+    now: Timestamp,
+) -> Result<RequestView, WorkError> {
+    match act {
+        RequestAct::Verify => verify_request(app, code, token, now).await,
+        RequestAct::Accept => accept_offer(app, code, token, now).await,
+        RequestAct::Withdraw => withdraw_request(app, code, token, now).await,
+    }
+}
+
 // --- Reconfirmation ----------------------------------------------------------
 
 /// The citizen confirms they will come (the link of the reminder).

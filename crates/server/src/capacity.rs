@@ -131,6 +131,11 @@ pub struct CapacityDay {
     pub reasons: Vec<Withheld>,
     /// The same seats per pool, in [`Pool::ALL`] order.
     pub pools: Vec<PoolDay>,
+    /// People of ballot requests still waiting for a seat that name this
+    /// office and day (`Store::ballot_demand`).
+    pub demand: u32,
+    /// Whether a ballot release gives this day's online seats.
+    pub by_ballot: bool,
 }
 
 /// One pool's seats on one office-day.
@@ -323,6 +328,8 @@ pub fn day_capacity(usual: u32, view: &DayView, plan: &DayPlan) -> CapacityDay {
         withheld,
         reasons,
         pools: Vec::new(),
+        demand: 0,
+        by_ballot: false,
     }
 }
 
@@ -432,13 +439,17 @@ pub async fn capacity(
             ),
             None => PoolBooked::new(),
         };
-        let days = views
-            .iter()
-            .map(|v| {
-                let day = day_capacity(usual, v, &entry.planned_day(v.date).plan);
-                with_pools(day, pool_days(v, &entry.policy.shares, &booked))
-            })
-            .collect();
+        let demand = app.store.ballot_demand(&entry.office.code).await?;
+        let mut days = Vec::with_capacity(views.len());
+        for v in &views {
+            let day = day_capacity(usual, v, &entry.planned_day(v.date).plan);
+            let mut day = with_pools(day, pool_days(v, &entry.policy.shares, &booked));
+            day.demand = demand.get(&v.date.to_string()).copied().unwrap_or(0);
+            day.by_ballot = crate::ballot::live_refusal(app, &entry.office.code, v.date)
+                .await?
+                .is_some();
+            days.push(day);
+        }
         offices.push(OfficeCapacity {
             entry,
             usual_day_seats: usual,

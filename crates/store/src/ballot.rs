@@ -17,6 +17,7 @@ use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::shares::Pool;
 use sqlx::Row;
 use sqlx::any::AnyRow;
+use std::collections::BTreeMap;
 
 /// A release as stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -750,6 +751,30 @@ impl Store {
                     key_prefix: k.chars().take(12).collect(),
                     requests: r.try_get("n")?,
                 });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Demand per day at `office`: the people of requests still waiting
+    /// for a seat (in the draw, on a waitlist, offered) that name this office
+    /// and day among their preferences, by `YYYY-MM-DD`.
+    pub async fn ballot_demand(&self, office: &str) -> Result<BTreeMap<String, u32>> {
+        let rows = sqlx::query(
+            "SELECT r.preferences, b.seats FROM ballot_requests r JOIN bookings b ON b.id = r.booking_id
+             WHERE b.status IN ('requested', 'waitlisted', 'offered')",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let prefix = format!("slot:{office}:");
+        let mut out = BTreeMap::new();
+        for r in rows {
+            let prefs: String = r.try_get("preferences")?;
+            let seats = to_u32(r.try_get("seats")?);
+            for p in prefs.split('|') {
+                if let Some(day) = p.strip_prefix(&prefix) {
+                    *out.entry(day.to_string()).or_insert(0) += seats;
+                }
             }
         }
         Ok(out)

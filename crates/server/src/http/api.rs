@@ -451,6 +451,12 @@ struct CapacityDayJson {
     /// The same seats per pool (`offered`, `booked` and `free` above are
     /// their sums).
     pools: Vec<PoolJson>,
+    /// Whether a ballot release gives this day's online seats (not booked
+    /// live).
+    by_ballot: bool,
+    /// Demand: people of ballot requests still waiting for a seat that name
+    /// this office and day.
+    requests: u32,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -565,6 +571,8 @@ fn capacity_body(c: &Capacity) -> CapacityJson {
                         booked: d.booked,
                         free: d.free,
                         withheld: d.withheld,
+                        by_ballot: d.by_ballot,
+                        requests: d.demand,
                         reasons: d
                             .reasons
                             .iter()

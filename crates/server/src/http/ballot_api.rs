@@ -8,7 +8,7 @@ use super::api::{ApplicantJson, applicant_inputs, book_error};
 use super::staff_api::{authorize, work_error};
 use super::{ApiError, ApiJson, AppState, ReqLang};
 use crate::auth::{StaffSession, StaffWrite};
-use crate::ballot::{self, PreferenceInput, ReleaseInput, RequestInput};
+use crate::ballot::{self, PreferenceInput, ReleaseInput, RequestAct, RequestInput};
 use crate::i18n::Lang;
 use axum::Json;
 use axum::Router;
@@ -34,9 +34,18 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/releases/{id}/files/{name}", get(file))
         .route("/api/v1/releases/{id}/requests", post(submit))
         .route("/api/v1/requests/{code}", get(status))
-        .route("/api/v1/requests/{code}/verify", post(verify))
-        .route("/api/v1/requests/{code}/accept", post(accept))
-        .route("/api/v1/requests/{code}/withdraw", post(withdraw))
+        .route(
+            "/api/v1/requests/{code}/verify",
+            post(|s, l, h, p, b| act(RequestAct::Verify, s, l, h, p, b)),
+        )
+        .route(
+            "/api/v1/requests/{code}/accept",
+            post(|s, l, h, p, b| act(RequestAct::Accept, s, l, h, p, b)),
+        )
+        .route(
+            "/api/v1/requests/{code}/withdraw",
+            post(|s, l, h, p, b| act(RequestAct::Withdraw, s, l, h, p, b)),
+        )
         .route("/api/v1/bookings/{code}/confirm", post(confirm))
 }
 
@@ -240,8 +249,10 @@ async fn status(
     Ok(Json(v).into_response())
 }
 
-/// `POST /api/v1/requests/{code}/verify`: the proof of email.
-async fn verify(
+/// `POST /api/v1/requests/{code}/verify` (the proof of email), `…/accept`
+/// (take an offered seat), `…/withdraw`.
+async fn act(
+    act: RequestAct,
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
     headers: HeaderMap,
@@ -249,37 +260,7 @@ async fn verify(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let token = token_of(&headers, &body, lang)?;
-    let v = ballot::verify_request(&app, &code, &token, Timestamp::now())
-        .await
-        .map_err(|e| request_not_found(lang, e))?;
-    Ok(Json(v).into_response())
-}
-
-/// `POST /api/v1/requests/{code}/accept`: take an offered seat.
-async fn accept(
-    State(app): State<AppState>,
-    ReqLang(lang): ReqLang,
-    headers: HeaderMap,
-    Path(code): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let token = token_of(&headers, &body, lang)?;
-    let v = ballot::accept_offer(&app, &code, &token, Timestamp::now())
-        .await
-        .map_err(|e| request_not_found(lang, e))?;
-    Ok(Json(v).into_response())
-}
-
-/// `POST /api/v1/requests/{code}/withdraw`.
-async fn withdraw(
-    State(app): State<AppState>,
-    ReqLang(lang): ReqLang,
-    headers: HeaderMap,
-    Path(code): Path<String>,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    let token = token_of(&headers, &body, lang)?;
-    let v = ballot::withdraw_request(&app, &code, &token, Timestamp::now())
+    let v = ballot::act_on_request(&app, act, &code, &token, Timestamp::now())
         .await
         .map_err(|e| request_not_found(lang, e))?;
     Ok(Json(v).into_response())

@@ -1278,6 +1278,11 @@ async fn capacity_page(
                         booked: d.booked,
                         free: d.free,
                         withheld: d.withheld,
+                        demand: if d.by_ballot {
+                            format!("{} ({})", d.demand, lang.pick("sorteo", "draw"))
+                        } else {
+                            "—".into()
+                        },
                         reasons: d
                             .reasons
                             .iter()
@@ -1823,6 +1828,8 @@ struct CapacityRow {
     booked: u32,
     free: u32,
     withheld: u32,
+    /// Requests naming the day, when a ballot release gives it.
+    demand: String,
     reasons: String,
     /// Booked of offered per pool, in words.
     pools: String,

@@ -238,6 +238,15 @@ async fn ballot_release_end_to_end(db: TestDb) {
         assert_eq!(s, 200, "{v}");
         assert_eq!(v["status"], "requested");
     }
+    // The demand is published with the capacity: five verified people name
+    // the office's first day, whose seats go by draw.
+    let (s, cap) = app
+        .get(&format!("/api/v1/capacity?office=BAL&from={d1}&days=1"))
+        .await;
+    assert_eq!(s, 200, "{cap}");
+    let day = &cap["offices"][0]["days"][0];
+    assert_eq!(day["by_ballot"], true, "{cap}");
+    assert_eq!(day["requests"], 5, "{cap}");
     // A draw before the close is refused.
     let (s, v) = app
         .staff_call(

@@ -4,7 +4,7 @@
 //! `pages`: it shares its form fields, links and error pages.
 
 use super::*;
-use crate::ballot::{self as fair, PreferenceInput, RequestInput, RequestView};
+use crate::ballot::{self as fair, PreferenceInput, RequestAct, RequestInput, RequestView};
 use axum::routing::post;
 use pasaporte_store::ReleaseRow;
 
@@ -15,10 +15,16 @@ pub fn routes() -> Router<AppState> {
         .route("/solicitudes/{code}", get(request_page))
         .route(
             "/solicitudes/{code}/verificar",
-            get(verify_page).post(verify_submit),
+            get(verify_page).post(|s, l, p, h, f| act_submit(RequestAct::Verify, s, l, p, h, f)),
         )
-        .route("/solicitudes/{code}/aceptar", post(accept_submit))
-        .route("/solicitudes/{code}/retirar", post(withdraw_submit))
+        .route(
+            "/solicitudes/{code}/aceptar",
+            post(|s, l, p, h, f| act_submit(RequestAct::Accept, s, l, p, h, f)),
+        )
+        .route(
+            "/solicitudes/{code}/retirar",
+            post(|s, l, p, h, f| act_submit(RequestAct::Withdraw, s, l, p, h, f)),
+        )
         .route("/citas/{code}/confirmar", post(confirm_submit))
 }
 
@@ -504,98 +510,50 @@ async fn verify_page(
     )
 }
 
-/// A button of the request page: runs `act`, shows the page again with
-/// what happened, or why not.
-async fn act_on_request<F, Fut>(
-    app: &AppState,
-    lang: Lang,
-    code: &str,
-    key: &str,
-    done: &str,
-    act: F,
-) -> Result<Response, PageError>
-where
-    F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<RequestView, crate::workflow::WorkError>>,
-{
-    let (status, notice) = match act().await {
-        Ok(_) => (StatusCode::OK, done.to_string()),
-        Err(crate::workflow::WorkError::Refused { es, en, .. }) => {
-            (StatusCode::CONFLICT, lang.pick(es, en).to_string())
-        }
-        Err(e) => return Err(request_error(lang, e)),
+/// A button of the request page (verify, accept, withdraw): runs it and
+/// shows the page again with what happened, or why not.
+async fn act_submit(
+    act: RequestAct,
+    State(app): State<AppState>,
+    ReqLang(req_lang): ReqLang,
+    Path(code): Path<String>,
+    headers: HeaderMap,
+    Form(pairs): Form<Vec<(String, String)>>,
+) -> Result<Response, PageError> {
+    let form = FormValues::new(pairs);
+    let lang = form.lang(req_lang);
+    reject_cross_site(&headers, lang)?;
+    let key = form.get("clave").to_string();
+    let done = match act {
+        RequestAct::Verify => lang.pick(
+            "Correo confirmado: su solicitud entra al sorteo.",
+            "Email confirmed: your request enters the draw.",
+        ),
+        RequestAct::Accept => lang.pick(
+            "Aceptó el cupo: su cita está reservada y le enviamos un correo.",
+            "You took the seat: your appointment is booked and we sent you an email.",
+        ),
+        RequestAct::Withdraw => lang.pick(
+            "Retiró la solicitud. Puede reservar o solicitar otra cita.",
+            "You withdrew the request. You can book or request another appointment.",
+        ),
     };
-    let v = fair::request_view(app, code, key)
+    let (status, notice) =
+        match fair::act_on_request(&app, act, &code, &key, Timestamp::now()).await {
+            Ok(_) => (StatusCode::OK, done.to_string()),
+            Err(crate::workflow::WorkError::Refused { es, en, .. }) => {
+                (StatusCode::CONFLICT, lang.pick(es, en).to_string())
+            }
+            Err(e) => return Err(request_error(lang, e)),
+        };
+    let v = fair::request_view(&app, &code, &key)
         .await
         .map_err(|e| request_error(lang, e))?;
     render(
         status,
         lang,
-        &request_page_of(app, lang, v, key, Some(notice), false),
+        &request_page_of(&app, lang, v, &key, Some(notice), false),
     )
-}
-
-async fn verify_submit(
-    State(app): State<AppState>,
-    ReqLang(req_lang): ReqLang,
-    Path(code): Path<String>,
-    headers: HeaderMap,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
-    let form = FormValues::new(pairs);
-    let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
-    let key = form.get("clave").to_string();
-    let done = lang.pick(
-        "Correo confirmado: su solicitud entra al sorteo.",
-        "Email confirmed: your request enters the draw.",
-    );
-    act_on_request(&app, lang, &code, &key, done, || {
-        fair::verify_request(&app, &code, &key, Timestamp::now())
-    })
-    .await
-}
-
-async fn accept_submit(
-    State(app): State<AppState>,
-    ReqLang(req_lang): ReqLang,
-    Path(code): Path<String>,
-    headers: HeaderMap,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
-    let form = FormValues::new(pairs);
-    let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
-    let key = form.get("clave").to_string();
-    let done = lang.pick(
-        "Aceptó el cupo: su cita está reservada y le enviamos un correo.",
-        "You took the seat: your appointment is booked and we sent you an email.",
-    );
-    act_on_request(&app, lang, &code, &key, done, || {
-        fair::accept_offer(&app, &code, &key, Timestamp::now())
-    })
-    .await
-}
-
-async fn withdraw_submit(
-    State(app): State<AppState>,
-    ReqLang(req_lang): ReqLang,
-    Path(code): Path<String>,
-    headers: HeaderMap,
-    Form(pairs): Form<Vec<(String, String)>>,
-) -> Result<Response, PageError> {
-    let form = FormValues::new(pairs);
-    let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
-    let key = form.get("clave").to_string();
-    let done = lang.pick(
-        "Retiró la solicitud. Puede reservar o solicitar otra cita.",
-        "You withdrew the request. You can book or request another appointment.",
-    );
-    act_on_request(&app, lang, &code, &key, done, || {
-        fair::withdraw_request(&app, &code, &key, Timestamp::now())
-    })
-    .await
 }
 
 /// The reconfirmation button of the manage page.
