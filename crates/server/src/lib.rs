@@ -342,10 +342,13 @@ pub enum OfficesCommand {
 /// The demo offices, compiled in so `serve --demo` works from any folder.
 pub const DEMO_OFFICES_CSV: &str = include_str!("../../../data/offices.csv");
 
-fn init_logs() {
+/// Logs to stderr at `PASAPORTE_LOG`, else at `default` (`info` for the
+/// service; a simulation, whose bots are refused thousands of times on
+/// purpose, says only what goes wrong).
+fn init_logs(default: &str) {
     use tracing_subscriber::EnvFilter;
     let filter =
-        EnvFilter::try_from_env("PASAPORTE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+        EnvFilter::try_from_env("PASAPORTE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -671,7 +674,10 @@ async fn shutdown_signal() {
 /// Parses the command line and runs one command.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    init_logs(match cli.command {
+        Command::Simulate { .. } => "warn",
+        _ => "info",
+    });
     let rt = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {

@@ -48,7 +48,10 @@ async fn july_2025_loses_nothing_and_replays() {
     let Step::Done(b) = &f.ballot else {
         panic!("{:?}", f.ballot)
     };
-    assert!(b.bot_share_of_seats() < 1.5 * people_share, "{b:?}");
+    // The draw's seed is the server's own (random): at 300 requesters and
+    // about 108 seats the bots' share has a standard deviation near 3
+    // points, so 35 % is five of them above the 20 % expected.
+    assert!(b.bot_share_of_seats() < 1.75 * people_share, "{b:?}");
     assert_eq!(
         b.seats_to_people + b.seats_to_bots,
         b.seats_offered,
