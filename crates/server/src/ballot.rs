@@ -24,6 +24,7 @@ use pasaporte_core::calendar;
 use pasaporte_core::code::{CODE_LEN, ConfirmationCode};
 use pasaporte_core::jiff::civil::Date;
 use pasaporte_core::jiff::{SignedDuration, Timestamp};
+use pasaporte_core::shares::ReleaseMode;
 use pasaporte_core::{FieldError, FieldErrors};
 use pasaporte_store::{
     ApplicantRow, DrawWrite, DueBooking, MailRow, NewBooking, NewRequest, ReleaseFiles, ReleaseRow,
@@ -142,29 +143,30 @@ pub async fn open_release(
     let offices = app.offices();
     let chosen: Vec<String> = match &input.offices {
         Some(list) if !list.is_empty() => list.iter().map(|s| s.trim().to_string()).collect(),
+        // The city's offices whose release mode is the ballot.
         _ => offices
             .values()
-            .filter(|e| e.office.city == city)
+            .filter(|e| e.office.city == city && e.policy.mode == ReleaseMode::Ballot)
             .map(|e| e.office.code.clone())
             .collect(),
     };
     if chosen.is_empty() {
         return Err(invalid(
             "city",
-            "no_offices",
-            "Esa ciudad no tiene oficinas. Consulte /api/v1/offices.",
-            "That city has no offices. See /api/v1/offices.",
+            "no_ballot_offices",
+            "Esa ciudad no tiene oficinas en modo sorteo. Un administrador fija el modo de cada oficina (PUT /api/v1/staff/offices/{office}/policy).",
+            "That city has no office in ballot mode. An administrator sets each office's mode (PUT /api/v1/staff/offices/{office}/policy).",
         ));
     }
     for code in &chosen {
         match offices.get(code) {
-            Some(e) if e.office.city == city => {}
+            Some(e) if e.office.city == city && e.policy.mode == ReleaseMode::Ballot => {}
             _ => {
                 return Err(invalid(
                     "offices",
                     "office_not_in_city",
-                    "Cada oficina del sorteo debe existir y estar en la ciudad indicada.",
-                    "Each office of the release must exist and be in the city given.",
+                    "Cada oficina del sorteo debe existir, estar en la ciudad indicada y en modo sorteo.",
+                    "Each office of the release must exist, be in the city given and in ballot mode.",
                 ));
             }
         }

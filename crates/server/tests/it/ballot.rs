@@ -31,6 +31,26 @@ async fn spawn_ballot_app(db: TestDb) -> TestApp {
     pasaporte::import_offices(&store, BALLOT_OFFICE_CSV)
         .await
         .unwrap();
+    // The office allocates its online seats by draw.
+    let policy = pasaporte_core::shares::OfficePolicy {
+        mode: pasaporte_core::shares::ReleaseMode::Ballot,
+        shares: pasaporte_core::shares::Shares::new(100, 0, 0, 0).unwrap(),
+    };
+    let event = pasaporte_core::audit::AuditEvent {
+        at_ms: Timestamp::now().as_millisecond(),
+        actor: "test".into(),
+        role: "administrator".into(),
+        action: "office.policy".into(),
+        office: "BAL".into(),
+        subject: "BAL".into(),
+        from_state: None,
+        to_state: None,
+        detail: String::new(),
+    };
+    store
+        .set_office_policy("BAL", &policy, &event, Timestamp::now().as_millisecond())
+        .await
+        .unwrap();
     let mut work = pasaporte::WorkArgs::none();
     work.release_min_hours = 0;
     work.worker_interval_ms = 100;
@@ -143,6 +163,18 @@ async fn ballot_release_end_to_end(db: TestDb) {
         )
         .await;
     assert_eq!(s, 403);
+    // A city whose offices book live has nothing to draw.
+    let (s, v) = app
+        .staff_call(
+            &sup,
+            reqwest::Method::POST,
+            "/api/v1/staff/releases",
+            Some(&json!({"city": "Medellín", "first_day": d1, "last_day": d2,
+                "requests_close_at": (Timestamp::now() + REQUEST_PERIOD).to_string()})),
+        )
+        .await;
+    assert_eq!(s, 422, "{v}");
+    assert!(v.to_string().contains("no_ballot_offices"), "{v}");
     let release = open_release(&app, &sup, &d1, &d2).await;
     let id = release["id"].as_str().unwrap().to_string();
     let commitment = release["commitment"].as_str().unwrap().to_string();
