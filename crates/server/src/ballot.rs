@@ -1105,8 +1105,8 @@ pub async fn signals(
 /// server's new release is seen within this (live booking asks per booking).
 pub const RELEASE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The offices and days each release covers, read at most once per
-/// [`RELEASE_CACHE_TTL`].
+/// The offices and days each release still covers (open, or drawn with
+/// people waiting), read at most once per [`RELEASE_CACHE_TTL`].
 #[derive(Default)]
 pub struct ReleaseCache {
     inner: std::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<Vec<Coverage>>)>>,
@@ -1129,14 +1129,26 @@ impl ReleaseCache {
         {
             return Ok(c.clone());
         }
-        let c = std::sync::Arc::new(
-            app.store
-                .releases()
-                .await?
-                .into_iter()
-                .map(|r| (r.offices, r.first_day, r.last_day))
-                .collect::<Vec<_>>(),
-        );
+        let mut covering = Vec::new();
+        for r in app.store.releases().await? {
+            // A drawn release whose waitlist is empty has no one to give
+            // freed seats to: they go back to live booking, not to waste.
+            if r.state == "drawn" {
+                let waiting: i64 = app
+                    .store
+                    .request_counts(&r.id)
+                    .await?
+                    .iter()
+                    .filter(|(s, _)| s == "waitlisted" || s == "offered")
+                    .map(|(_, n)| n)
+                    .sum();
+                if waiting == 0 {
+                    continue;
+                }
+            }
+            covering.push((r.offices, r.first_day, r.last_day));
+        }
+        let c = std::sync::Arc::new(covering);
         if let Ok(mut w) = self.inner.write() {
             *w = Some((std::time::Instant::now(), c.clone()));
         }
@@ -1145,7 +1157,8 @@ impl ReleaseCache {
 }
 
 /// Why the office's seats on `day` cannot be booked live: a ballot release
-/// gives them (then freed seats go to its waitlist, not to a race).
+/// gives them (then freed seats go to its waitlist, not to a race) until
+/// it is drawn and its waitlist is empty.
 pub async fn live_refusal(
     app: &App,
     office: &str,

@@ -629,7 +629,74 @@ async fn unconfirmed_seats_move_to_the_waitlist(db: TestDb) {
     assert!(app.store.check_slots().await.unwrap().is_empty());
 }
 
+/// Fewer requests than seats: after the draw nobody waits, and the seats
+/// left go back to live booking instead of going to waste.
+async fn leftover_seats_go_back_to_live_booking(db: TestDb) {
+    let app = spawn_ballot_app(db).await;
+    let sup = staff(&app, "sup", Role::Supervisor, &["BAL"]).await;
+    let (d1, d2) = two_open_days(&app, "BAL").await;
+    let slot = app
+        .free_slots("BAL")
+        .await
+        .into_iter()
+        .find(|s| s.starts_with(&d1))
+        .unwrap();
+    let release = open_release(&app, &sup, &d1, &d2).await;
+    let id = release["id"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .post(
+            &format!("/api/v1/releases/{id}/requests"),
+            &request_body(vec![person(600)], json!([{"city": "Sorteópolis"}])),
+        )
+        .await;
+    assert_eq!(s, 202, "{v}");
+    let code = v["code"].as_str().unwrap().to_string();
+    let (s, _) = app
+        .post(
+            &format!("/api/v1/requests/{code}/verify"),
+            &json!({"token": token_of(&app.store, &code).await}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, _) = app
+        .book(&booking_body("BAL", &slot, vec![person(601)]))
+        .await;
+    assert_eq!(s, 422, "refused while the release is open");
+    wait_for_close(&release).await;
+    let deadline = std::time::Instant::now() + POLL_DEADLINE;
+    while app.store.release(&id).await.unwrap().state != "drawn" {
+        let _ = app
+            .staff_call(
+                &sup,
+                reqwest::Method::POST,
+                &format!("/api/v1/staff/releases/{id}/draw"),
+                None,
+            )
+            .await;
+        assert!(std::time::Instant::now() < deadline);
+    }
+    assert_eq!(
+        status_of(&app, &app.store, &code).await["status"],
+        "allocated"
+    );
+    loop {
+        let (s, v) = app
+            .book(&booking_body("BAL", &slot, vec![person(601)]))
+            .await;
+        if s == 201 {
+            break;
+        }
+        assert_eq!(s, 422, "{v}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seats never came back: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 both_databases!(
+    leftover_seats_go_back_to_live_booking,
     ballot_release_end_to_end,
     one_request_or_booking_per_person_under_concurrency,
     unconfirmed_seats_move_to_the_waitlist,
