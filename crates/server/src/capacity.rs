@@ -413,6 +413,8 @@ pub async fn capacity(
     let (entries, from_date, days) = check_query(app, office, from, days)?;
     let from_text = from_date.map(|d| d.to_string());
     let mut offices = Vec::with_capacity(entries.len());
+    // One read for every office's ballot demand.
+    let demand = app.store.ballot_demand().await?;
     for entry in entries {
         let (entry, views) = booking::office_days(
             app,
@@ -439,12 +441,14 @@ pub async fn capacity(
             ),
             None => PoolBooked::new(),
         };
-        let demand = app.store.ballot_demand(&entry.office.code).await?;
         let mut days = Vec::with_capacity(views.len());
         for v in &views {
             let day = day_capacity(usual, v, &entry.planned_day(v.date).plan);
             let mut day = with_pools(day, pool_days(v, &entry.policy.shares, &booked));
-            day.demand = demand.get(&v.date.to_string()).copied().unwrap_or(0);
+            day.demand = demand
+                .get(&(entry.office.code.clone(), v.date.to_string()))
+                .copied()
+                .unwrap_or(0);
             day.by_ballot = crate::ballot::live_refusal(app, &entry.office.code, v.date)
                 .await?
                 .is_some();

@@ -756,45 +756,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Demand per day at `office`: the people of requests still waiting
-    /// for a seat (in the draw, on a waitlist, offered) that name this office
-    /// and day among their preferences, by `YYYY-MM-DD`.
-    pub async fn ballot_demand(&self, office: &str) -> Result<BTreeMap<String, u32>> {
+    /// Demand per office and day: the people of requests still waiting for
+    /// a seat (in the draw, on a waitlist, offered) that name the office and
+    /// day among their preferences, by `(office, YYYY-MM-DD)`.
+    pub async fn ballot_demand(&self) -> Result<BTreeMap<(String, String), u32>> {
         let rows = sqlx::query(
             "SELECT r.preferences, b.seats FROM ballot_requests r JOIN bookings b ON b.id = r.booking_id
              WHERE b.status IN ('requested', 'waitlisted', 'offered')",
         )
         .fetch_all(&self.pool)
         .await?;
-        let prefix = format!("slot:{office}:");
         let mut out = BTreeMap::new();
         for r in rows {
             let prefs: String = r.try_get("preferences")?;
             let seats = to_u32(r.try_get("seats")?);
             for p in prefs.split('|') {
-                if let Some(day) = p.strip_prefix(&prefix) {
-                    *out.entry(day.to_string()).or_insert(0) += seats;
+                if let Some((office, day)) = p.strip_prefix("slot:").and_then(|x| x.split_once(':'))
+                {
+                    *out.entry((office.to_string(), day.to_string()))
+                        .or_insert(0) += seats;
                 }
             }
         }
         Ok(out)
-    }
-
-    /// Whether an open or drawn release offers this office's seats on this
-    /// day (then they are not booked live).
-    pub async fn release_covering(&self, office: &str, day: &str) -> Result<Option<ReleaseRow>> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {RELEASE_COLUMNS} FROM releases WHERE first_day <= $1 AND last_day >= $1"
-        )))
-        .bind(day)
-        .fetch_all(&self.pool)
-        .await?;
-        for r in &rows {
-            let release = release_from_row(r)?;
-            if release.offices.iter().any(|o| o == office) {
-                return Ok(Some(release));
-            }
-        }
-        Ok(None)
     }
 }

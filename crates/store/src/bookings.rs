@@ -685,24 +685,13 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<SlotCount>> {
-        let rows = sqlx::query(
-            "SELECT start_ms, capacity, booked FROM slot_seats
-             WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND pool = 'online' ORDER BY start_ms",
-        )
-        .bind(office)
-        .bind(from_ms)
-        .bind(to_ms)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(SlotCount {
-                    start_ms: r.try_get("start_ms")?,
-                    capacity: to_u32(r.try_get("capacity")?),
-                    booked: to_u32(r.try_get("booked")?),
-                })
-            })
-            .collect()
+        let rows = sqlx::query(SLOT_COUNTS_SQL)
+            .bind(office)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(slot_count_from_row).collect()
     }
 
     /// Seats taken per pool in the office's slots starting in `[from_ms,
@@ -862,24 +851,25 @@ pub async fn slot_counts_in(
     from_ms: i64,
     to_ms: i64,
 ) -> std::result::Result<Vec<SlotCount>, StoreError> {
-    let rows = sqlx::query(
-        "SELECT start_ms, capacity, booked FROM slot_seats
-         WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND pool = 'online' ORDER BY start_ms",
-    )
-    .bind(office)
-    .bind(from_ms)
-    .bind(to_ms)
-    .fetch_all(&mut **tx)
-    .await?;
-    rows.iter()
-        .map(|r| {
-            Ok(SlotCount {
-                start_ms: r.try_get("start_ms")?,
-                capacity: to_u32(r.try_get("capacity")?),
-                booked: to_u32(r.try_get("booked")?),
-            })
-        })
-        .collect()
+    let rows = sqlx::query(SLOT_COUNTS_SQL)
+        .bind(office)
+        .bind(from_ms)
+        .bind(to_ms)
+        .fetch_all(&mut **tx)
+        .await?;
+    rows.iter().map(slot_count_from_row).collect()
+}
+
+/// The online pool's seat counts of an office's slots in `[$2, $3)`.
+const SLOT_COUNTS_SQL: &str = "SELECT start_ms, capacity, booked FROM slot_seats
+     WHERE office_code = $1 AND start_ms >= $2 AND start_ms < $3 AND pool = 'online' ORDER BY start_ms";
+
+fn slot_count_from_row(r: &AnyRow) -> Result<SlotCount> {
+    Ok(SlotCount {
+        start_ms: r.try_get("start_ms")?,
+        capacity: to_u32(r.try_get("capacity")?),
+        booked: to_u32(r.try_get("booked")?),
+    })
 }
 
 /// The office's active bookings starting in `[from_ms, to_ms)`, by start
