@@ -138,6 +138,10 @@ pub struct Adapters {
     pub limits: crate::limits::RateLimits,
     /// Ballot request periods and reconfirmation.
     pub fair: crate::ballot::FairSettings,
+    /// The origin citizens reach the service at, when `--public-url` says so:
+    /// the cross-site check compares a form's `Origin` with it (else with
+    /// the request's `Host`).
+    pub public_origin: Option<String>,
 }
 
 pub struct App {
@@ -147,6 +151,8 @@ pub struct App {
     pub keys: Keyring,
     /// The service's public address, for links in mail (no trailing slash).
     pub public_url: String,
+    /// The configured public origin, if any (see [`Adapters::public_origin`]).
+    pub public_origin: Option<String>,
     pub registry: Option<Arc<dyn CivilRegistry>>,
     pub payments: Option<Arc<dyn PaymentGateway>>,
     pub payments_secret: Option<Vec<u8>>,
@@ -164,6 +170,12 @@ pub struct App {
 }
 
 impl App {
+    /// Whether a request that changes something came from another site
+    /// (the one check of [`crate::auth::cross_site`]).
+    pub fn cross_site(&self, headers: &axum::http::HeaderMap) -> bool {
+        crate::auth::cross_site(headers, self.public_origin.as_deref())
+    }
+
     pub async fn new(
         store: Store,
         keys: Keyring,
@@ -182,6 +194,7 @@ impl App {
             availability,
             keys,
             public_url: public_url.trim_end_matches('/').to_string(),
+            public_origin: adapters.public_origin,
             registry: adapters.registry,
             payments: adapters.payments,
             payments_secret: adapters.payments_secret,

@@ -143,7 +143,8 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, env = "PASAPORTE_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// The address citizens reach the service at, for links in mail.
+    /// The address citizens reach the service at, for links in mail; forms
+    /// must come from its origin (else from the `Host` they were sent to).
     #[arg(long, env = "PASAPORTE_PUBLIC_URL")]
     pub public_url: Option<String>,
     #[command(flatten)]
@@ -395,9 +396,10 @@ pub async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
     let (mut adapters, _sims) = adapters(&work, demo, addr).await?;
     adapters.limits = limits::RateLimits::new(&limits);
+    adapters.public_origin = public_url.as_deref().map(auth::origin_of);
+    let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
     let app = app::App::new(store, keys.keyring()?, public_url, adapters).await?;
     let _demo_vendor = if demo {
         Some(demo_production(&app, addr).await?)
@@ -629,6 +631,7 @@ async fn adapters(
                     keep_hours: i64::from(work.reconfirm_keep_hours.min(work.reconfirm_hours)),
                 }),
             },
+            public_origin: None,
         },
         sims,
     ))

@@ -689,6 +689,7 @@ async fn start_server_at(
         },
         limits: crate::limits::RateLimits::new(&default_limits()),
         fair,
+        public_origin: None,
     };
     let app = crate::app::App::new(
         parts.store.clone(),

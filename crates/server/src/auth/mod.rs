@@ -49,6 +49,7 @@
 
 pub mod accounts;
 pub mod cli;
+mod cross_site;
 pub mod password;
 pub mod session;
 pub mod totp;
@@ -57,13 +58,14 @@ pub use accounts::{
     CreateStaffError, CreatedStaff, NewStaff, SignInError, SignedIn, create_staff,
     parse_staff_role, parse_username,
 };
+pub use cross_site::{cross_site, origin_of};
 
 use crate::http::{ApiError, AppState, BODY_BYTES_MAX, ReqLang};
 use crate::i18n::Lang;
 use axum::body::Body;
 use axum::extract::{Form, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
+use axum::http::{Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use pasaporte_core::application::{Actor, Role};
 use pasaporte_core::policy::{Action, FRESH_SIGN_IN_MINUTES, allows};
@@ -387,30 +389,6 @@ impl FromRequestParts<AppState> for StaffSession {
     }
 }
 
-/// Whether a request came from another site: the browser says so in
-/// `Sec-Fetch-Site`, or sends an `Origin` naming another host (or `null`).
-pub fn cross_site(headers: &HeaderMap) -> bool {
-    let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && (site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site"))
-    {
-        // same-site is another subdomain of ours: not this service either.
-        return true;
-    }
-    let Some(origin) = get(header::ORIGIN) else {
-        return false;
-    };
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or("")
-        .trim_end_matches('/');
-    match get(header::HOST) {
-        Some(host) => !origin_host.eq_ignore_ascii_case(host.trim()),
-        None => true,
-    }
-}
-
 #[derive(Deserialize)]
 struct CsrfOnly {
     csrf: Option<String>,
@@ -445,7 +423,7 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ConsoleForm<T> {
         let session = StaffSession::from_request_parts(&mut parts, app).await?;
         let lang = lang_of(&mut parts).await;
         let api = is_api(&parts.uri);
-        if cross_site(&parts.headers) {
+        if app.cross_site(&parts.headers) {
             tracing::warn!(staff_id = %session.staff_id, "cross-site console form refused");
             return Err(AuthRejection::Csrf { api, lang });
         }
@@ -489,7 +467,7 @@ impl FromRequestParts<AppState> for StaffWrite {
                 .get(session::CSRF_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|v| session::tokens_match(&session.csrf, v));
-            if !header_ok || cross_site(&parts.headers) {
+            if !header_ok || app.cross_site(&parts.headers) {
                 tracing::warn!(staff_id = %session.staff_id, "staff API write without a valid csrf token refused");
                 return Err(AuthRejection::Csrf { api, lang });
             }
@@ -588,35 +566,5 @@ mod tests {
         assert_eq!(local_next(Some("/console//evil")), "/console");
         assert_eq!(local_next(Some("/consolex")), "/console");
         assert_eq!(local_next(None), "/console");
-    }
-
-    #[test]
-    fn cross_site_requests() {
-        let mut h = HeaderMap::new();
-        assert!(!cross_site(&h));
-        h.insert(
-            header::HOST,
-            "127.0.0.1:8080".parse().unwrap_or_else(|_| unreachable!()),
-        );
-        h.insert(
-            header::ORIGIN,
-            "http://127.0.0.1:8080"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
-        );
-        assert!(!cross_site(&h));
-        h.insert(
-            header::ORIGIN,
-            "https://evil.example"
-                .parse()
-                .unwrap_or_else(|_| unreachable!()),
-        );
-        assert!(cross_site(&h));
-        h.remove(header::ORIGIN);
-        h.insert(
-            "sec-fetch-site",
-            "cross-site".parse().unwrap_or_else(|_| unreachable!()),
-        );
-        assert!(cross_site(&h));
     }
 }

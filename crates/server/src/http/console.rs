@@ -2129,7 +2129,7 @@ async fn capture(
 ) -> Response {
     use subtle::ConstantTimeEq;
     let csrf_refused = || crate::auth::AuthRejection::Csrf { api: false, lang }.into_response();
-    if crate::auth::cross_site(&headers) {
+    if app.cross_site(&headers) {
         tracing::warn!(staff_id = %s.staff_id, "cross-site capture form refused");
         return csrf_refused();
     }

@@ -209,7 +209,7 @@ async fn sign_in_submit(
     Form(f): Form<SignInForm>,
 ) -> Response {
     let expected = session::cookie(&headers, SIGN_IN_COOKIE).unwrap_or("");
-    if auth::cross_site(&headers) || !session::tokens_match(expected, &f.sign_in_token) {
+    if app.cross_site(&headers) || !session::tokens_match(expected, &f.sign_in_token) {
         tracing::warn!("sign-in form without its cookie token, or cross-site, refused");
         return AuthRejection::Csrf { api: false, lang }.into_response();
     }
@@ -427,7 +427,7 @@ async fn api_sign_in(
     headers: HeaderMap,
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Response {
-    if auth::cross_site(&headers) {
+    if app.cross_site(&headers) {
         return AuthRejection::Csrf { api: true, lang }.into_response();
     }
     match accounts::sign_in(

@@ -517,7 +517,7 @@ async fn book_submit(
 ) -> Result<Response, PageError> {
     let form = FormValues::new(pairs);
     let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
+    reject_cross_site(&app, &headers, lang)?;
     let entry = app.office(&code).ok_or(PageError::NoOffice(lang))?;
     let inicio = form.get("inicio").to_string();
     let (indexes, applicants) = form.people();
@@ -1004,7 +1004,7 @@ async fn cancel_submit(
 ) -> Result<Response, PageError> {
     let form = FormValues::new(pairs);
     let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
+    reject_cross_site(&app, &headers, lang)?;
     let token = form.get("clave");
     let b = booking::view(&app, &code, token)
         .await
@@ -1128,7 +1128,7 @@ async fn change_submit(
 ) -> Result<Response, PageError> {
     let form = FormValues::new(pairs);
     let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
+    reject_cross_site(&app, &headers, lang)?;
     let token = form.get("clave");
     let inicio = form.get("inicio");
     let problem = match booking::reschedule(&app, &code, token, inicio, lang, Timestamp::now()).await
@@ -1372,34 +1372,8 @@ async fn not_found(ReqLang(lang): ReqLang, uri: Uri) -> Response {
     PageError::NotFound(lang).into_response()
 }
 
-/// Why a request was cross-site, if it was: a browser says so in
-/// `Sec-Fetch-Site`, or sends an `Origin` naming another host.
-fn cross_site(headers: &HeaderMap) -> bool {
-    let get = |h: header::HeaderName| headers.get(h).and_then(|v| v.to_str().ok());
-    if headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("cross-site"))
-    {
-        return true;
-    }
-    let Some(origin) = get(header::ORIGIN) else {
-        return false;
-    };
-    let origin_host = origin
-        .split_once("://")
-        .map(|(_, rest)| rest)
-        .unwrap_or("")
-        .trim_end_matches('/');
-    match get(header::HOST) {
-        Some(host) => !origin_host.eq_ignore_ascii_case(host.trim()),
-        // `Origin: null` or an origin with no Host to compare against.
-        None => true,
-    }
-}
-
-fn reject_cross_site(headers: &HeaderMap, lang: Lang) -> Result<(), PageError> {
-    if cross_site(headers) {
+fn reject_cross_site(app: &AppState, headers: &HeaderMap, lang: Lang) -> Result<(), PageError> {
+    if app.cross_site(headers) {
         tracing::warn!("cross-site form post refused");
         return Err(PageError::CrossSite(lang));
     }

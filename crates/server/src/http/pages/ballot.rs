@@ -277,7 +277,7 @@ async fn submit(
 ) -> Result<Response, PageError> {
     let form = FormValues::new(pairs);
     let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
+    reject_cross_site(&app, &headers, lang)?;
     let r = release_or_404(&app, lang, &id).await?;
     let (indexes, applicants) = form.people();
     let phone = form.get("phone").trim();
@@ -522,7 +522,7 @@ async fn act_submit(
 ) -> Result<Response, PageError> {
     let form = FormValues::new(pairs);
     let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
+    reject_cross_site(&app, &headers, lang)?;
     let key = form.get("clave").to_string();
     let done = match act {
         RequestAct::Verify => lang.pick(
@@ -566,7 +566,7 @@ async fn confirm_submit(
 ) -> Result<Response, PageError> {
     let form = FormValues::new(pairs);
     let lang = form.lang(req_lang);
-    reject_cross_site(&headers, lang)?;
+    reject_cross_site(&app, &headers, lang)?;
     let key = form.get("clave").to_string();
     match fair::confirm_booking(&app, &code, &key, Timestamp::now()).await {
         Ok(_) => {
