@@ -214,6 +214,65 @@ pub struct SignedCheckpoint {
     pub signature: String,
 }
 
+impl SignedCheckpoint {
+    /// One line of the anchor file and of `/api/v1/audit/checkpoints.txt`:
+    /// `seq hash signed_at_ms key_id signature`, space-separated.
+    pub fn to_line(&self) -> String {
+        let c = &self.checkpoint;
+        format!(
+            "{} {} {} {} {}",
+            c.seq, c.hash, c.signed_at_ms, c.key_id, self.signature
+        )
+    }
+
+    /// Reads a line written by [`SignedCheckpoint::to_line`] (its signature
+    /// is not checked here: see [`CheckpointKey::verifies`]).
+    pub fn parse_line(line: &str) -> Option<Self> {
+        let mut parts = line.split_whitespace();
+        let seq = parts.next()?.parse().ok()?;
+        let hash = parts.next()?.to_string();
+        let signed_at_ms = parts.next()?.parse().ok()?;
+        let key_id = parts.next()?.to_string();
+        let signature = parts.next()?.to_string();
+        if parts.next().is_some() || ChainHash::from_hex(&hash).is_none() {
+            return None;
+        }
+        Some(SignedCheckpoint {
+            checkpoint: Checkpoint {
+                seq,
+                hash,
+                signed_at_ms,
+                key_id,
+            },
+            signature,
+        })
+    }
+}
+
+/// The chain's hash at `seq` as kept outside the database the trail lives
+/// in: a line of the anchor file, a checkpoint an auditor fetched, or a pair
+/// written down (`--anchor SEQ:HASH`). Checkpoints in the database protect
+/// the trail from edits; only an anchor kept elsewhere shows a trail cut
+/// together with its checkpoints.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: ChainHash,
+}
+
+impl Anchor {
+    /// `SEQ:HASH`, the hash in 64 hexadecimal characters.
+    pub fn parse(text: &str) -> Option<Self> {
+        let (seq, hash) = text.trim().split_once(':')?;
+        let seq: i64 = seq.trim().parse().ok()?;
+        (seq >= 1).then_some(())?;
+        Some(Anchor {
+            seq,
+            hash: ChainHash::from_hex(hash.trim())?,
+        })
+    }
+}
+
 /// Whether a checkpoint is due after appending event `seq`.
 pub fn checkpoint_due(seq: i64) -> bool {
     seq > 0 && seq % CHECKPOINT_EVERY_EVENTS == 0
@@ -253,7 +312,7 @@ impl CheckpointKey {
         format!("ed25519:{}", to_hex(&digest[..8]))
     }
 
-    fn verifies(&self, cp: &SignedCheckpoint) -> bool {
+    pub fn verifies(&self, cp: &SignedCheckpoint) -> bool {
         let Some(sig) = from_hex(&cp.signature).and_then(|b| <[u8; 64]>::try_from(b).ok()) else {
             return false;
         };
@@ -355,6 +414,18 @@ pub enum Fault {
         "a signed checkpoint vouches for event {checkpoint_seq}, but the trail ends at {last_seq} (its tail was removed)"
     )]
     Truncated { checkpoint_seq: i64, last_seq: i64 },
+    #[error(
+        "the chain's hash here differs from the anchor kept outside the database (the trail was rewritten)"
+    )]
+    AnchorMismatch,
+    #[error(
+        "an anchor kept outside the database vouches for event {anchor_seq}, but the trail ends at {last_seq} (its tail was removed)"
+    )]
+    AnchorBeyondEnd { anchor_seq: i64, last_seq: i64 },
+    #[error(
+        "no signed checkpoint covers the events from here on, written {unsigned_ms} ms ago (at most {max_ms} allowed): checkpoints were removed or the signer stopped"
+    )]
+    UnsignedTooLong { unsigned_ms: i64, max_ms: i64 },
 }
 
 impl std::fmt::Display for Verdict {
@@ -404,6 +475,14 @@ pub struct Verifier<'k> {
     /// One event held back: a break at event n is classified by looking at
     /// event n+1 (a swapped pair links to its successor).
     pending: Option<AuditRecord>,
+    /// Sorted by seq.
+    anchors: Vec<Anchor>,
+    next_anchor: usize,
+    /// `(now_ms, max_ms)`: the oldest event no checkpoint covers may be at
+    /// most `max_ms` old at `now_ms`.
+    freshness: Option<(i64, i64)>,
+    /// The first event not yet covered by a checkpoint: its seq and time.
+    oldest_unsigned: Option<(i64, i64)>,
 }
 
 impl<'k> Verifier<'k> {
@@ -420,7 +499,28 @@ impl<'k> Verifier<'k> {
             checkpointed_through: 0,
             broken: None,
             pending: None,
+            anchors: Vec::new(),
+            next_anchor: 0,
+            freshness: None,
+            oldest_unsigned: None,
         }
+    }
+
+    /// Also checks the chain against anchors kept outside the database.
+    pub fn with_anchors(mut self, anchors: &[Anchor]) -> Self {
+        self.anchors = anchors.to_vec();
+        self.anchors.sort_by_key(|a| a.seq);
+        self
+    }
+
+    /// Also refuses a trail whose oldest event not covered by a signed
+    /// checkpoint was written more than `max_ms` before `now_ms` (a service
+    /// signs every checkpoint interval; this catches checkpoints deleted
+    /// together with the events they covered, or rewritten events whose
+    /// checkpoints were removed).
+    pub fn with_freshness(mut self, now_ms: i64, max_ms: i64) -> Self {
+        self.freshness = Some((now_ms, max_ms));
+        self
     }
 
     /// Checks the next event. After an `Err`, further calls return the same
@@ -458,6 +558,26 @@ impl<'k> Verifier<'k> {
                 fault: Fault::Truncated {
                     checkpoint_seq: cp.checkpoint.seq,
                     last_seq: self.last_seq,
+                },
+            };
+        }
+        if let Some(a) = self.anchors.get(self.next_anchor) {
+            return Verdict::Broken {
+                seq: self.last_seq + 1,
+                fault: Fault::AnchorBeyondEnd {
+                    anchor_seq: a.seq,
+                    last_seq: self.last_seq,
+                },
+            };
+        }
+        if let (Some((now_ms, max_ms)), Some((seq, at_ms))) = (self.freshness, self.oldest_unsigned)
+            && now_ms.saturating_sub(at_ms) > max_ms
+        {
+            return Verdict::Broken {
+                seq,
+                fault: Fault::UnsignedTooLong {
+                    unsigned_ms: now_ms.saturating_sub(at_ms),
+                    max_ms,
                 },
             };
         }
@@ -525,6 +645,18 @@ impl<'k> Verifier<'k> {
         self.last_seq = r.seq;
         self.last_hash = stored;
         self.count += 1;
+        while let Some(a) = self.anchors.get(self.next_anchor) {
+            if a.seq > r.seq {
+                break;
+            }
+            self.next_anchor += 1;
+            if a.seq < r.seq || a.hash != stored {
+                return self.fail(a.seq, Fault::AnchorMismatch);
+            }
+        }
+        if self.oldest_unsigned.is_none() {
+            self.oldest_unsigned = Some((r.seq, r.event.at_ms));
+        }
         while let Some(cp) = self.checkpoints.get(self.next_checkpoint).cloned() {
             if cp.checkpoint.seq != r.seq {
                 break;
@@ -537,6 +669,7 @@ impl<'k> Verifier<'k> {
                 return self.fail(r.seq, Fault::CheckpointHashMismatch);
             }
             self.checkpointed_through = r.seq;
+            self.oldest_unsigned = None;
         }
         Ok(())
     }
@@ -796,6 +929,156 @@ mod tests {
             broken(verify(&forged, &cps, &s.public())),
             (6, Fault::CheckpointHashMismatch)
         );
+    }
+
+    /// Verifies with anchors kept outside and the freshness rule: at
+    /// `now_ms`, at most `max_ms` unsigned.
+    fn verify_kept(
+        records: &[AuditRecord],
+        cps: &[SignedCheckpoint],
+        anchors: &[Anchor],
+        now_ms: i64,
+    ) -> Verdict {
+        let key = signer().public();
+        let mut v = Verifier::new(cps, &key)
+            .with_anchors(anchors)
+            .with_freshness(now_ms, 60_000);
+        for r in records {
+            if let Err(b) = v.push(r) {
+                return b;
+            }
+        }
+        v.finish()
+    }
+
+    fn anchor_of(r: &AuditRecord) -> Anchor {
+        Anchor::parse(&format!("{}:{}", r.seq, r.hash)).unwrap()
+    }
+
+    /// The attacks of the outside review (issue 12, item 5): each passed
+    /// the database's own checkpoints; each fails against an anchor kept
+    /// elsewhere or the freshness rule.
+    #[test]
+    fn cuts_the_database_cannot_hide() {
+        let s = signer();
+        let t = trail(10);
+        let at = |seq: usize| t[seq - 1].event.at_ms;
+        let cp = |seq: usize| {
+            s.sign(
+                seq as i64,
+                &ChainHash::from_hex(&t[seq - 1].hash).unwrap(),
+                at(seq),
+            )
+        };
+        let all_cps = [cp(4), cp(8), cp(10)];
+        // The anchor file holds every checkpoint the service signed.
+        let anchors: Vec<Anchor> = [4, 8, 10].iter().map(|&i| anchor_of(&t[i - 1])).collect();
+        let now = at(10) + 1_000;
+        assert!(matches!(
+            verify_kept(&t, &all_cps, &anchors, now),
+            Verdict::Intact {
+                count: 10,
+                checkpointed_through: 10
+            }
+        ));
+        // The last events deleted with the checkpoints above them.
+        assert_eq!(
+            broken(verify_kept(&t[..8], &all_cps[..2], &anchors, now)),
+            (
+                9,
+                Fault::AnchorBeyondEnd {
+                    anchor_seq: 10,
+                    last_seq: 8
+                }
+            )
+        );
+        // The trail cut in half with its checkpoints.
+        assert_eq!(
+            broken(verify_kept(&t[..4], &all_cps[..1], &anchors, now)),
+            (
+                5,
+                Fault::AnchorBeyondEnd {
+                    anchor_seq: 8,
+                    last_seq: 4
+                }
+            )
+        );
+        // Every row deleted.
+        assert_eq!(
+            broken(verify_kept(&[], &[], &anchors, now)),
+            (
+                1,
+                Fault::AnchorBeyondEnd {
+                    anchor_seq: 4,
+                    last_seq: 0
+                }
+            )
+        );
+        // All checkpoints deleted: no anchor needed, the head is unsigned
+        // for longer than the interval allows.
+        let later = at(1) + 61_000;
+        assert_eq!(
+            broken(verify_kept(&t, &[], &[], later)),
+            (
+                1,
+                Fault::UnsignedTooLong {
+                    unsigned_ms: 61_000,
+                    max_ms: 60_000
+                }
+            )
+        );
+        // ...but a trail signed a moment ago, or with a fresh tail, passes.
+        assert!(matches!(
+            verify_kept(&t, &[], &[], at(1) + 1_000),
+            Verdict::Intact { .. }
+        ));
+        assert!(matches!(
+            verify_kept(&t, &all_cps[..2], &[], at(9) + 1_000),
+            Verdict::Intact { .. }
+        ));
+        // Events rewritten from seq 5 with hashes recomputed and the later
+        // checkpoints deleted.
+        let mut events: Vec<_> = t.iter().map(|r| r.event.clone()).collect();
+        for e in &mut events[4..] {
+            e.detail = "rewritten".into();
+        }
+        let rewritten = chain(events);
+        assert_eq!(
+            broken(verify_kept(&rewritten, &all_cps[..1], &anchors, now)),
+            (8, Fault::AnchorMismatch)
+        );
+        assert_eq!(
+            broken(verify_kept(&rewritten, &all_cps[..1], &[], now + 60_000)),
+            (
+                5,
+                Fault::UnsignedTooLong {
+                    unsigned_ms: now + 60_000 - at(5),
+                    max_ms: 60_000
+                }
+            )
+        );
+    }
+
+    #[test]
+    fn anchor_lines_and_pairs_parse() {
+        let s = signer();
+        let t = trail(3);
+        let cp = head_checkpoint(&t, &s);
+        let line = cp.to_line();
+        assert_eq!(SignedCheckpoint::parse_line(&line), Some(cp.clone()));
+        assert!(
+            s.public()
+                .verifies(&SignedCheckpoint::parse_line(&line).unwrap())
+        );
+        assert_eq!(SignedCheckpoint::parse_line("3 nothex 9 k sig"), None);
+        assert_eq!(SignedCheckpoint::parse_line(&format!("{line} extra")), None);
+        assert_eq!(
+            Anchor::parse(&format!("3:{}", t[2].hash)),
+            Some(anchor_of(&t[2]))
+        );
+        for bad in ["", "3", "x:00", "0:".to_string().as_str(), "3:abc"] {
+            assert_eq!(Anchor::parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -174,6 +174,12 @@ pub struct WorkArgs {
     /// Milliseconds between signed audit checkpoints (when the trail grew).
     #[arg(long, env = "PASAPORTE_AUDIT_CHECKPOINT_MS", default_value_t = 60_000)]
     pub audit_checkpoint_ms: u64,
+    /// A file, outside the database's reach (another disk, a log shipper's
+    /// folder), that every signed audit checkpoint is appended to, one line
+    /// each; `pasaporte audit verify --anchor-file` checks the trail
+    /// against it.
+    #[arg(long, env = "PASAPORTE_AUDIT_ANCHOR_FILE")]
+    pub audit_anchor_file: Option<PathBuf>,
     /// The Document Signer's private key (PEM, `pasaporte pki init` writes a
     /// test one). Without it approved applications wait for their order.
     #[arg(long, env = "PASAPORTE_DS_KEY_FILE")]
@@ -651,6 +657,7 @@ fn spawn_workers(app: &std::sync::Arc<app::App>, work: &WorkArgs) {
         tokio::spawn(workers::run_checkpoints(
             app.clone(),
             Duration::from_millis(work.audit_checkpoint_ms.max(100)),
+            work.audit_anchor_file.clone(),
         ));
     }
 }

@@ -76,23 +76,22 @@ pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
     }
 }
 
-/// Signs the audit trail's head every `interval` when it has grown.
-pub async fn run_checkpoints(app: std::sync::Arc<App>, interval: Duration) {
+/// Signs the audit trail's head every `interval` when it has grown, and
+/// appends each signed checkpoint to `anchor_file` when one is given.
+pub async fn run_checkpoints(
+    app: std::sync::Arc<App>,
+    interval: Duration,
+    anchor_file: Option<std::path::PathBuf>,
+) {
     let Some(signer) = &app.audit_signer else {
         return;
     };
+    let mut anchors = anchor_file.map(AnchorFile::new);
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        match app
-            .store
-            .checkpoint_audit(signer, Timestamp::now().as_millisecond())
-            .await
-        {
-            // The signed head also goes to the log: a copy outside the
-            // database, so deleting the tail together with its checkpoints
-            // still contradicts a record kept elsewhere.
+        match checkpoint_once(&app.store, signer, anchors.as_mut()).await {
             Ok(Some(cp)) => tracing::info!(
                 seq = cp.checkpoint.seq,
                 hash = %cp.checkpoint.hash,
@@ -104,6 +103,95 @@ pub async fn run_checkpoints(app: std::sync::Arc<App>, interval: Duration) {
             Err(e) => tracing::warn!(error = %e, "audit checkpoint failed; next round retries"),
         }
     }
+}
+
+/// The append-only file every signed checkpoint is copied to, and the last
+/// event it vouches for (read from the file once, then kept).
+pub struct AnchorFile {
+    path: std::path::PathBuf,
+    held_seq: Option<i64>,
+}
+
+/// Checkpoints appended to the anchor file per round at most.
+const ANCHOR_APPEND_MAX: i64 = 10_000;
+
+impl AnchorFile {
+    pub fn new(path: std::path::PathBuf) -> Self {
+        Self {
+            path,
+            held_seq: None,
+        }
+    }
+
+    /// Appends (and syncs) the database's checkpoints the file does not
+    /// hold yet: a round whose append failed is made good by the next.
+    async fn catch_up(&mut self, store: &pasaporte_store::Store) -> anyhow::Result<()> {
+        let held = match self.held_seq {
+            Some(seq) => seq,
+            None => {
+                let path = self.path.clone();
+                tokio::task::spawn_blocking(move || last_anchored_seq(&path)).await??
+            }
+        };
+        let fresh = store
+            .audit_checkpoints_after(held, ANCHOR_APPEND_MAX)
+            .await?;
+        let Some(last) = fresh.last().map(|c| c.checkpoint.seq) else {
+            self.held_seq = Some(held);
+            return Ok(());
+        };
+        let lines: String = fresh.iter().map(|c| c.to_line() + "\n").collect();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || append_lines(&path, &lines)).await??;
+        self.held_seq = Some(last);
+        Ok(())
+    }
+}
+
+/// Signs the trail's head if it is not signed yet, then publishes the
+/// checkpoint outside the database: appended (and synced) to the anchor
+/// file when there is one. Deleting the tail together with its checkpoints
+/// then still contradicts a record the database's writer cannot reach.
+pub async fn checkpoint_once(
+    store: &pasaporte_store::Store,
+    signer: &pasaporte_core::audit::CheckpointSigner,
+    anchors: Option<&mut AnchorFile>,
+) -> anyhow::Result<Option<pasaporte_core::audit::SignedCheckpoint>> {
+    let cp = store
+        .checkpoint_audit(signer, Timestamp::now().as_millisecond())
+        .await?;
+    if let Some(file) = anchors {
+        file.catch_up(store).await?;
+    }
+    Ok(cp)
+}
+
+/// The last event the anchor file vouches for (0 when there is no file).
+fn last_anchored_seq(path: &std::path::Path) -> anyhow::Result<i64> {
+    use anyhow::Context as _;
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text
+            .lines()
+            .filter_map(pasaporte_core::audit::SignedCheckpoint::parse_line)
+            .map(|c| c.checkpoint.seq)
+            .max()
+            .unwrap_or(0)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+fn append_lines(path: &std::path::Path, lines: &str) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    use std::io::Write as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    file.write_all(lines.as_bytes())?;
+    file.sync_data()?;
+    Ok(())
 }
 
 /// Checks the applications due for a registry check; returns how many got

@@ -13,7 +13,7 @@
 
 use crate::{Result, Store, StoreError};
 use pasaporte_core::audit::{
-    AuditEvent, AuditRecord, ChainHash, Checkpoint, CheckpointKey, CheckpointSigner,
+    Anchor, AuditEvent, AuditRecord, ChainHash, Checkpoint, CheckpointKey, CheckpointSigner,
     SignedCheckpoint, Verdict, Verifier, checkpoint_due,
 };
 use sqlx::any::AnyRow;
@@ -215,12 +215,25 @@ impl Store {
     }
 
     /// Every checkpoint, in seq order (one per
-    /// [`pasaporte_core::audit::CHECKPOINT_EVERY_EVENTS`] events: 20,000 for
-    /// twenty million events).
+    /// [`pasaporte_core::audit::CHECKPOINT_EVERY_EVENTS`] events, and one per
+    /// checkpoint interval while the trail grows).
     pub async fn audit_checkpoints(&self) -> Result<Vec<SignedCheckpoint>> {
+        self.audit_checkpoints_after(0, i64::MAX).await
+    }
+
+    /// The first `limit` checkpoints after event `after_seq`, in seq order
+    /// (what an auditor or the anchor file does not hold yet).
+    pub async fn audit_checkpoints_after(
+        &self,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<SignedCheckpoint>> {
         let rows = sqlx::query(
-            "SELECT seq, hash, signed_at_ms, key_id, signature FROM audit_checkpoints ORDER BY seq",
+            "SELECT seq, hash, signed_at_ms, key_id, signature FROM audit_checkpoints \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
         )
+        .bind(after_seq)
+        .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -273,8 +286,23 @@ impl Store {
 
     /// Verifies the whole trail against `key`, reading it page by page.
     pub async fn verify_audit(&self, key: &CheckpointKey) -> Result<Verdict> {
+        self.verify_audit_kept(key, &[], None).await
+    }
+
+    /// [`Store::verify_audit`], also against anchors kept outside the
+    /// database and, with `freshness = (now_ms, max_ms)`, refusing a trail
+    /// whose oldest event no checkpoint covers is older than `max_ms`.
+    pub async fn verify_audit_kept(
+        &self,
+        key: &CheckpointKey,
+        anchors: &[Anchor],
+        freshness: Option<(i64, i64)>,
+    ) -> Result<Verdict> {
         let checkpoints = self.audit_checkpoints().await?;
-        let mut verifier = Verifier::new(&checkpoints, key);
+        let mut verifier = Verifier::new(&checkpoints, key).with_anchors(anchors);
+        if let Some((now_ms, max_ms)) = freshness {
+            verifier = verifier.with_freshness(now_ms, max_ms);
+        }
         let mut from_seq = i64::MIN;
         loop {
             let page = self.audit_events(from_seq, AUDIT_PAGE_EVENTS_MAX).await?;

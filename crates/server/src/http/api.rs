@@ -43,12 +43,13 @@ pub fn routes() -> Router<AppState> {
             "/api/v1/bookings/{code}/calendar.ics",
             get(booking_calendar),
         )
+        .route("/api/v1/audit/checkpoints.txt", get(audit_checkpoints))
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "pasaporte", description = "Passport appointments: offices, availability and bookings."),
-    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, capacity_pools_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar),
+    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, capacity_pools_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar, audit_checkpoints),
     components(schemas(ErrorBody)),
     modifiers(&BearerScheme)
 )]
@@ -662,6 +663,40 @@ async fn capacity_csv(
         }
     }
     Ok(csv_response(csv, "capacidad.csv"))
+}
+
+/// Checkpoints served per request at most (page on with `after`).
+const CHECKPOINTS_PAGE_MAX: i64 = 10_000;
+
+#[derive(Deserialize, IntoParams)]
+struct CheckpointsQuery {
+    /// Only checkpoints of events after this one (the last `seq` you hold).
+    after: Option<i64>,
+}
+
+/// The audit trail's signed checkpoints, one per line (`seq hash
+/// signed_at_ms key_id signature`), oldest first, at most 10,000 a page.
+/// They hold no personal data: anyone may keep a copy, and `pasaporte audit
+/// verify --anchor-file` checks the trail against it, so a trail cut
+/// together with its checkpoints in the database is still found.
+#[utoipa::path(
+    get,
+    path = "/api/v1/audit/checkpoints.txt",
+    params(CheckpointsQuery),
+    responses((status = 200, content_type = "text/plain", body = String), (status = 503, body = ErrorBody))
+)]
+async fn audit_checkpoints(
+    State(app): State<AppState>,
+    ReqLang(lang): ReqLang,
+    Query(q): Query<CheckpointsQuery>,
+) -> Result<Response, ApiError> {
+    let list = app
+        .store
+        .audit_checkpoints_after(q.after.unwrap_or(0).max(0), CHECKPOINTS_PAGE_MAX)
+        .await
+        .map_err(|e| ApiError::unavailable(lang, &e))?;
+    let text: String = list.iter().map(|c| c.to_line() + "\n").collect();
+    Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response())
 }
 
 fn csv_response(csv: String, filename: &'static str) -> Response {

@@ -166,6 +166,13 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A GET whose body is text.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let r = self.client.get(self.url(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
         let r = self
             .client
@@ -258,6 +265,8 @@ pub struct World {
     pub payments: pasaporte::payments::RunningPaymentSim,
     pub payments_secret: Vec<u8>,
     pub audit_key: pasaporte_core::audit::CheckpointKey,
+    /// The database the service runs on, for the command line.
+    pub db_url: String,
 }
 
 pub const PAYMENTS_SECRET: &str = "test-payments-secret-0123456789abcdef";
@@ -343,6 +352,7 @@ pub async fn spawn_world_with(db: TestDb, tweak: impl FnOnce(&mut pasaporte::Wor
         payments,
         payments_secret: PAYMENTS_SECRET.as_bytes().to_vec(),
         audit_key,
+        db_url,
     }
 }
 
