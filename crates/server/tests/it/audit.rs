@@ -111,17 +111,21 @@ async fn a_cut_trail_is_found_against_the_anchors_kept_outside(db: TestDb) {
 
     // The attack: the last round deleted together with the checkpoints
     // that covered it.
+    // One transaction, so the running checkpointer never sees the tail
+    // without its checkpoint (and signs it again).
     let (cut_at, _) = heads[1];
-    sqlx::query("DELETE FROM audit_checkpoints WHERE seq > $1")
-        .bind(cut_at)
-        .execute(w.app.store.pool())
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM audit_events WHERE seq > $1")
-        .bind(cut_at)
-        .execute(w.app.store.pool())
-        .await
-        .unwrap();
+    let mut tx = w.app.store.pool().begin().await.unwrap();
+    for sql in [
+        "DELETE FROM audit_events WHERE seq > $1",
+        "DELETE FROM audit_checkpoints WHERE seq > $1",
+    ] {
+        sqlx::query(sql)
+            .bind(cut_at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
     // The database alone cannot tell...
     assert!(matches!(
         w.app.store.verify_audit(&w.audit_key).await.unwrap(),

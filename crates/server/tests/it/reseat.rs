@@ -17,12 +17,13 @@ use std::time::Duration;
 
 /// Offices for these tests: Cali has two (4 and 2 people a slot, four
 /// slots a day), Pasto one with one seat a slot, two slots a day and a
-/// two-day horizon (so a closure there finds no seat).
+/// five-day horizon (so a closure there finds no seat, and at any hour, with
+/// a holiday tomorrow, at least two days still have seats).
 const RESEAT_OFFICES_CSV: &str = "\
 code,name,kind,city,country,time_zone,weekday_hours,saturday_hours,counters,daily_capacity,sunday_hours,service_minutes,slot_minutes,horizon_days
 RS1,Cali Norte,department,Cali,COL,America/Bogota,08:00-10:00,08:00-10:00,4,16,08:00-10:00,30,30,20
 RS2,Cali Sur,department,Cali,COL,America/Bogota,08:00-10:00,08:00-10:00,2,8,08:00-10:00,30,30,20
-RSX,Pasto,department,Pasto,COL,America/Bogota,08:00-09:00,08:00-09:00,1,2,08:00-09:00,30,30,2
+RSX,Pasto,department,Pasto,COL,America/Bogota,08:00-09:00,08:00-09:00,1,2,08:00-09:00,30,30,5
 ";
 
 type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
