@@ -7,6 +7,7 @@ mod api;
 mod auth;
 mod ballot;
 mod capacity;
+mod cli;
 mod console;
 mod console_production;
 mod crash;
