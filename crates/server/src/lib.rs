@@ -785,3 +785,18 @@ pub fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// clap's own checks over every subcommand: a flag declared twice (as
+    /// `vendor add --key-file` once was, beside the flattened `KeyArgs`), a
+    /// default that does not parse, a required argument with a default...
+    /// Without this, such a command fails only when someone runs it.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+}

@@ -1,10 +1,15 @@
-//! Rate limits against automation on the citizens' booking routes: per
+//! Rate limits against automation on the citizens' booking routes and on
+//! staff sign-in. On booking routes: per
 //! client (the peer address) on every booking write, and per identity (the
 //! keyed hash of the person's document) on new bookings, so a script that
 //! books, cancels and books again for one person, or floods from one
 //! address, gets `429 Too Many Requests` with `Retry-After`, while people
 //! booking once or twice are never slowed. No CAPTCHA: it shuts out people
-//! with disabilities.
+//! with disabilities. On sign-in (the API's, the console form's and
+//! re-authentication): per client address, in a bucket of its own (staff of
+//! one office often share an address, and they do not book), beside the
+//! per-account throttle in the database (`auth::accounts`) and the bound on
+//! password checks running at once ([`RateLimits::sign_in_checks`]).
 //!
 //! The limiters are GCRA token buckets (`governor`), in memory, per server.
 //! Keys are forgotten once their bucket is full again
@@ -33,17 +38,34 @@ pub struct LimitArgs {
     /// How many of those may come at once.
     #[arg(long, env = "PASAPORTE_RATE_IDENTITY_BURST", default_value_t = 4)]
     pub rate_identity_burst: u32,
+    /// Sign-in attempts (API, console form, re-authentication) one client
+    /// address may make per minute, sustained: an office's staff behind one
+    /// address sign in a few times a day each; a guessing script, thousands.
+    #[arg(long, env = "PASAPORTE_RATE_SIGN_IN_PER_MIN", default_value_t = 60)]
+    pub rate_sign_in_per_min: u32,
+    /// How many of those may come at once (a shift starting).
+    #[arg(long, env = "PASAPORTE_RATE_SIGN_IN_BURST", default_value_t = 20)]
+    pub rate_sign_in_burst: u32,
+    /// Password checks of sign-ins running at once; beyond them a sign-in is
+    /// answered 503 with Retry-After. 0: two per core (each check holds a
+    /// core and about 19 MiB).
+    #[arg(long, env = "PASAPORTE_SIGN_IN_CHECKS_MAX", default_value_t = 0)]
+    pub sign_in_checks_max: usize,
 }
 
 impl LimitArgs {
-    /// No limits (tests and benchmarks that drive one server from one
-    /// address).
+    /// No rate limits (tests and benchmarks that drive one server from one
+    /// address). Password checks keep their bound of two per core: it
+    /// protects the process's memory, not a policy.
     pub fn off() -> Self {
         Self {
             rate_client_per_min: 0,
             rate_client_burst: 0,
             rate_identity_per_hour: 0,
             rate_identity_burst: 0,
+            rate_sign_in_per_min: 0,
+            rate_sign_in_burst: 0,
+            sign_in_checks_max: 0,
         }
     }
 }
@@ -53,6 +75,9 @@ impl LimitArgs {
 pub struct RateLimits {
     client: Option<DefaultKeyedRateLimiter<IpAddr>>,
     identity: Option<DefaultKeyedRateLimiter<String>>,
+    sign_in: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// The permits for password checks of sign-ins.
+    pub sign_in_checks: crate::auth::password::PasswordChecks,
 }
 
 fn quota(per: Duration, count: u32, burst: u32) -> Option<Quota> {
@@ -75,7 +100,23 @@ impl RateLimits {
             args.rate_identity_burst,
         )
         .map(RateLimiter::keyed);
-        Self { client, identity }
+        let sign_in = quota(
+            Duration::from_secs(60),
+            args.rate_sign_in_per_min,
+            args.rate_sign_in_burst,
+        )
+        .map(RateLimiter::keyed);
+        Self {
+            client,
+            identity,
+            sign_in,
+            sign_in_checks: crate::auth::password::PasswordChecks::new(args.sign_in_checks_max),
+        }
+    }
+
+    /// Counts a sign-in attempt (or re-authentication) from `ip`.
+    pub fn check_sign_in(&self, ip: IpAddr) -> Result<(), Duration> {
+        check(self.sign_in.as_ref(), &ip)
     }
 
     /// Counts a booking write from `ip`; the wait before the next one is
@@ -98,6 +139,9 @@ impl RateLimits {
             l.retain_recent();
         }
         if let Some(l) = &self.identity {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.sign_in {
             l.retain_recent();
         }
     }
@@ -133,6 +177,7 @@ mod tests {
             rate_client_burst: burst,
             rate_identity_per_hour: per_hour,
             rate_identity_burst: id_burst,
+            ..LimitArgs::off()
         })
     }
 

@@ -23,9 +23,10 @@ pub enum VendorCommand {
         #[arg(long)]
         url: String,
         /// A file holding the key shared with the vendor (at least 16
-        /// bytes; `openssl rand -hex 32 > vendor-a.key`).
+        /// bytes; `openssl rand -hex 32 > vendor-a.key`). Not `--key-file`:
+        /// that is the data keys' file, which this command needs too.
         #[arg(long)]
-        key_file: PathBuf,
+        shared_key_file: PathBuf,
         /// The production site whose blank booklets it personalises.
         #[arg(long)]
         site: String,
@@ -72,14 +73,14 @@ pub async fn run(cmd: VendorCommand) -> anyhow::Result<ExitCode> {
             keys,
             id,
             url,
-            key_file,
+            shared_key_file,
             site,
             share,
             types,
             offices,
         } => {
-            let secret = std::fs::read_to_string(&key_file)
-                .with_context(|| format!("reading {}", key_file.display()))?;
+            let secret = std::fs::read_to_string(&shared_key_file)
+                .with_context(|| format!("reading {}", shared_key_file.display()))?;
             let store = crate::open_store(&db).await?;
             crate::pipeline::save_vendor(
                 &store,

@@ -48,13 +48,33 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> WorkError {
     WorkError::Internal(e.to_string())
 }
 
+/// How often the housekeeping step runs (forgetting old sign-in attempts and
+/// idle rate-limit keys): both only bound memory and table size.
+pub const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(600);
+
+/// Forgets sign-in throttle rows and ceiling windows older than a day, and
+/// the rate limiters' idle keys.
+pub async fn housekeeping(app: &App, now: Timestamp) {
+    let before_ms =
+        now.as_millisecond() - crate::auth::accounts::SIGN_IN_ATTEMPTS_KEPT_HOURS * 3_600_000;
+    if let Err(e) = app.store.forget_sign_in_attempts(before_ms).await {
+        tracing::warn!(error = %e, "old sign-in attempts not forgotten");
+    }
+    app.limits.forget_idle();
+}
+
 /// Runs every worker step each `interval`, until the process ends.
 pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_housekeeping: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
         let now = Timestamp::now();
+        if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_INTERVAL) {
+            housekeeping(&app, now).await;
+            last_housekeeping = Some(std::time::Instant::now());
+        }
         if let Err(e) = workflow::mark_no_shows(&app, now, NO_SHOW_BATCH_MAX).await {
             tracing::warn!(error = %e, "no-show round failed");
         }

@@ -6,8 +6,16 @@
 //!
 //! Layout: accounts (`insert_staff`, `staff_by_username`, `staff_by_id`,
 //! `staff_list`, `set_staff_active`, `use_totp_step`), the throttle
-//! (`sign_in_throttle`, `record_sign_in_failure`, `clear_sign_in_failures`),
-//! sessions (`insert_staff_session`, `staff_session`, `touch_staff_session`, ...).
+//! (`reserve_sign_in_attempt`, `forgive_sign_in_failures`, `sign_in_throttle`,
+//! `record_sign_in_failure`, `clear_sign_in_failures`) and the account-wide ceiling
+//! (`reserve_sign_in_check`, `release_sign_in_check`, `sign_in_ceiling`,
+//! `forget_sign_in_attempts`), sessions (`insert_staff_session`,
+//! `staff_session`, `touch_staff_session`, ...).
+//!
+//! Each reservation is one `INSERT ... ON CONFLICT DO UPDATE ... RETURNING`:
+//! the row is locked (PostgreSQL) or the database is (SQLite) for the
+//! statement, so concurrent attempts, from one server or several sharing a
+//! PostgreSQL database, each see the count the previous one left.
 
 use crate::{Result, Store};
 use sqlx::Row;
@@ -59,6 +67,43 @@ pub struct Throttle {
     pub locked_until_ms: i64,
 }
 
+/// How the throttle spaces and locks attempts; the store applies it in the
+/// statement that counts an attempt.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottlePolicy<'a> {
+    /// `(failures, wait_ms)`, by increasing `failures`: once a key has
+    /// counted at least `failures` attempts, the next one is refused until
+    /// `wait_ms` after the last started (the largest `failures` reached
+    /// applies). At most [`THROTTLE_BACKOFF_STEPS_MAX`] steps.
+    pub backoff: &'a [(i64, i64)],
+    /// The attempt that brings the count to this locks the key...
+    pub lock_after_failures: i64,
+    /// ...for this long from its start.
+    pub lock_ms: i64,
+}
+
+/// Most back-off steps a [`ThrottlePolicy`] may have (each is a `WHEN` of
+/// the statement).
+pub const THROTTLE_BACKOFF_STEPS_MAX: usize = 16;
+
+/// An attempt counted by [`Store::reserve_sign_in_attempt`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reservation {
+    /// Whether the attempt may be checked (not locked, not backing off).
+    pub admitted: bool,
+    /// The key's state after counting it.
+    pub throttle: Throttle,
+}
+
+/// One account's password checks in the current window.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ceiling {
+    pub window_start_ms: i64,
+    pub checks: i64,
+    /// Whether the last reservation was granted.
+    pub admitted: bool,
+}
+
 /// A staff session as stored (the token itself never is).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
@@ -87,6 +132,14 @@ fn staff_row(r: &AnyRow) -> Result<StaffRow> {
         active: r.try_get::<i64, _>("active")? == 1,
         created_ms: r.try_get("created_ms")?,
         offices: Vec::new(),
+    })
+}
+
+fn ceiling_row(r: &AnyRow) -> Result<Ceiling> {
+    Ok(Ceiling {
+        window_start_ms: r.try_get("window_start_ms")?,
+        checks: r.try_get("checks")?,
+        admitted: r.try_get::<i64, _>("last_admitted")? == 1,
     })
 }
 
@@ -270,6 +323,105 @@ impl Store {
             .ok_or(crate::StoreError::NotFound)
     }
 
+    /// Counts an attempt for `key` as it starts, and says in the same
+    /// statement whether it may be checked: not while the key is locked,
+    /// nor within the back-off after the last attempt, judged on the count
+    /// before this one. Every attempt counts, refused or not (so an
+    /// attacker who keeps trying stays locked); the attempt that reaches
+    /// `lock_after_failures` locks the key until `now_ms + lock_ms`. A
+    /// successful attempt is forgotten by [`Store::forgive_sign_in_failures`].
+    ///
+    /// Attempts started together may arrive with their clocks a little out
+    /// of order (several servers, or a request that waited for a
+    /// connection): `last_failure_ms` never goes back, and an attempt
+    /// before any back-off applies is never refused for arriving "early".
+    pub async fn reserve_sign_in_attempt(
+        &self,
+        key: &str,
+        now_ms: i64,
+        policy: &ThrottlePolicy<'_>,
+    ) -> Result<Reservation> {
+        assert!(
+            policy.backoff.len() <= THROTTLE_BACKOFF_STEPS_MAX,
+            "too many back-off steps"
+        );
+        assert!(
+            policy.backoff.windows(2).all(|w| w[0].0 < w[1].0),
+            "back-off steps by increasing failures"
+        );
+        // The largest step reached decides: test them from the largest down.
+        let mut wait = String::from("CASE");
+        for i in (0..policy.backoff.len()).rev() {
+            let (f, w) = (5 + 2 * i, 6 + 2 * i);
+            wait.push_str(&format!(
+                " WHEN sign_in_throttle.failures >= ${f} THEN ${w}"
+            ));
+        }
+        wait.push_str(" ELSE 0 END");
+        let sql = format!(
+            "INSERT INTO sign_in_throttle (key, failures, last_failure_ms, locked_until_ms, last_admitted)
+             VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $4 ELSE 0 END, 1)
+             ON CONFLICT (key) DO UPDATE SET
+               failures = sign_in_throttle.failures + 1,
+               last_failure_ms = CASE WHEN $2 > sign_in_throttle.last_failure_ms THEN $2
+                                      ELSE sign_in_throttle.last_failure_ms END,
+               locked_until_ms = CASE WHEN sign_in_throttle.failures + 1 >= $3 THEN $4
+                                      ELSE sign_in_throttle.locked_until_ms END,
+               last_admitted = CASE WHEN sign_in_throttle.locked_until_ms > $2 THEN 0
+                                    WHEN ({wait}) > 0
+                                     AND $2 < sign_in_throttle.last_failure_ms + ({wait}) THEN 0
+                                    ELSE 1 END
+             RETURNING failures, last_failure_ms, locked_until_ms, last_admitted"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .bind(now_ms)
+            .bind(policy.lock_after_failures)
+            .bind(now_ms.saturating_add(policy.lock_ms));
+        for &(failures, wait_ms) in policy.backoff {
+            q = q.bind(failures).bind(wait_ms);
+        }
+        let r = q.fetch_one(&self.pool).await?;
+        Ok(Reservation {
+            admitted: r.try_get::<i64, _>("last_admitted")? == 1,
+            throttle: Throttle {
+                failures: r.try_get("failures")?,
+                last_failure_ms: r.try_get("last_failure_ms")?,
+                locked_until_ms: r.try_get("locked_until_ms")?,
+            },
+        })
+    }
+
+    /// After a successful attempt that counted `failures` (its own
+    /// included): takes those off the key, keeping what other attempts
+    /// counted meanwhile, and lifts the lock unless they alone still reach
+    /// `lock_after_failures`. The row goes when nothing is left. (A plain
+    /// delete would also forgive the guesses of a burst the success landed
+    /// in the middle of.)
+    pub async fn forgive_sign_in_failures(
+        &self,
+        key: &str,
+        failures: i64,
+        lock_after_failures: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE sign_in_throttle SET
+               failures = CASE WHEN failures > $2 THEN failures - $2 ELSE 0 END,
+               locked_until_ms = CASE WHEN failures - $2 >= $3 THEN locked_until_ms ELSE 0 END
+             WHERE key = $1",
+        )
+        .bind(key)
+        .bind(failures)
+        .bind(lock_after_failures)
+        .execute(&self.pool)
+        .await?;
+        sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1 AND failures = 0")
+            .bind(key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Forgets the failures of `key` (after a successful sign-in).
     pub async fn clear_sign_in_failures(&self, key: &str) -> Result<()> {
         sqlx::query("DELETE FROM sign_in_throttle WHERE key = $1")
@@ -277,6 +429,89 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    // -- The account-wide ceiling --------------------------------------------
+
+    /// Reserves one password check of `key` in its current window (of
+    /// `window_ms`, starting at the first check after the last window
+    /// ended): granted while fewer than `checks_max` were, refused (and not
+    /// counted) after. One statement, so concurrent reservations never
+    /// pass the ceiling.
+    pub async fn reserve_sign_in_check(
+        &self,
+        key: &str,
+        now_ms: i64,
+        window_ms: i64,
+        checks_max: i64,
+    ) -> Result<Ceiling> {
+        assert!(
+            checks_max >= 1 && window_ms >= 1,
+            "a ceiling that lets nothing through"
+        );
+        let r = sqlx::query(
+            "INSERT INTO sign_in_ceiling (key, window_start_ms, checks, last_admitted)
+             VALUES ($1, $2, 1, 1)
+             ON CONFLICT (key) DO UPDATE SET
+               window_start_ms = CASE WHEN sign_in_ceiling.window_start_ms + $3 <= $2 THEN $2
+                                      ELSE sign_in_ceiling.window_start_ms END,
+               checks = CASE WHEN sign_in_ceiling.window_start_ms + $3 <= $2 THEN 1
+                             WHEN sign_in_ceiling.checks < $4 THEN sign_in_ceiling.checks + 1
+                             ELSE sign_in_ceiling.checks END,
+               last_admitted = CASE WHEN sign_in_ceiling.window_start_ms + $3 <= $2 THEN 1
+                                    WHEN sign_in_ceiling.checks < $4 THEN 1
+                                    ELSE 0 END
+             RETURNING window_start_ms, checks, last_admitted",
+        )
+        .bind(key)
+        .bind(now_ms)
+        .bind(window_ms)
+        .bind(checks_max)
+        .fetch_one(&self.pool)
+        .await?;
+        ceiling_row(&r)
+    }
+
+    /// Gives back a check reserved in the window starting at
+    /// `window_start_ms` (it was not a wrong guess: the sign-in succeeded).
+    pub async fn release_sign_in_check(&self, key: &str, window_start_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE sign_in_ceiling SET checks = checks - 1
+             WHERE key = $1 AND window_start_ms = $2 AND checks > 0",
+        )
+        .bind(key)
+        .bind(window_start_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn sign_in_ceiling(&self, key: &str) -> Result<Option<Ceiling>> {
+        let row = sqlx::query(
+            "SELECT window_start_ms, checks, last_admitted FROM sign_in_ceiling WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(ceiling_row).transpose()
+    }
+
+    /// Deletes throttle rows whose last attempt started before `before_ms`
+    /// and whose lock has run out, and ceiling windows that started before
+    /// it, so the tables follow recent attempts, not every username and
+    /// address ever tried. Returns how many rows went.
+    pub async fn forget_sign_in_attempts(&self, before_ms: i64) -> Result<u64> {
+        let a = sqlx::query(
+            "DELETE FROM sign_in_throttle WHERE last_failure_ms < $1 AND locked_until_ms < $1",
+        )
+        .bind(before_ms)
+        .execute(&self.pool)
+        .await?;
+        let b = sqlx::query("DELETE FROM sign_in_ceiling WHERE window_start_ms < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(a.rows_affected() + b.rows_affected())
     }
 
     // -- Sessions ------------------------------------------------------------

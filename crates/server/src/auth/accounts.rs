@@ -7,21 +7,44 @@
 //! unknown username is still checked against a dummy Argon2 hash so the time
 //! taken tells nothing either.
 //!
-//! Throttling is keyed by a keyed hash of the username (so unknown usernames
-//! are throttled too, and no username is stored in clear): from the
-//! [`SIGN_IN_BACKOFF_AFTER_FAILURES`]th consecutive failure on, attempts within
-//! `2^(failures - 2)` seconds of the last failure are refused without checking
-//! (and count as failures); at [`SIGN_IN_LOCK_AFTER_FAILURES`] the key is locked
-//! for [`SIGN_IN_LOCK_MINUTES`]. A failure after a lock ran out locks again at
-//! once; a successful sign-in clears the count. Refusing (rather than
-//! sleeping) holds no connection open for the attacker and no task for us.
+//! Guessing is bounded twice, and both bounds hold for unknown usernames too
+//! (keys are keyed hashes of the username, so no username is stored in clear):
+//!
+//! - **Per account and client address** ([`throttle_key`]; an IPv6 client by
+//!   its /64): from the [`SIGN_IN_BACKOFF_AFTER_FAILURES`]th attempt since the
+//!   last success on, attempts within `2^(failures - 2)` seconds of the last
+//!   are refused without checking; the [`SIGN_IN_LOCK_AFTER_FAILURES`]th locks
+//!   the pair for [`SIGN_IN_LOCK_MINUTES`]. An attempt is counted when it
+//!   starts, in the statement that decides whether it may be checked
+//!   (`Store::reserve_sign_in_attempt`), so attempts sent together, to one
+//!   server or several sharing PostgreSQL, cannot all read the count before
+//!   any writes it. Refused attempts count too (an attacker who keeps trying
+//!   stays locked). A lock-out from one address does not lock the account out
+//!   from another: five anonymous requests no longer shut its owner out.
+//! - **Per account, from everywhere** ([`account_key`]): at most
+//!   [`SIGN_IN_ACCOUNT_CHECKS_MAX`] password checks per
+//!   [`SIGN_IN_ACCOUNT_WINDOW_MINUTES`] (`Store::reserve_sign_in_check`), so
+//!   a guess spread over many addresses still gets few tries; a successful
+//!   sign-in gives its check back (it was not a guess).
+//!
+//! A successful sign-in forgives the attempts its (account, address) pair
+//! had counted up to and including it (not those counted meanwhile by a
+//! burst it landed in). Refusing
+//! (rather than sleeping) holds no connection open for the attacker and no
+//! task for us, and a refused attempt runs no Argon2 (the refusal depends on
+//! the key alone, so it says nothing about the account).
+//!
+//! Password checks run under [`password::PasswordChecks`]: when every permit
+//! is taken the attempt is answered [`SignInError::Busy`] at once, before it
+//! is counted.
 
 use super::session::{self, expired, new_token, token_hash};
 use super::{StaffSession, password, totp};
 use crate::crypto::Keyring;
 use pasaporte_core::application::Role;
 use pasaporte_core::policy::STAFF_ROLES;
-use pasaporte_store::{NewStaffRow, SessionRow, StaffRow, Store, StoreError};
+use pasaporte_store::{NewStaffRow, SessionRow, StaffRow, Store, StoreError, ThrottlePolicy};
+use std::net::IpAddr;
 
 /// Shortest username.
 pub const USERNAME_CHARS_MIN: usize = 3;
@@ -33,7 +56,7 @@ pub const DISPLAY_NAME_CHARS_MAX: usize = 200;
 pub const OFFICE_CODE_CHARS_MAX: usize = 32;
 /// From this many consecutive failures on, attempts are spaced out.
 pub const SIGN_IN_BACKOFF_AFTER_FAILURES: i64 = 3;
-/// This many consecutive failures lock the username.
+/// This many consecutive failures lock the username from that address.
 pub const SIGN_IN_LOCK_AFTER_FAILURES: i64 = 5;
 /// How long a lock lasts: long enough to make guessing hopeless (at most
 /// 5 guesses per 15 minutes), short enough that a person who mistyped can
@@ -41,6 +64,20 @@ pub const SIGN_IN_LOCK_AFTER_FAILURES: i64 = 5;
 pub const SIGN_IN_LOCK_MINUTES: i64 = 15;
 /// Longest back-off between attempts (before the lock takes over).
 pub const SIGN_IN_BACKOFF_SECONDS_MAX: i64 = 60;
+/// Password checks one account may take per window from all addresses
+/// together. Twenty addresses' worth of lock-outs: a distributed guess gets
+/// 100 tries per 15 minutes (under 10,000 a day, against passwords zxcvbn
+/// puts at 10^10 guesses, and a TOTP code besides), while locking the
+/// owner out this way takes many addresses, not five requests.
+pub const SIGN_IN_ACCOUNT_CHECKS_MAX: i64 = 100;
+/// The account-wide window.
+pub const SIGN_IN_ACCOUNT_WINDOW_MINUTES: i64 = 15;
+/// What a busy answer (every password check taken) asks the client to wait:
+/// a check takes tens of milliseconds, so permits free up within a second.
+pub const SIGN_IN_BUSY_RETRY_SECONDS: u64 = 1;
+/// How long throttle rows and ceiling windows are kept after their last
+/// attempt (locks last 15 minutes; a day is plenty to see a pattern).
+pub const SIGN_IN_ATTEMPTS_KEPT_HOURS: i64 = 24;
 
 /// The column names sealed values are bound to.
 pub const DISPLAY_NAME_FIELD: &str = "staff.display_name";
@@ -221,18 +258,56 @@ pub enum SignInError {
     /// inactive: deliberately one case.
     #[error("wrong username, password or code")]
     Refused,
+    /// Every password check is taken: try again in
+    /// [`SIGN_IN_BUSY_RETRY_SECONDS`]. Nothing was counted or checked.
+    #[error("too many sign-ins at once; try again in a moment")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal: {0}")]
     Internal(String),
 }
 
-/// The throttle key of a username: a keyed hash, so the table names no one.
-/// (`person_key` is the Keyring's keyed hash; the prefix keeps its inputs apart
-/// from the identity texts it hashes for citizens.)
-pub fn throttle_key(keys: &Keyring, username: &str) -> String {
+/// Who tries to sign in, from where and when, and the password checks it
+/// may take a permit from.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempt<'a> {
+    pub checks: &'a password::PasswordChecks,
+    /// The client's address (the connection's peer); `None` in process.
+    pub client: Option<IpAddr>,
+    pub now_ms: i64,
+}
+
+/// The part of a client address the throttle keys by: an IPv4 address
+/// whole, an IPv6 one by its /64 (one subscriber's network: a host picks
+/// any address in it at will).
+pub fn client_prefix(client: Option<IpAddr>) -> String {
+    match client.map(|ip| ip.to_canonical()) {
+        None => String::new(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+    }
+}
+
+/// The throttle key of a username tried from `client`: a keyed hash, so the
+/// table names no one. (`person_key` is the Keyring's keyed hash; the
+/// prefix keeps its inputs apart from the identity texts it hashes for
+/// citizens.)
+pub fn throttle_key(keys: &Keyring, username: &str, client: Option<IpAddr>) -> String {
     keys.person_key(&format!(
-        "staff-sign-in\u{0}{}",
+        "staff-sign-in\u{0}{}\u{0}{}",
+        username.trim().to_lowercase(),
+        client_prefix(client)
+    ))
+}
+
+/// The account-wide ceiling's key of a username (from every address).
+pub fn account_key(keys: &Keyring, username: &str) -> String {
+    keys.person_key(&format!(
+        "staff-sign-in-account\u{0}{}",
         username.trim().to_lowercase()
     ))
 }
@@ -246,36 +321,84 @@ pub fn backoff_seconds(failures: i64) -> i64 {
     (1i64 << exp).min(SIGN_IN_BACKOFF_SECONDS_MAX)
 }
 
-fn refused_now(t: &pasaporte_store::Throttle, now_ms: i64) -> bool {
-    t.locked_until_ms > now_ms || now_ms < t.last_failure_ms + backoff_seconds(t.failures) * 1000
+/// The back-off as the store applies it: `(failures, wait_ms)` from the
+/// first failure count that waits to the first that waits the longest.
+fn backoff_steps() -> Vec<(i64, i64)> {
+    let mut steps = Vec::new();
+    let mut failures = SIGN_IN_BACKOFF_AFTER_FAILURES;
+    loop {
+        let wait = backoff_seconds(failures);
+        steps.push((failures, wait * 1000));
+        if wait >= SIGN_IN_BACKOFF_SECONDS_MAX {
+            return steps;
+        }
+        failures += 1;
+    }
 }
 
-/// Checks `username`'s password and code under the throttle; the account on success.
+/// Checks `username`'s password and code under the throttle and the
+/// account's ceiling; the account on success.
 async fn check_credentials(
     store: &Store,
     keys: &Keyring,
+    attempt: Attempt<'_>,
     username: &str,
     password_text: &str,
     code: &str,
-    now_ms: i64,
 ) -> Result<StaffRow, SignInError> {
-    let key = throttle_key(keys, username);
-    let throttled = store
-        .sign_in_throttle(&key)
-        .await?
-        .is_some_and(|t| refused_now(&t, now_ms));
-    let account = match parse_username(username) {
-        Ok(u) if !throttled => store.staff_by_username(&u).await?,
-        _ => None,
+    let now_ms = attempt.now_ms;
+    let Some(permit) = attempt.checks.try_start() else {
+        tracing::warn!(
+            checks_max = attempt.checks.max(),
+            "staff sign-in answered busy: every password check is taken"
+        );
+        return Err(SignInError::Busy);
     };
-    // One Argon2 verification on every path, so time tells nothing.
+    let key = throttle_key(keys, username, attempt.client);
+    let backoff = backoff_steps();
+    let policy = ThrottlePolicy {
+        backoff: &backoff,
+        lock_after_failures: SIGN_IN_LOCK_AFTER_FAILURES,
+        lock_ms: SIGN_IN_LOCK_MINUTES * 60_000,
+    };
+    let reservation = store.reserve_sign_in_attempt(&key, now_ms, &policy).await?;
+    let t = reservation.throttle;
+    if !reservation.admitted {
+        tracing::info!(
+            failures = t.failures,
+            locked = t.locked_until_ms > now_ms,
+            "staff sign-in refused unchecked (throttled)"
+        );
+        return Err(SignInError::Refused);
+    }
+    let ceiling_key = account_key(keys, username);
+    let ceiling = store
+        .reserve_sign_in_check(
+            &ceiling_key,
+            now_ms,
+            SIGN_IN_ACCOUNT_WINDOW_MINUTES * 60_000,
+            SIGN_IN_ACCOUNT_CHECKS_MAX,
+        )
+        .await?;
+    if !ceiling.admitted {
+        tracing::warn!(
+            checks = ceiling.checks,
+            "staff sign-in refused unchecked: the account's ceiling of checks is reached"
+        );
+        return Err(SignInError::Refused);
+    }
+    let account = match parse_username(username) {
+        Ok(u) => store.staff_by_username(&u).await?,
+        Err(_) => None,
+    };
+    // One Argon2 verification on every checked path, so time tells nothing.
     let hash = match &account {
         Some(a) => a.password_hash.clone(),
         None => password::dummy_hash().await.to_string(),
     };
-    let password_ok = password::verify(password_text, &hash).await;
+    let password_ok = password::verify_with(permit, password_text, &hash).await;
     let accepted = match account {
-        Some(a) if password_ok && a.active && !throttled => {
+        Some(a) if password_ok && a.active => {
             let secret = keys
                 .open(TOTP_SECRET_FIELD, &a.totp_secret_enc)
                 .map_err(|e| SignInError::Internal(e.to_string()))?;
@@ -296,14 +419,15 @@ async fn check_credentials(
     };
     match accepted {
         Some(a) => {
-            store.clear_sign_in_failures(&key).await?;
+            store
+                .forgive_sign_in_failures(&key, t.failures, SIGN_IN_LOCK_AFTER_FAILURES)
+                .await?;
+            store
+                .release_sign_in_check(&ceiling_key, ceiling.window_start_ms)
+                .await?;
             Ok(a)
         }
         None => {
-            let lock_until = now_ms + SIGN_IN_LOCK_MINUTES * 60_000;
-            let t = store
-                .record_sign_in_failure(&key, now_ms, SIGN_IN_LOCK_AFTER_FAILURES, lock_until)
-                .await?;
             tracing::info!(
                 failures = t.failures,
                 locked = t.locked_until_ms > now_ms,
@@ -331,12 +455,13 @@ fn staff_session(a: &StaffRow, s: &SessionRow) -> Option<StaffSession> {
 pub async fn sign_in(
     store: &Store,
     keys: &Keyring,
+    attempt: Attempt<'_>,
     username: &str,
     password_text: &str,
     code: &str,
-    now_ms: i64,
 ) -> Result<SignedIn, SignInError> {
-    let account = check_credentials(store, keys, username, password_text, code, now_ms).await?;
+    let now_ms = attempt.now_ms;
+    let account = check_credentials(store, keys, attempt, username, password_text, code).await?;
     let internal = |e: crate::crypto::CryptoError| SignInError::Internal(e.to_string());
     let token = new_token().map_err(internal)?;
     let row = SessionRow {
@@ -372,13 +497,14 @@ pub async fn sign_in(
 pub async fn reauthenticate(
     store: &Store,
     keys: &Keyring,
+    attempt: Attempt<'_>,
     session: &StaffSession,
     password_text: &str,
     code: &str,
-    now_ms: i64,
 ) -> Result<(), SignInError> {
+    let now_ms = attempt.now_ms;
     let account =
-        check_credentials(store, keys, &session.username, password_text, code, now_ms).await?;
+        check_credentials(store, keys, attempt, &session.username, password_text, code).await?;
     if account.id != session.staff_id {
         return Err(SignInError::Refused);
     }
@@ -493,5 +619,30 @@ mod tests {
         assert_eq!(backoff_seconds(3), 2);
         assert_eq!(backoff_seconds(4), 4);
         assert_eq!(backoff_seconds(40), SIGN_IN_BACKOFF_SECONDS_MAX);
+        assert_eq!(
+            backoff_steps(),
+            vec![
+                (3, 2_000),
+                (4, 4_000),
+                (5, 8_000),
+                (6, 16_000),
+                (7, 32_000),
+                (8, 60_000)
+            ]
+        );
+    }
+
+    #[test]
+    fn clients_are_keyed_by_address_or_ipv6_network() {
+        let check = |ip: Option<&str>, expected: &str| {
+            let ip = ip.map(|s| s.parse::<IpAddr>().unwrap_or_else(|_| unreachable!()));
+            assert_eq!(client_prefix(ip), expected, "{ip:?}");
+        };
+        check(None, "");
+        check(Some("192.0.2.7"), "192.0.2.7");
+        check(Some("::ffff:192.0.2.7"), "192.0.2.7");
+        check(Some("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        check(Some("2001:db8:1:2:ffff:1:2:3"), "2001:db8:1:2::/64");
+        check(Some("2001:db8:1:3::1"), "2001:db8:1:3::/64");
     }
 }

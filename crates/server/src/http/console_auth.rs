@@ -15,9 +15,15 @@
 //! SameSite=Strict), and cross-site posts are refused. The JSON sign-in needs
 //! `Content-Type: application/json`, which no cross-site form can send without
 //! a CORS preflight, and is refused cross-site too.
+//!
+//! Floods: the sign-in posts (API, form, re-authentication, both kinds) go
+//! through the per-client sign-in rate limit (`http::limit_sign_in`, 429);
+//! when every password check is taken they are answered 503 with
+//! `Retry-After` at once (JSON on the API, a console page in the request's
+//! language otherwise).
 
-use super::{ApiError, ApiJson, AppState, ReqLang};
-use crate::auth::accounts::{self, SignInError};
+use super::{ApiError, ApiJson, AppState, ClientAddr, ReqLang};
+use crate::auth::accounts::{self, Attempt, SignInError};
 use crate::auth::session::{self, SIGN_IN_COOKIE};
 use crate::auth::{self, AuthRejection, ConsoleForm, StaffSession, StaffWrite, enc, local_next};
 use crate::i18n::Lang;
@@ -32,17 +38,29 @@ use pasaporte_core::policy::{Action, allows};
 use serde::{Deserialize, Serialize};
 use tower_http::set_header::SetResponseHeaderLayer;
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(app: &AppState) -> Router<AppState> {
+    // The per-client sign-in limit, on the posts that check a password only
+    // (a method router's layer wraps the handlers added before it).
+    let limited = || axum::middleware::from_fn_with_state(app.clone(), super::limit_sign_in);
     Router::new()
         .route("/console", get(home))
-        .route("/console/sign-in", get(sign_in_page).post(sign_in_submit))
+        .route(
+            "/console/sign-in",
+            post(sign_in_submit).layer(limited()).get(sign_in_page),
+        )
         .route("/console/sign-out", post(sign_out_submit))
-        .route("/console/reauth", get(reauth_page).post(reauth_submit))
+        .route(
+            "/console/reauth",
+            post(reauth_submit).layer(limited()).get(reauth_page),
+        )
         .route(
             "/api/v1/staff/session",
-            post(api_sign_in).delete(api_sign_out),
+            post(api_sign_in).layer(limited()).delete(api_sign_out),
         )
-        .route("/api/v1/staff/session/reauth", post(api_reauth))
+        .route(
+            "/api/v1/staff/session/reauth",
+            post(api_reauth).layer(limited()),
+        )
         .route("/api/v1/staff/me", get(api_me))
         .route("/api/v1/staff/authorize", get(api_authorize))
         // Sessions, CSRF tokens and personal data: nothing here is cacheable.
@@ -98,6 +116,22 @@ fn render(status: StatusCode, lang: Lang, page: &impl Template) -> Response {
     }
 }
 
+fn busy_es() -> &'static str {
+    "Hay demasiados inicios de sesión en este momento. Espere un segundo y vuelva a intentarlo."
+}
+fn busy_en() -> &'static str {
+    "Too many sign-ins at this moment. Wait a second and try again."
+}
+
+/// The attempt a request makes, for the throttle and the password checks.
+fn attempt(app: &AppState, client: ClientAddr) -> Attempt<'_> {
+    Attempt {
+        checks: &app.limits.sign_in_checks,
+        client: client.0,
+        now_ms: auth::now_ms(),
+    }
+}
+
 fn sign_in_failure_page(lang: Lang, e: &SignInError) -> Response {
     match e {
         SignInError::Refused => message(
@@ -106,6 +140,19 @@ fn sign_in_failure_page(lang: Lang, e: &SignInError) -> Response {
             lang.pick("Inicio de sesión", "Sign in"),
             lang.pick(refused_es(), refused_en()),
         ),
+        SignInError::Busy => {
+            let mut resp = message(
+                StatusCode::SERVICE_UNAVAILABLE,
+                lang,
+                lang.pick("Espere un momento", "Wait a moment"),
+                lang.pick(busy_es(), busy_en()),
+            );
+            resp.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(accounts::SIGN_IN_BUSY_RETRY_SECONDS),
+            );
+            resp
+        }
         SignInError::Store(e) => {
             tracing::warn!(error = %e, "storage unavailable during sign-in");
             message(
@@ -204,6 +251,7 @@ async fn sign_in_page(
 async fn sign_in_submit(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
+    client: ClientAddr,
     Query(q): Query<NextQuery>,
     headers: HeaderMap,
     Form(f): Form<SignInForm>,
@@ -217,10 +265,10 @@ async fn sign_in_submit(
     match accounts::sign_in(
         &app.store,
         &app.keys,
+        attempt(&app, client),
         &f.username,
         &f.password,
         &f.totp,
-        auth::now_ms(),
     )
     .await
     {
@@ -306,6 +354,7 @@ struct ReauthForm {
 async fn reauth_submit(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
+    client: ClientAddr,
     Query(q): Query<NextQuery>,
     ConsoleForm { session: s, form }: ConsoleForm<ReauthForm>,
 ) -> Response {
@@ -313,10 +362,10 @@ async fn reauth_submit(
     match accounts::reauthenticate(
         &app.store,
         &app.keys,
+        attempt(&app, client),
         &s,
         &form.password,
         &form.totp,
-        auth::now_ms(),
     )
     .await
     {
@@ -416,6 +465,17 @@ fn api_sign_in_error(lang: Lang, e: SignInError) -> Response {
             refused_en(),
         )
         .into_response(),
+        SignInError::Busy => {
+            let mut e = ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "sign_in_busy",
+                lang,
+                busy_es(),
+                busy_en(),
+            );
+            e.retry_after = Some(accounts::SIGN_IN_BUSY_RETRY_SECONDS);
+            e.into_response()
+        }
         SignInError::Store(e) => ApiError::unavailable(lang, &e).into_response(),
         SignInError::Internal(e) => ApiError::internal(lang, &e).into_response(),
     }
@@ -424,6 +484,7 @@ fn api_sign_in_error(lang: Lang, e: SignInError) -> Response {
 async fn api_sign_in(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
+    client: ClientAddr,
     headers: HeaderMap,
     ApiJson(body): ApiJson<SignInBody>,
 ) -> Response {
@@ -433,10 +494,10 @@ async fn api_sign_in(
     match accounts::sign_in(
         &app.store,
         &app.keys,
+        attempt(&app, client),
         &body.username,
         &body.password,
         &body.totp,
-        auth::now_ms(),
     )
     .await
     {
@@ -465,11 +526,21 @@ async fn api_sign_out(
 async fn api_reauth(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
+    client: ClientAddr,
     StaffWrite(s): StaffWrite,
     ApiJson(body): ApiJson<ReauthBody>,
 ) -> Response {
-    let now = auth::now_ms();
-    match accounts::reauthenticate(&app.store, &app.keys, &s, &body.password, &body.totp, now).await
+    let attempt = attempt(&app, client);
+    let now = attempt.now_ms;
+    match accounts::reauthenticate(
+        &app.store,
+        &app.keys,
+        attempt,
+        &s,
+        &body.password,
+        &body.totp,
+    )
+    .await
     {
         Ok(()) => {
             let mut out = session_out(&s);

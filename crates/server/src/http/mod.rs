@@ -40,7 +40,7 @@ pub fn router(app: AppState) -> Router {
             axum::middleware::from_fn_with_state(app.clone(), limit_client),
         ))
         .merge(console::routes(&app))
-        .merge(console_auth::routes())
+        .merge(console_auth::routes(&app))
         .merge(staff_api::routes(&app))
         .merge(
             pages::routes().route_layer(axum::middleware::from_fn_with_state(
@@ -100,6 +100,25 @@ pub fn too_many(lang: Lang, wait: std::time::Duration) -> ApiError {
     e
 }
 
+/// The client's address: the connection's peer (`None` for in-process
+/// requests, as tests send through `oneshot`). A reverse proxy in front makes
+/// every client the proxy; see ARCHITECTURE.md.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 /// Counts every booking write (POST) of a citizen route against the
 /// client's limit; over it, 429 with `Retry-After` (JSON for the API, a
 /// short page for the pages).
@@ -107,6 +126,33 @@ pub async fn limit_client(
     axum::extract::State(app): axum::extract::State<AppState>,
     req: Request,
     next: axum::middleware::Next,
+) -> Response {
+    limit_posts(app.clone(), req, next, "booking write", |ip| {
+        app.limits.check_client(ip)
+    })
+    .await
+}
+
+/// Counts every sign-in attempt (POST of the API session, the console form
+/// and re-authentication) against the client's sign-in limit; over it, 429
+/// with `Retry-After`, before any password is looked at.
+pub async fn limit_sign_in(
+    axum::extract::State(app): axum::extract::State<AppState>,
+    req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    limit_posts(app.clone(), req, next, "sign-in", |ip| {
+        app.limits.check_sign_in(ip)
+    })
+    .await
+}
+
+async fn limit_posts(
+    app: AppState,
+    req: Request,
+    next: axum::middleware::Next,
+    what: &'static str,
+    check: impl FnOnce(std::net::IpAddr) -> Result<(), std::time::Duration>,
 ) -> Response {
     // In-process requests (tests through `oneshot`) carry no peer address.
     let peer = req
@@ -116,31 +162,48 @@ pub async fn limit_client(
     let Some(peer) = peer.filter(|_| req.method() == axum::http::Method::POST) else {
         return next.run(req).await;
     };
-    match app.limits.check_client(peer.ip()) {
+    match check(peer.ip()) {
         Ok(()) => next.run(req).await,
         Err(wait) => {
             let (mut parts, _) = req.into_parts();
             let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
-            tracing::info!(client = %peer.ip(), "booking write over the client's rate limit");
+            tracing::info!(client = %peer.ip(), what, "over the client's rate limit");
             let err = too_many(lang, wait);
             if parts.uri.path().starts_with("/api/") {
                 return err.into_response();
             }
-            let secs = err.retry_after.unwrap_or(1);
-            let page = format!(
-                "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><main><h1>{}</h1><p>{}</p></main></html>",
-                lang.code(),
-                lang.pick("Espere un momento", "Wait a moment"),
-                lang.pick("Espere un momento", "Wait a moment"),
-                err.message,
-            );
-            let mut resp =
-                (StatusCode::TOO_MANY_REQUESTS, axum::response::Html(page)).into_response();
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            resp
+            let title = lang.pick("Espere un momento", "Wait a moment");
+            wait_page(
+                StatusCode::TOO_MANY_REQUESTS,
+                lang,
+                title,
+                &err.message,
+                err.retry_after.unwrap_or(1),
+            )
         }
     }
+}
+
+/// A short page asking to wait `retry_after_secs` (429 and 503 answers of
+/// the pages), with `Retry-After`.
+pub fn wait_page(
+    status: StatusCode,
+    lang: Lang,
+    title: &str,
+    message: &str,
+    retry_after_secs: u64,
+) -> Response {
+    let page = format!(
+        "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><main><h1>{}</h1><p>{}</p></main></html>",
+        lang.code(),
+        title,
+        title,
+        message,
+    );
+    let mut resp = (status, axum::response::Html(page)).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    resp
 }
 
 /// Runs before every staff route's handler (and so before its body is

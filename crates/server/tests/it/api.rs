@@ -671,6 +671,7 @@ async fn rate_limits_answer_429_while_ordinary_citizens_are_served(db: TestDb) {
             rate_client_burst: 6,
             rate_identity_per_hour: 2,
             rate_identity_burst: 2,
+            ..pasaporte::limits::LimitArgs::off()
         },
     )
     .await;

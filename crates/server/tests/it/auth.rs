@@ -2,7 +2,10 @@
 //! re-authentication and sign-out, on SQLite and PostgreSQL.
 
 use crate::both_databases;
-use crate::support::{DATA_KEYS, LOOKUP_KEY, TestApp, keys, no_smtp, spawn_app, spawn_on};
+use crate::support::{
+    DATA_KEYS, LOOKUP_KEY, TestApp, keys, no_smtp, spawn_app, spawn_app_limited, spawn_on,
+    spawn_on_work,
+};
 use pasaporte::auth::session::token_hash;
 use pasaporte::auth::{self, CreatedStaff, NewStaff, totp};
 use pasaporte_core::application::Role;
@@ -18,7 +21,15 @@ both_databases!(
     stale_sign_in_needs_reauthentication,
     sign_out_ends_the_session,
     staff_add_command_creates_an_account_that_signs_in,
+    guesses_sent_together_are_counted_before_any_is_checked,
+    a_lock_out_from_one_address_leaves_the_owner_in_from_another,
+    the_account_ceiling_stops_a_guess_spread_over_addresses,
+    sign_ins_beyond_the_password_checks_are_answered_busy_at_once,
+    sign_in_routes_have_a_per_client_rate_limit,
 );
+
+/// The address every test client connects from, unless bound to another.
+const LOCALHOST: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 const PASSWORD: &str = "caballo cuaderno lluvia tenaz";
 
@@ -297,7 +308,11 @@ async fn five_failures_lock_even_the_right_password(db: TestDb) {
         }
         let t = app
             .store
-            .sign_in_throttle(&auth::accounts::throttle_key(&keyring, user))
+            .sign_in_throttle(&auth::accounts::throttle_key(
+                &keyring,
+                user,
+                Some(LOCALHOST),
+            ))
             .await
             .unwrap()
             .unwrap();
@@ -592,4 +607,445 @@ async fn staff_add_command_creates_an_account_that_signs_in(db: TestDb) {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["staff"]["role"], "administrator");
+}
+
+/// A client from `ip` (any 127.x.y.z is this machine) that shows redirects.
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().unwrap())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+async fn sign_in_from(
+    app: &TestApp,
+    ip: &str,
+    username: &str,
+    password: &str,
+    totp: &str,
+) -> reqwest::Response {
+    client_from(ip)
+        .post(app.url("/api/v1/staff/session"))
+        .json(&json!({ "username": username, "password": password, "totp": totp }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// No rate limit per client, and more password checks than any test here
+/// runs at once: what remains is the throttle in the database.
+fn throttle_only() -> pasaporte::limits::LimitArgs {
+    pasaporte::limits::LimitArgs {
+        sign_in_checks_max: 256,
+        ..pasaporte::limits::LimitArgs::off()
+    }
+}
+
+/// Polls `f` every 10 ms until it holds, for at most 20 seconds.
+async fn until<F: std::future::Future<Output = bool>>(what: &str, mut f: impl FnMut() -> F) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f().await {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+fn retry_after(r: &reqwest::Response) -> Option<u64> {
+    r.headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Issue 12: the throttle was read, Argon2 ran, then the failure was
+/// written, so attempts sent together all passed it (19 wrong + 1 right let
+/// the right one in). Now each attempt is counted as it starts, in the
+/// statement that decides whether it is checked, on two servers sharing
+/// one database: of 59 wrong guesses sent at once only the three before the
+/// back-off are checked, and the right password sent while they are being
+/// answered is refused.
+async fn guesses_sent_together_are_counted_before_any_is_checked(db: TestDb) {
+    let (store, url) = pasaporte_store::testing::fresh(db).await.unwrap();
+    let node = || {
+        spawn_on_work(
+            store.clone(),
+            url.clone(),
+            no_smtp(),
+            throttle_only(),
+            pasaporte::WorkArgs::none(),
+        )
+    };
+    let (a, b) = (node().await, node().await);
+    let ana = add_staff(&a, "ana", Role::Clerk, &["TST"]).await;
+    let keyring = keys().keyring().unwrap();
+    let throttle = auth::accounts::throttle_key(&keyring, "ana", Some(LOCALHOST));
+    let ceiling = auth::accounts::account_key(&keyring, "ana");
+
+    const WRONG: usize = 59;
+    let guesses: Vec<_> = (0..WRONG)
+        .map(|i| {
+            let base = if i % 2 == 0 { &a.base } else { &b.base };
+            let req = client()
+                .post(format!("{base}/api/v1/staff/session"))
+                .json(&json!({ "username": "ana", "password": format!("not the password {i}"), "totp": "123456" }));
+            tokio::spawn(async move { req.send().await.unwrap().status().as_u16() })
+        })
+        .collect();
+    // The right password and a fresh code, sent once the allowance is
+    // spent (the count is in the database from the start of each attempt).
+    until("the burst's allowance spent", || {
+        let (store, throttle) = (store.clone(), throttle.clone());
+        async move {
+            store
+                .sign_in_throttle(&throttle)
+                .await
+                .unwrap()
+                .is_some_and(|t| t.failures >= auth::accounts::SIGN_IN_BACKOFF_AFTER_FAILURES)
+        }
+    })
+    .await;
+    let right = try_sign_in(&b, "ana", PASSWORD, &code(&ana, 0)).await;
+    assert_eq!(
+        right.status(),
+        401,
+        "the right password once the allowance is spent"
+    );
+    let body: Value = right.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "sign_in_failed");
+    for g in guesses {
+        assert_eq!(g.await.unwrap(), 401);
+    }
+    assert!(store.staff_sessions_of(&ana.id).await.unwrap().is_empty());
+
+    // Every attempt was counted; only the three before the back-off were
+    // checked (the account's ceiling counts checks), whichever server took them.
+    let t = store.sign_in_throttle(&throttle).await.unwrap().unwrap();
+    assert_eq!(t.failures, WRONG as i64 + 1);
+    assert!(t.locked_until_ms > auth::now_ms() + 14 * 60_000, "locked");
+    let checked = store
+        .sign_in_ceiling(&ceiling)
+        .await
+        .unwrap()
+        .unwrap()
+        .checks;
+    assert_eq!(checked, auth::accounts::SIGN_IN_BACKOFF_AFTER_FAILURES);
+    // And it stays refused.
+    let r = try_sign_in(&a, "ana", PASSWORD, &code(&ana, 1)).await;
+    assert_eq!(r.status(), 401);
+}
+
+/// Issue 12: five anonymous requests locked any account for 15 minutes,
+/// even against its owner. The lock is now per account and address: the
+/// attacker's address is locked, the owner's is not.
+async fn a_lock_out_from_one_address_leaves_the_owner_in_from_another(db: TestDb) {
+    let app = spawn_app_limited(db, no_smtp(), throttle_only()).await;
+    let ana = add_staff(&app, "ana", Role::Clerk, &["TST"]).await;
+    for _ in 0..auth::accounts::SIGN_IN_LOCK_AFTER_FAILURES {
+        let r = sign_in_from(
+            &app,
+            "127.0.0.2",
+            "ana",
+            "not the password at all",
+            "123456",
+        )
+        .await;
+        assert_eq!(r.status(), 401);
+    }
+    // The attacker's address is locked, even with the right password.
+    let r = sign_in_from(&app, "127.0.0.2", "ana", PASSWORD, &code(&ana, 0)).await;
+    assert_eq!(r.status(), 401);
+    let keyring = keys().keyring().unwrap();
+    let t = app
+        .store
+        .sign_in_throttle(&auth::accounts::throttle_key(
+            &keyring,
+            "ana",
+            Some("127.0.0.2".parse().unwrap()),
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(t.locked_until_ms > auth::now_ms());
+    // Ana, from her own address, signs in.
+    let r = sign_in_from(&app, "127.0.0.3", "ana", PASSWORD, &code(&ana, 1)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(app.store.staff_sessions_of(&ana.id).await.unwrap().len(), 1);
+    // Her success forgave nothing of the attacker's.
+    let r = sign_in_from(&app, "127.0.0.2", "ana", PASSWORD, &code(&ana, 2)).await;
+    assert_eq!(r.status(), 401);
+}
+
+/// The account-wide ceiling: a guess spread over many addresses (three
+/// checked tries each, under every address's back-off) is stopped after
+/// `SIGN_IN_ACCOUNT_CHECKS_MAX` checks, for the owner too until the window
+/// ends: the bound against guessing holds.
+async fn the_account_ceiling_stops_a_guess_spread_over_addresses(db: TestDb) {
+    let app = spawn_app_limited(db, no_smtp(), throttle_only()).await;
+    let ana = add_staff(&app, "ana", Role::Clerk, &["TST"]).await;
+    let max = auth::accounts::SIGN_IN_ACCOUNT_CHECKS_MAX;
+    let per_address = auth::accounts::SIGN_IN_BACKOFF_AFTER_FAILURES;
+    let addresses = (max + per_address - 1) / per_address + 1;
+    // Four addresses at a time: each check holds 19 MiB.
+    let mut statuses = Vec::new();
+    for chunk in (0..addresses).collect::<Vec<_>>().chunks(4) {
+        let tries = chunk.iter().map(|n| {
+            let app_base = app.base.clone();
+            let ip = format!("127.0.1.{}", n + 1);
+            async move {
+                let mut out = Vec::new();
+                for _ in 0..per_address {
+                    let r = client_from(&ip)
+                        .post(format!("{app_base}/api/v1/staff/session"))
+                        .json(&json!({ "username": "ana", "password": "not the password at all", "totp": "123456" }))
+                        .send()
+                        .await
+                        .unwrap();
+                    out.push(r.status().as_u16());
+                }
+                out
+            }
+        });
+        for out in futures_join_all(tries).await {
+            statuses.extend(out);
+        }
+    }
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    let keyring = keys().keyring().unwrap();
+    let c = app
+        .store
+        .sign_in_ceiling(&auth::accounts::account_key(&keyring, "ana"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.checks, max, "no more checks than the ceiling");
+    assert!(!c.admitted, "the last tries were refused unchecked");
+    // From a new address, even the right password waits for the window.
+    let r = sign_in_from(&app, "127.0.2.1", "ana", PASSWORD, &code(&ana, 0)).await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        app.store
+            .staff_sessions_of(&ana.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Another account is not affected.
+    let bea = add_staff(&app, "bea", Role::Clerk, &["TST"]).await;
+    let r = sign_in_from(&app, "127.0.2.1", "bea", PASSWORD, &code(&bea, 0)).await;
+    assert_eq!(r.status(), 200);
+}
+
+async fn futures_join_all<F>(fs: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+/// Issue 12: 100 sign-ins at once took the process from 23 MB to 3.1 GB,
+/// each Argon2 check holding 19 MiB on the blocking pool. Now checks run
+/// under a fixed number of permits, and a sign-in that finds none is
+/// answered 503 with Retry-After at once: JSON on the API, a page in the
+/// request's language on the console. None waits.
+async fn sign_ins_beyond_the_password_checks_are_answered_busy_at_once(db: TestDb) {
+    let app = spawn_app_limited(
+        db,
+        no_smtp(),
+        pasaporte::limits::LimitArgs {
+            sign_in_checks_max: 1,
+            ..pasaporte::limits::LimitArgs::off()
+        },
+    )
+    .await;
+    const AT_ONCE: usize = 24;
+    let deadline = std::time::Duration::from_secs(60);
+    // Unknown usernames, each its own, so the throttle plays no part.
+    let api = (0..AT_ONCE).map(|i| {
+        let req = client()
+            .post(app.url("/api/v1/staff/session"))
+            .json(&json!({ "username": format!("nadie{i}"), "password": "not the password at all", "totp": "123456" }));
+        async move {
+            let r = tokio::time::timeout(deadline, req.send())
+                .await
+                .expect("a sign-in waited")
+                .unwrap();
+            let (status, retry) = (r.status().as_u16(), retry_after(&r));
+            (status, retry, r.json::<Value>().await.unwrap())
+        }
+    });
+    let answers = futures_join_all(api).await;
+    let busy: Vec<_> = answers.iter().filter(|(s, _, _)| *s == 503).collect();
+    assert!(
+        !busy.is_empty(),
+        "more sign-ins than permits: some are busy"
+    );
+    assert!(
+        answers.iter().any(|(s, _, _)| *s == 401),
+        "some are checked"
+    );
+    assert!(answers.iter().all(|(s, _, _)| *s == 401 || *s == 503));
+    for (_, retry, body) in &busy {
+        assert_eq!(*retry, Some(auth::accounts::SIGN_IN_BUSY_RETRY_SECONDS));
+        assert_eq!(body["error"]["code"], "sign_in_busy");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Espere"),
+            "{body}"
+        );
+    }
+
+    // The console form: the same, as a page in the request's language.
+    let pages = (0..AT_ONCE).map(|i| {
+        let en = i % 2 == 1;
+        let form = form_body(&[
+            ("username", format!("nadie{i}")),
+            ("password", "not the password at all".into()),
+            ("totp", "123456".into()),
+            ("sign_in_token", "t".repeat(43)),
+        ]);
+        let req = client()
+            .post(app.url(if en {
+                "/console/sign-in?lang=en"
+            } else {
+                "/console/sign-in"
+            }))
+            .header(COOKIE, format!("pasaporte_sign_in={}", "t".repeat(43)))
+            .header(CONTENT_TYPE, FORM)
+            .body(form);
+        async move {
+            let r = tokio::time::timeout(deadline, req.send())
+                .await
+                .expect("a sign-in waited")
+                .unwrap();
+            let (status, retry) = (r.status().as_u16(), retry_after(&r));
+            (en, status, retry, r.text().await.unwrap())
+        }
+    });
+    let pages = futures_join_all(pages).await;
+    assert!(
+        pages.iter().any(|(_, s, _, _)| *s == 503),
+        "some pages are busy"
+    );
+    for (en, status, retry, html) in &pages {
+        match status {
+            401 => assert!(html.contains("incorrectos") || html.contains("Wrong username")),
+            503 => {
+                assert_eq!(*retry, Some(auth::accounts::SIGN_IN_BUSY_RETRY_SECONDS));
+                let (lang, words) = if *en {
+                    ("lang=\"en\"", "Too many sign-ins")
+                } else {
+                    ("lang=\"es\"", "demasiados inicios de sesión")
+                };
+                assert!(html.contains(lang) && html.contains(words), "{html}");
+            }
+            other => panic!("unexpected {other}: {html}"),
+        }
+    }
+}
+
+/// The per-client rate limit now covers the sign-in posts (API, console
+/// form, re-authentication): a client over it gets 429 with Retry-After
+/// before any password is checked; other addresses are served; the sign-in
+/// page itself is not limited.
+async fn sign_in_routes_have_a_per_client_rate_limit(db: TestDb) {
+    let app = spawn_app_limited(
+        db,
+        no_smtp(),
+        pasaporte::limits::LimitArgs {
+            rate_sign_in_per_min: 3,
+            rate_sign_in_burst: 3,
+            ..pasaporte::limits::LimitArgs::off()
+        },
+    )
+    .await;
+    let sup = add_staff(&app, "sup", Role::Supervisor, &["*"]).await;
+    // A session, signed in from another address.
+    let r = sign_in_from(&app, "127.0.0.6", "sup", PASSWORD, &code(&sup, 0)).await;
+    assert_eq!(r.status(), 200);
+    let cookie = format!(
+        "pasaporte_staff={}",
+        cookie_value(&set_cookie(&r, "pasaporte_staff").unwrap())
+    );
+    let csrf = r.json::<Value>().await.unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let bot = "127.0.0.5";
+    for _ in 0..3 {
+        let r = sign_in_from(&app, bot, "sup", "not the password at all", "123456").await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = sign_in_from(&app, bot, "sup", PASSWORD, &code(&sup, 1)).await;
+    assert_eq!(r.status(), 429);
+    assert!(retry_after(&r).is_some_and(|s| s >= 1));
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "too_many_requests");
+
+    let r = client_from(bot)
+        .post(app.url("/api/v1/staff/session/reauth"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "password": PASSWORD, "totp": code(&sup, 1) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "API re-authentication");
+    let r = client_from(bot)
+        .post(app.url("/console/reauth?lang=en"))
+        .header(COOKIE, &cookie)
+        .header(CONTENT_TYPE, FORM)
+        .body(form_body(&[
+            ("csrf", csrf.as_str()),
+            ("password", PASSWORD),
+            ("totp", &code(&sup, 1)),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "console re-authentication");
+    assert!(retry_after(&r).is_some());
+    assert!(r.text().await.unwrap().contains("lang=\"en\""));
+    let page = client_from(bot)
+        .get(app.url("/console/sign-in"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200, "the form itself is not limited");
+    let token = cookie_value(&set_cookie(&page, "pasaporte_sign_in").unwrap());
+    let r = client_from(bot)
+        .post(app.url("/console/sign-in"))
+        .header(COOKIE, format!("pasaporte_sign_in={token}"))
+        .header(CONTENT_TYPE, FORM)
+        .body(form_body(&[
+            ("username", "sup"),
+            ("password", PASSWORD),
+            ("totp", &code(&sup, 1)),
+            ("sign_in_token", &token),
+        ]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429, "console sign-in");
+    assert!(r.text().await.unwrap().contains("lang=\"es\""));
+
+    // Another address is served.
+    let r = client_from("127.0.0.7")
+        .post(app.url("/api/v1/staff/session/reauth"))
+        .header(COOKIE, &cookie)
+        .header("x-csrf-token", &csrf)
+        .json(&json!({ "password": PASSWORD, "totp": code(&sup, 1) }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }

@@ -8,6 +8,7 @@ mod audit;
 mod auth;
 mod ballot;
 mod capacity;
+mod cli;
 mod console;
 mod console_production;
 mod crash;

@@ -1,12 +1,15 @@
 //! Staff accounts, the TOTP replay guard, the sign-in throttle and sessions.
 
 use super::{Store, TestDb, fresh};
-use pasaporte_store::{NewStaffRow, SessionRow, StoreError, Throttle};
+use pasaporte_store::{NewStaffRow, SessionRow, StoreError, Throttle, ThrottlePolicy};
 
 both!(
     staff_accounts_round_trip,
     totp_step_used_once,
     throttle_counts_and_locks,
+    reservations_count_every_attempt_and_admit_within_the_policy,
+    concurrent_reservations_admit_no_more_than_the_policy,
+    ceiling_grants_checks_up_to_its_maximum_per_window,
     sessions_round_trip
 );
 
@@ -110,6 +113,167 @@ async fn throttle_counts_and_locks(db: TestDb) {
     assert_eq!(store.sign_in_throttle("other").await.unwrap(), None);
     store.clear_sign_in_failures("k").await.unwrap();
     assert_eq!(store.sign_in_throttle("k").await.unwrap(), None);
+}
+
+/// Back-off of 2 s after 3 attempts and 4 s after 4; lock at 5 for 15 minutes.
+const POLICY: ThrottlePolicy<'static> = ThrottlePolicy {
+    backoff: &[(3, 2_000), (4, 4_000)],
+    lock_after_failures: 5,
+    lock_ms: 900_000,
+};
+
+async fn reservations_count_every_attempt_and_admit_within_the_policy(db: TestDb) {
+    let store = store(db).await;
+    let admitted = |t: i64| {
+        let store = store.clone();
+        async move {
+            let r = store
+                .reserve_sign_in_attempt("k", t, &POLICY)
+                .await
+                .unwrap();
+            (r.admitted, r.throttle.failures)
+        }
+    };
+    assert_eq!(admitted(1_000).await, (true, 1));
+    assert_eq!(admitted(999).await, (true, 2), "a clock a little behind");
+    assert_eq!(
+        admitted(1_000).await,
+        (true, 3),
+        "no back-off before the 3rd"
+    );
+    let t = store.sign_in_throttle("k").await.unwrap().unwrap();
+    assert_eq!(t.last_failure_ms, 1_000, "never goes back");
+    assert_eq!(admitted(2_999).await, (false, 4), "within 2 s of the last");
+    assert_eq!(
+        admitted(5_000).await,
+        (false, 5),
+        "4 s after the refused one"
+    );
+    let t = store.sign_in_throttle("k").await.unwrap().unwrap();
+    assert_eq!(t.locked_until_ms, 5_000 + 900_000, "the 5th attempt locks");
+    assert_eq!(admitted(500_000).await, (false, 6), "locked");
+    let t = store.sign_in_throttle("k").await.unwrap().unwrap();
+    assert_eq!(
+        t.locked_until_ms,
+        500_000 + 900_000,
+        "trying while locked renews it"
+    );
+    assert_eq!(admitted(1_400_000).await, (true, 7), "the lock ran out");
+    // A success forgives the attempts it knew of, not those counted after it.
+    assert_eq!(
+        admitted(1_400_000).await,
+        (false, 8),
+        "counted while the 7th runs"
+    );
+    store.forgive_sign_in_failures("k", 7, 5).await.unwrap();
+    let t = store.sign_in_throttle("k").await.unwrap().unwrap();
+    assert_eq!(
+        (t.failures, t.locked_until_ms),
+        (1, 0),
+        "one left, not locked"
+    );
+    store.forgive_sign_in_failures("k", 1, 5).await.unwrap();
+    assert_eq!(
+        store.sign_in_throttle("k").await.unwrap(),
+        None,
+        "nothing left"
+    );
+    assert_eq!(
+        admitted(1_400_001).await,
+        (true, 1),
+        "a success starts afresh"
+    );
+    assert_eq!(
+        store
+            .reserve_sign_in_attempt("other", 1_000, &POLICY)
+            .await
+            .unwrap()
+            .throttle
+            .failures,
+        1
+    );
+}
+
+async fn concurrent_reservations_admit_no_more_than_the_policy(db: TestDb) {
+    let store = store(db).await;
+    let attempts = (0..40).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .reserve_sign_in_attempt("k", 1_000, &POLICY)
+                .await
+                .unwrap()
+                .admitted
+        })
+    });
+    let mut admitted = 0;
+    for a in attempts.collect::<Vec<_>>() {
+        admitted += usize::from(a.await.unwrap());
+    }
+    assert_eq!(admitted, 3, "three before the back-off, at once or not");
+    let t = store.sign_in_throttle("k").await.unwrap().unwrap();
+    assert_eq!(t.failures, 40, "every attempt counted");
+    assert_eq!(t.locked_until_ms, 1_000 + 900_000);
+}
+
+async fn ceiling_grants_checks_up_to_its_maximum_per_window(db: TestDb) {
+    let store = store(db).await;
+    let reservations = (0..25).map(|_| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .reserve_sign_in_check("acct", 1_000, 60_000, 10)
+                .await
+                .unwrap()
+                .admitted
+        })
+    });
+    let mut granted = 0;
+    for r in reservations.collect::<Vec<_>>() {
+        granted += usize::from(r.await.unwrap());
+    }
+    assert_eq!(granted, 10);
+    let c = store.sign_in_ceiling("acct").await.unwrap().unwrap();
+    assert_eq!(
+        (c.window_start_ms, c.checks, c.admitted),
+        (1_000, 10, false)
+    );
+    // A success gives its check back; then one more fits.
+    store.release_sign_in_check("acct", 1_000).await.unwrap();
+    assert!(
+        store
+            .reserve_sign_in_check("acct", 2_000, 60_000, 10)
+            .await
+            .unwrap()
+            .admitted
+    );
+    assert!(
+        !store
+            .reserve_sign_in_check("acct", 2_000, 60_000, 10)
+            .await
+            .unwrap()
+            .admitted
+    );
+    // Releasing into a window that has ended changes nothing.
+    let c = store
+        .reserve_sign_in_check("acct", 61_000, 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!((c.window_start_ms, c.checks, c.admitted), (61_000, 1, true));
+    store.release_sign_in_check("acct", 1_000).await.unwrap();
+    assert_eq!(
+        store.sign_in_ceiling("acct").await.unwrap().unwrap().checks,
+        1
+    );
+    // Old rows are forgotten.
+    store
+        .reserve_sign_in_attempt("k", 1_000, &POLICY)
+        .await
+        .unwrap();
+    assert_eq!(store.forget_sign_in_attempts(60_000).await.unwrap(), 1);
+    assert!(store.sign_in_throttle("k").await.unwrap().is_none());
+    assert_eq!(store.forget_sign_in_attempts(62_000).await.unwrap(), 1);
+    assert!(store.sign_in_ceiling("acct").await.unwrap().is_none());
 }
 
 async fn sessions_round_trip(db: TestDb) {
