@@ -109,6 +109,26 @@ function bogotaDay(days) {
   return new Intl.DateTimeFormat("en-CA", { timeZone: "America/Bogota" }).format(d);
 }
 
+/// Books the `nth` free time at the test office from now on for one person
+/// through the JSON API (setup, not under test); the booking's JSON.
+async function bookByApi(nth, applicant) {
+  const slots = await world.api("GET", "/api/v1/offices/TST/slots?days=2");
+  const free = slots.json.slots.filter((s) => s.remaining > 0 && Date.parse(s.start) > Date.now() + 60_000);
+  const booked = await world.api(
+    "POST",
+    "/api/v1/bookings",
+    {
+      office: "TST",
+      start: free[nth].start,
+      applicants: [applicant],
+      email: `${applicant.document_number}@example.co`,
+    },
+    { "idempotency-key": `browser-${applicant.document_number}` },
+  );
+  assert.equal(booked.status, 201, JSON.stringify(booked.json));
+  return booked.json;
+}
+
 /// Signs a staff member in through the JSON API (setup, not under test).
 async function staffApi(account) {
   const r = await world.api("POST", "/api/v1/staff/session", {
@@ -234,29 +254,13 @@ test("a clerk checks a citizen in and captures; a supervisor approves", async ()
   const supervisor = world.addStaff("sofia.supervisora", "supervisor", "TST");
   // The citizen's booking (the citizen's own pages are the first test):
   // the first free time at the test office, which check-in accepts.
-  const slots = await world.api("GET", "/api/v1/offices/TST/slots?days=2");
-  const soon = slots.json.slots.find((s) => s.remaining > 0 && Date.parse(s.start) > Date.now() + 60_000);
-  const booked = await world.api(
-    "POST",
-    "/api/v1/bookings",
-    {
-      office: "TST",
-      start: soon.start,
-      applicants: [
-        {
-          document_type: "cedula_ciudadania",
-          document_number: "79456123",
-          surnames: "Pérez Rodríguez",
-          given_names: "Juan Carlos",
-          birth_date: "1978-11-15",
-        },
-      ],
-      email: "juan@example.co",
-    },
-    { "idempotency-key": "browser-clerk-1" },
-  );
-  assert.equal(booked.status, 201, JSON.stringify(booked.json));
-  const code = booked.json.code;
+  const { code } = await bookByApi(0, {
+    document_type: "cedula_ciudadania",
+    document_number: "79456123",
+    surnames: "Pérez Rodríguez",
+    given_names: "Juan Carlos",
+    birth_date: "1978-11-15",
+  });
 
   const desk = await world.desk("clerk");
   const { page } = desk;
@@ -280,7 +284,7 @@ test("a clerk checks a citizen in and captures; a supervisor approves", async ()
   await capture.getByLabel("Fecha de nacimiento").fill("1978-11-15");
   await capture.getByLabel("Lugar de nacimiento").fill("Bogotá D.C.");
   await capture.getByLabel("Sexo").selectOption("M");
-  await capture.getByLabel("Correo electrónico").fill("juan@example.co");
+  await capture.getByLabel("Correo electrónico").fill("79456123@example.co");
   await capture.getByLabel("Foto (retrato)").setInputFiles({
     name: "retrato.png",
     mimeType: "image/png",
@@ -320,29 +324,13 @@ test("a clerk checks a citizen in and captures; a supervisor approves", async ()
 });
 
 test("another site's form posts are refused, from a page or a sandboxed frame", async () => {
-  const slots = await world.api("GET", "/api/v1/offices/TST/slots?days=2");
-  const free = slots.json.slots.filter((s) => s.remaining > 0 && Date.parse(s.start) > Date.now() + 60_000);
-  const booked = await world.api(
-    "POST",
-    "/api/v1/bookings",
-    {
-      office: "TST",
-      start: free[2].start,
-      applicants: [
-        {
-          document_type: "cedula_ciudadania",
-          document_number: "71234567",
-          surnames: "Restrepo Ochoa",
-          given_names: "José David",
-          birth_date: "1969-03-09",
-        },
-      ],
-      email: "jose@example.co",
-    },
-    { "idempotency-key": "browser-cross-site-1" },
-  );
-  assert.equal(booked.status, 201, JSON.stringify(booked.json));
-  const { code, manage_token: key } = booked.json;
+  const { code, manage_token: key } = await bookByApi(2, {
+    document_type: "cedula_ciudadania",
+    document_number: "71234567",
+    surnames: "Restrepo Ochoa",
+    given_names: "José David",
+    birth_date: "1969-03-09",
+  });
   const target = `${world.base}/citas/${code}/cancelar`;
   const form = `<form method="post" action="${target}"><input name="clave" value="${key}"><input name="confirmar" value="si"><button>Ganar un premio</button></form>`;
   // Another site: `localhost` is not `127.0.0.1` to a browser.
