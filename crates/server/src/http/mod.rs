@@ -33,6 +33,16 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
 pub type AppState = Arc<App>;
 
+/// Sent with every response (pages, console, API). Pages run no script
+/// and load nothing from another origin: images are the service's own or
+/// `data:` (the console's portraits), styles are the templates' own
+/// `<style>` blocks and a few `style` attributes (hence `'unsafe-inline'`,
+/// harmless without script: `img-src` and `default-src` leave an injected
+/// style no way to send anything out). Forms post only here, no page may be
+/// framed (clickjacking on the console's buttons), no `<base>` may move
+/// relative links.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 /// The whole service.
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -61,6 +71,14 @@ pub fn router(app: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
         ))
         .with_state(app)
 }
@@ -100,9 +118,13 @@ pub fn too_many(lang: Lang, wait: std::time::Duration) -> ApiError {
     e
 }
 
-/// Counts every booking write (POST) of a citizen route against the
-/// client's limit; over it, 429 with `Retry-After` (JSON for the API, a
-/// short page for the pages).
+/// Counts every booking write (POST) of a citizen route, and every lookup
+/// that found nothing (a 404: an unknown code, a wrong token, an unknown
+/// release...), against the client's limit; over it, 429 with `Retry-After`
+/// (JSON for the API, a short page for the pages). Counting failed lookups
+/// keeps booking and request codes from being enumerated: after the burst a
+/// client gets 429 whether the code it tries exists or not, while the
+/// holder of a right token is still answered.
 pub async fn limit_client(
     axum::extract::State(app): axum::extract::State<AppState>,
     req: Request,
@@ -113,34 +135,46 @@ pub async fn limit_client(
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let Some(peer) = peer.filter(|_| req.method() == axum::http::Method::POST) else {
+    let Some(peer) = peer else {
         return next.run(req).await;
     };
-    match app.limits.check_client(peer.ip()) {
-        Ok(()) => next.run(req).await,
-        Err(wait) => {
-            let (mut parts, _) = req.into_parts();
-            let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
-            tracing::info!(client = %peer.ip(), "booking write over the client's rate limit");
-            let err = too_many(lang, wait);
-            if parts.uri.path().starts_with("/api/") {
-                return err.into_response();
-            }
-            let secs = err.retry_after.unwrap_or(1);
-            let page = format!(
-                "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><main><h1>{}</h1><p>{}</p></main></html>",
-                lang.code(),
-                lang.pick("Espere un momento", "Wait a moment"),
-                lang.pick("Espere un momento", "Wait a moment"),
-                err.message,
-            );
-            let mut resp =
-                (StatusCode::TOO_MANY_REQUESTS, axum::response::Html(page)).into_response();
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-            resp
-        }
+    let (mut parts, body) = req.into_parts();
+    let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
+    let api = parts.uri.path().starts_with("/api/");
+    if parts.method == axum::http::Method::POST
+        && let Err(wait) = app.limits.check_client(peer.ip())
+    {
+        tracing::info!(client = %peer.ip(), "booking write over the client's rate limit");
+        return over_limit(lang, wait, api);
     }
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    if resp.status() == StatusCode::NOT_FOUND
+        && let Err(wait) = app.limits.check_client(peer.ip())
+    {
+        tracing::info!(client = %peer.ip(), "failed lookups over the client's rate limit");
+        return over_limit(lang, wait, api);
+    }
+    resp
+}
+
+/// 429 with `Retry-After`: JSON for the API, a short page for the pages.
+fn over_limit(lang: Lang, wait: std::time::Duration, api: bool) -> Response {
+    let err = too_many(lang, wait);
+    if api {
+        return err.into_response();
+    }
+    let secs = err.retry_after.unwrap_or(1);
+    let page = format!(
+        "<!doctype html><html lang=\"{}\"><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title><main><h1>{}</h1><p>{}</p></main></html>",
+        lang.code(),
+        lang.pick("Espere un momento", "Wait a moment"),
+        lang.pick("Espere un momento", "Wait a moment"),
+        err.message,
+    );
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, axum::response::Html(page)).into_response();
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+    resp
 }
 
 /// Runs before every staff route's handler (and so before its body is

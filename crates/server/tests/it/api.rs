@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 both_databases!(
     rate_limits_answer_429_while_ordinary_citizens_are_served,
+    failed_lookups_count_against_the_client_limit,
     two_thousand_attempts_for_fifty_seats,
     one_active_booking_per_person,
     same_person_racing_gets_one_booking,
@@ -746,4 +747,70 @@ async fn rate_limits_answer_429_while_ordinary_citizens_are_served(db: TestDb) {
         }
     }
     assert_eq!(last, 429);
+}
+
+/// `GET /api/v1/bookings/{code}` from `ip` with `token`.
+async fn look_up_from(app: &TestApp, ip: &str, code: &str, token: &str) -> (u16, Option<u64>) {
+    let r = client_from(ip)
+        .get(app.url(&format!("/api/v1/bookings/{code}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (r.status().as_u16(), retry)
+}
+
+async fn failed_lookups_count_against_the_client_limit(db: TestDb) {
+    let app = crate::support::spawn_app_limited(
+        db,
+        crate::support::no_smtp(),
+        pasaporte::limits::LimitArgs {
+            rate_client_per_min: 6,
+            rate_client_burst: 6,
+            rate_identity_per_hour: 0,
+            rate_identity_burst: 0,
+        },
+    )
+    .await;
+    let start = app.free_slots("TST").await.remove(0);
+    let (s, _, booked) = book_from(
+        &app,
+        "127.0.0.3",
+        &booking_body("TST", &start, vec![person(900)]),
+    )
+    .await;
+    assert_eq!(s, 201, "{booked}");
+    let code = booked["code"].as_str().unwrap();
+    let token = booked["manage_token"].as_str().unwrap();
+    // Someone guessing codes from one address: an unknown code and a known
+    // one with a wrong token answer alike, and after the burst both are 429.
+    let mut statuses = Vec::new();
+    for n in 0..10 {
+        let (s, retry) = if n % 2 == 0 {
+            look_up_from(&app, "127.0.0.7", "ZZZZZZZZ", token).await
+        } else {
+            look_up_from(&app, "127.0.0.7", code, "not-the-token").await
+        };
+        if s == 429 {
+            assert!(retry.is_some_and(|r| r >= 1), "Retry-After on a 429");
+        }
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses,
+        [404, 404, 404, 404, 404, 404, 429, 429, 429, 429],
+        "six failed lookups, then refused"
+    );
+    // The holder of the token is still answered, from anywhere.
+    assert_eq!(look_up_from(&app, "127.0.0.3", code, token).await.0, 200);
+    assert_eq!(look_up_from(&app, "127.0.0.7", code, token).await.0, 200);
+    // Successful lookups cost nothing: the holder looks as often as they like.
+    for _ in 0..10 {
+        assert_eq!(look_up_from(&app, "127.0.0.8", code, token).await.0, 200);
+    }
 }
