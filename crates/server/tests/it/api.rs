@@ -11,6 +11,7 @@ use std::sync::Arc;
 both_databases!(
     rate_limits_answer_429_while_ordinary_citizens_are_served,
     failed_lookups_count_against_the_client_limit,
+    a_tarjeta_and_the_cedula_of_one_nuip_are_one_person,
     two_thousand_attempts_for_fifty_seats,
     one_active_booking_per_person,
     same_person_racing_gets_one_booking,
@@ -813,4 +814,72 @@ async fn failed_lookups_count_against_the_client_limit(db: TestDb) {
     for _ in 0..10 {
         assert_eq!(look_up_from(&app, "127.0.0.8", code, token).await.0, 200);
     }
+}
+
+fn with_document(kind: &str, number: &str, birth: &str) -> Value {
+    json!({
+        "document_type": kind,
+        "document_number": number,
+        "surnames": "Rojas Díaz",
+        "given_names": "Camila",
+        "birth_date": birth,
+    })
+}
+
+/// A tarjeta printed with a leading zero and the cédula issued on the same
+/// NUIP are one person: one booking between them, also for rows stored
+/// under the key the tarjeta had before (re-keyed at start).
+async fn a_tarjeta_and_the_cedula_of_one_nuip_are_one_person(db: TestDb) {
+    let app = spawn_app(db).await;
+    let start = app.free_slots("TST").await.remove(0);
+    let tarjeta = with_document("tarjeta_identidad", "01033445566", "2009-05-06");
+    let cedula = with_document("cedula_ciudadania", "1033445566", "2007-05-06");
+    let (s, v) = app
+        .book(&booking_body("TST", &start, vec![person(700), tarjeta]))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app.book(&booking_body("TST", &start, vec![cedula])).await;
+    assert_eq!(s, 409, "the cédula's NUIP holds a booking already: {v}");
+    assert_eq!(v["error"]["code"], "already_booked", "{v}");
+
+    // A tarjeta booked before the change: its rows carry the old key.
+    let keys = keys().keyring().unwrap();
+    let old = keys.person_key("COL:02044556677");
+    let new = keys.person_key("COL:2044556677");
+    let tarjeta = with_document("tarjeta_identidad", "02044556677", "2009-05-06");
+    let (s, booked) = app
+        .book(&booking_body("TST", &start, vec![person(701), tarjeta]))
+        .await;
+    assert_eq!(s, 201, "{booked}");
+    app.store.rekey_person(&new, &old).await.unwrap();
+    let cedula = with_document("cedula_ciudadania", "2044556677", "2007-05-06");
+    let moved = pasaporte::person_keys::rekey_all(&app.store, &keys)
+        .await
+        .unwrap();
+    assert_eq!(moved.moved, 1, "{moved:?}");
+    assert_eq!(
+        pasaporte::person_keys::rekey_all(&app.store, &keys)
+            .await
+            .unwrap(),
+        Default::default(),
+        "a second pass changes nothing"
+    );
+    let (s, v) = app
+        .book(&booking_body("TST", &start, vec![cedula.clone()]))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    // Cancelling the tarjeta's booking frees the NUIP under its new key.
+    let code = booked["code"].as_str().unwrap();
+    let token = booked["manage_token"].as_str().unwrap();
+    let (s, v) = app
+        .authed(
+            Method::POST,
+            &format!("/api/v1/bookings/{code}/cancel"),
+            token,
+            Some(&json!({})),
+        )
+        .await;
+    assert!(s == 200 || s == 204, "{s} {v}");
+    let (s, v) = app.book(&booking_body("TST", &start, vec![cedula])).await;
+    assert_eq!(s, 201, "{v}");
 }
