@@ -251,8 +251,17 @@ export class Visit {
       const url = r.url();
       if (!url.startsWith(this.world.base + "/") && !url.startsWith("data:")) this.elsewhere.push(url);
     });
+    // The page's own document (after redirects) and what the browser's
+    // Content-Security-Policy refused on it: each seen page must carry the
+    // headers and break none of them.
+    this.document = null;
+    this.refused = [];
     page.on("response", (r) => {
       if (r.request().method() === "POST") this.posts.push({ url: r.url(), status: r.status() });
+      if (r.request().isNavigationRequest() && r.request().frame() === page.mainFrame()) this.document = r;
+    });
+    page.on("console", (m) => {
+      if (/Content Security Policy/i.test(m.text())) this.refused.push(m.text());
     });
   }
 
@@ -268,7 +277,24 @@ export class Visit {
     this.step += 1;
     const file = join(this.world.shots, `${this.who}-${String(this.step).padStart(2, "0")}-${what}.png`);
     await this.page.screenshot({ path: file, fullPage: true });
-    await this.page.addScriptTag({ content: AXE_SOURCE });
+    assert.ok(this.document, `a document for ${what}`);
+    const headers = await this.document.allHeaders();
+    const csp = headers["content-security-policy"] ?? "";
+    for (const part of [
+      "default-src 'none'",
+      "img-src 'self' data:",
+      "style-src 'self' 'unsafe-inline'",
+      "form-action 'self'",
+      "base-uri 'none'",
+      "frame-ancestors 'none'",
+    ]) {
+      assert.ok(csp.includes(part), `${this.page.url()}: Content-Security-Policy ${JSON.stringify(csp)} lacks ${part}`);
+    }
+    assert.equal(headers["x-frame-options"], "DENY", `${this.page.url()}: X-Frame-Options`);
+    assert.deepEqual(this.refused, [], `${this.page.url()}: refused by the Content-Security-Policy`);
+    // Through the DevTools protocol, which the page's policy does not
+    // govern (a <script> tag would be refused, as it should be).
+    await this.page.evaluate(AXE_SOURCE);
     const result = await this.page.evaluate(async () =>
       // eslint-disable-next-line no-undef
       axe.run(document, { resultTypes: ["violations"] }),

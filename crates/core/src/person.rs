@@ -128,16 +128,33 @@ pub struct Document {
 impl Document {
     /// The text that identifies the person across offices, fed to a keyed hash
     /// by the caller. Colombian documents share one number space (the NUIP
-    /// carries from registro civil to tarjeta to cédula), so they share a key.
+    /// carries from registro civil to tarjeta to cédula), so they share a key;
+    /// the NUIP is a number, so leading zeros (a tarjeta printed with 11
+    /// digits, `01033445566`) do not make another person than the cédula
+    /// `1033445566` issued on it at 18.
     pub fn identity_text(&self) -> String {
         match self.kind {
             DocumentType::CedulaCiudadania
             | DocumentType::TarjetaIdentidad
             | DocumentType::RegistroCivil => {
-                format!("COL:{}", self.number.as_str())
+                let digits = self.number.as_str().trim_start_matches('0');
+                format!("COL:{}", if digits.is_empty() { "0" } else { digits })
             }
             DocumentType::PasaporteExtranjero => format!("PAS:{}", self.number.as_str()),
         }
+    }
+
+    /// The identity text keys were derived from before leading zeros were
+    /// dropped (December 2026), when it differs from [`Self::identity_text`]:
+    /// the server re-keys rows stored under it once, at start.
+    pub fn legacy_identity_text(&self) -> Option<String> {
+        let legacy = match self.kind {
+            DocumentType::CedulaCiudadania
+            | DocumentType::TarjetaIdentidad
+            | DocumentType::RegistroCivil => format!("COL:{}", self.number.as_str()),
+            DocumentType::PasaporteExtranjero => return None,
+        };
+        (legacy != self.identity_text()).then_some(legacy)
     }
 }
 
@@ -341,6 +358,37 @@ mod tests {
         assert_ne!(
             n(DocumentType::RegistroCivil).identity_text(),
             n(DocumentType::PasaporteExtranjero).identity_text()
+        );
+        assert_eq!(
+            n(DocumentType::CedulaCiudadania).legacy_identity_text(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_nuip_with_leading_zeros_is_the_same_person() {
+        let d = |k, num: &str| Document {
+            kind: k,
+            number: DocumentNumber::parse(k, num, "f").unwrap(),
+        };
+        let tarjeta = d(DocumentType::TarjetaIdentidad, "01033445566");
+        let cedula = d(DocumentType::CedulaCiudadania, "1033445566");
+        assert_eq!(tarjeta.identity_text(), cedula.identity_text());
+        assert_eq!(tarjeta.identity_text(), "COL:1033445566");
+        assert_eq!(
+            tarjeta.legacy_identity_text().as_deref(),
+            Some("COL:01033445566")
+        );
+        assert_eq!(cedula.legacy_identity_text(), None);
+        // Other numbers stay apart.
+        assert_ne!(
+            tarjeta.identity_text(),
+            d(DocumentType::TarjetaIdentidad, "10334455660").identity_text()
+        );
+        // A foreign passport's zeros are letters of its number.
+        assert_ne!(
+            d(DocumentType::PasaporteExtranjero, "0AB12345").identity_text(),
+            d(DocumentType::PasaporteExtranjero, "AB12345").identity_text()
         );
     }
 

@@ -171,18 +171,22 @@ impl Action {
             | Action::ViewReconciliation
             | Action::HandOver
             | Action::GrantUrgent
-            | Action::ManageOfficeDays => true,
-            // Stock and orders are kept at production sites and vendors,
-            // not offices.
+            | Action::ManageOfficeDays
+            // An order is its application's office's (it names the holder's
+            // passport number, booklet and tracking): lists and re-sends
+            // are limited to the person's offices.
+            | Action::ViewProduction
+            | Action::ResendOrder
+            // A release spans a city's offices: opening, drawing and its
+            // signals need every one of them in the assignment.
+            | Action::ManageReleases
+            | Action::ViewScalperSignals => true,
+            // Stock levels are counts per site (vendors' sites and offices'
+            // emergency stock), vendors are shared: no office's data.
             Action::ManageStaff
             | Action::ViewAudit
             | Action::ViewStock
-            | Action::ViewProduction
-            | Action::ResendOrder
             | Action::ManageVendors
-            // A release spans a city's offices.
-            | Action::ManageReleases
-            | Action::ViewScalperSignals
             // Offices' policies are set centrally by administrators, who
             // are not assigned to offices.
             | Action::ManageOfficePolicy => false,

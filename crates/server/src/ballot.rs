@@ -15,7 +15,7 @@ use crate::booking::{BookError, DayView};
 use crate::crypto::random_bytes;
 use crate::i18n::{Lang, local_when};
 use crate::mail;
-use crate::workflow::WorkError;
+use crate::workflow::{AllOffices, OfficeScope, WorkError};
 use pasaporte_core::application::Actor;
 use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::ballot::{self, Offer, Offers, Preference, Request, SeatKey};
@@ -126,6 +126,7 @@ fn parse_day(text: &str, field: &str) -> Result<Date, WorkError> {
 pub async fn open_release(
     app: &App,
     actor: &Actor,
+    scope: &dyn OfficeScope,
     input: &ReleaseInput,
     now: Timestamp,
 ) -> Result<ReleaseRow, WorkError> {
@@ -150,6 +151,12 @@ pub async fn open_release(
             .map(|e| e.office.code.clone())
             .collect(),
     };
+    // A release refuses live bookings at every office it covers: only staff
+    // of all of them may open it. Offices outside the assignment answer like
+    // unknown ones.
+    if chosen.iter().any(|code| !scope.may_use_office(code)) {
+        return Err(WorkError::NotFound);
+    }
     if chosen.is_empty() {
         return Err(invalid(
             "city",
@@ -332,10 +339,14 @@ fn seed_of(app: &App, r: &ReleaseRow) -> Result<[u8; 32], WorkError> {
 pub async fn draw_release(
     app: &App,
     actor: &Actor,
+    scope: &dyn OfficeScope,
     id: &str,
     now: Timestamp,
 ) -> Result<DrawSummary, WorkError> {
     let r = app.store.release(id).await?;
+    if !release_in_scope(&r, scope) {
+        return Err(WorkError::NotFound);
+    }
     if r.state != "open" {
         return Err(refused(
             "release_drawn",
@@ -759,11 +770,17 @@ fn view_of(r: RequestRow) -> RequestView {
 /// The request behind `code` when `token` is its own; otherwise not found
 /// (the same answer for a wrong code and a wrong token).
 async fn own_request(app: &App, code: &str, token: &str) -> Result<RequestRow, WorkError> {
-    let r = app.store.request_by_code(code).await?;
-    if !app.keys.check_manage_token(&r.booking_id, token) {
+    let r = match app.store.request_by_code(code).await {
+        Ok(r) => Some(r),
+        Err(StoreError::NotFound) => None,
+        Err(e) => return Err(e.into()),
+    };
+    // The same work for an unknown code as for a wrong token.
+    let id = r.as_ref().map(|r| r.booking_id.as_str());
+    if !app.keys.check_manage_token_of(id, token) {
         return Err(WorkError::NotFound);
     }
-    Ok(r)
+    r.ok_or(WorkError::NotFound)
 }
 
 pub async fn request_view(app: &App, code: &str, token: &str) -> Result<RequestView, WorkError> {
@@ -888,10 +905,13 @@ pub async fn confirm_booking(
     token: &str,
     now: Timestamp,
 ) -> Result<bool, WorkError> {
-    let b = app.store.booking_by_code(code).await?;
-    if !app.keys.check_manage_token(&b.id, token) {
-        return Err(WorkError::NotFound);
-    }
+    let b = crate::booking::own_booking(app, code, token)
+        .await
+        .map_err(|e| match e {
+            crate::booking::ManageError::Unavailable(m) => WorkError::Unavailable(m),
+            crate::booking::ManageError::Internal(m) => WorkError::Internal(m),
+            _ => WorkError::NotFound,
+        })?;
     if b.status != "active" {
         return Err(refused(
             "not_active",
@@ -1042,7 +1062,7 @@ pub async fn round(
     let now_ms = now.as_millisecond();
     for r in app.store.releases().await? {
         if r.state == "open" && r.close_ms <= now_ms {
-            match draw_release(app, &system(), &r.id, now).await {
+            match draw_release(app, &system(), &AllOffices, &r.id, now).await {
                 Ok(_) => report.drawn += 1,
                 Err(WorkError::Refused { .. }) => {}
                 Err(e) => return Err(e),
@@ -1092,13 +1112,23 @@ pub async fn round(
 /// phone, for a supervisor to look at. Nothing is cancelled automatically.
 pub async fn signals(
     app: &App,
+    scope: &dyn OfficeScope,
     release_id: &str,
 ) -> Result<Vec<pasaporte_store::ScalperSignal>, WorkError> {
-    app.store.release(release_id).await?;
+    let r = app.store.release(release_id).await?;
+    if !release_in_scope(&r, scope) {
+        return Err(WorkError::NotFound);
+    }
     Ok(app
         .store
         .scalper_signals(release_id, SIGNAL_THRESHOLD)
         .await?)
+}
+
+/// Whether every office of the release is one the person works for: drawing
+/// a release or reading its signals touches all of its offices' requests.
+pub fn release_in_scope(r: &ReleaseRow, scope: &dyn OfficeScope) -> bool {
+    r.offices.iter().all(|o| scope.may_use_office(o))
 }
 
 /// How long this server trusts its copy of the releases' coverage: another

@@ -230,7 +230,7 @@ async fn bench(
     }
     let personalised = t0.elapsed();
     let placed = store
-        .order_counts()
+        .order_counts(None)
         .await?
         .iter()
         .map(|c| c.count)
@@ -243,7 +243,7 @@ async fn bench(
     eprintln!("[{backend}] handing the orders to the vendor");
     loop {
         let queued = store
-            .orders_in_state(OrderState::Queued, Some(VENDOR), 1)
+            .orders_in_state(OrderState::Queued, Some(VENDOR), None, 1)
             .await?;
         if queued.is_empty() {
             break;
@@ -258,7 +258,7 @@ async fn bench(
     for state in [OrderState::Accepted, OrderState::Queued] {
         orders.extend(
             store
-                .orders_in_state(state, Some(VENDOR), u32::MAX / 2)
+                .orders_in_state(state, Some(VENDOR), None, u32::MAX / 2)
                 .await?,
         );
     }
@@ -337,7 +337,7 @@ async fn bench(
     let callbacks_time = t1.elapsed();
     let callbacks = applied.load(Ordering::Relaxed);
     let shipped = store
-        .orders_in_state(OrderState::Shipped, Some(VENDOR), u32::MAX / 2)
+        .orders_in_state(OrderState::Shipped, Some(VENDOR), None, u32::MAX / 2)
         .await?
         .len();
     anyhow::ensure!(

@@ -22,7 +22,8 @@ use pasaporte_core::person::DocumentType;
 use pasaporte_core::shares::Pool;
 use pasaporte_core::{FieldError, FieldErrors};
 use pasaporte_store::{
-    ApplicantRow, NewBooking, StoreError, UrgentGrant, WriteError, WriteOp, WriteOutcome,
+    ApplicantRow, BookingRow, NewBooking, StoreError, UrgentGrant, WriteError, WriteOp,
+    WriteOutcome,
 };
 use std::sync::Arc;
 
@@ -749,12 +750,28 @@ fn mask(number: &str) -> String {
 }
 
 /// The booking `code`, for the holder of its manage token.
-pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, ManageError> {
-    let code = ConfirmationCode::parse(code).ok_or(ManageError::NotFound)?;
-    let row = app.store.booking_by_code(code.as_str()).await?;
-    if !app.keys.check_manage_token(&row.id, token) {
+/// The booking behind `code` when `token` is its own, else not found: an
+/// unknown code and a wrong token get the same answer after the same work
+/// (one read, one token derived and compared). The HTTP layer counts each
+/// not-found against the client's rate limit (`http::limit_client`).
+pub async fn own_booking(app: &App, code: &str, token: &str) -> Result<BookingRow, ManageError> {
+    let row = match ConfirmationCode::parse(code) {
+        Some(code) => match app.store.booking_by_code(code.as_str()).await {
+            Ok(row) => Some(row),
+            Err(StoreError::NotFound) => None,
+            Err(e) => return Err(e.into()),
+        },
+        None => None,
+    };
+    let id = row.as_ref().map(|r| r.id.as_str());
+    if !app.keys.check_manage_token_of(id, token) {
         return Err(ManageError::NotFound);
     }
+    row.ok_or(ManageError::NotFound)
+}
+
+pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, ManageError> {
+    let row = own_booking(app, code, token).await?;
     let office = app.office(&row.office).ok_or(ManageError::NotFound)?;
     let k = &app.keys;
     let start = Timestamp::from_millisecond(row.start_ms)

@@ -12,6 +12,10 @@ use sha2::Sha256;
 use std::collections::HashMap;
 use std::path::Path;
 
+/// The id an unknown booking code is checked against (no booking has it:
+/// ids are UUIDs).
+const NO_BOOKING_ID: &str = "no-booking";
+
 /// Key ids are short names written in front of every sealed value.
 pub const KEY_ID_CHARS_MAX: usize = 16;
 const NONCE_LEN: usize = 12;
@@ -215,6 +219,16 @@ impl Keyring {
         a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
     }
 
+    /// Whether `token` is the manage token of the booking a code named
+    /// (`None`: no booking has that code). The unknown case derives and
+    /// compares a token too, for an id no booking has, so that a stranger
+    /// cannot tell an unknown code from a known one by the time the answer
+    /// takes.
+    pub fn check_manage_token_of(&self, booking_id: Option<&str>, token: &str) -> bool {
+        let matches = self.check_manage_token(booking_id.unwrap_or(NO_BOOKING_ID), token);
+        matches && booking_id.is_some()
+    }
+
     /// A stable digest of a request body, to tell a retry from a new request.
     pub fn request_digest(&self, body: &str) -> String {
         hex(&self.mac("request", body))
@@ -275,6 +289,11 @@ mod tests {
         assert!(k.check_manage_token("b1", &t));
         assert!(!k.check_manage_token("b2", &t));
         assert!(!k.check_manage_token("b1", ""));
+        // An unknown code is compared like a known one, and never matches,
+        // not even the token of the id it is compared against.
+        assert!(k.check_manage_token_of(Some("b1"), &t));
+        assert!(!k.check_manage_token_of(None, &t));
+        assert!(!k.check_manage_token_of(None, &k.manage_token(NO_BOOKING_ID)));
         assert_eq!(k.person_key("COL:123"), k.person_key("COL:123"));
         assert_ne!(k.person_key("COL:123"), k.person_key("COL:124"));
     }

@@ -30,6 +30,7 @@ pub mod ics;
 pub mod limits;
 pub mod mail;
 pub mod payments;
+pub mod person_keys;
 pub mod photo;
 pub mod pipeline;
 pub mod production;
@@ -406,7 +407,9 @@ pub async fn serve(
     adapters.limits = limits::RateLimits::new(&limits);
     adapters.public_origin = public_url.as_deref().map(auth::origin_of);
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let app = app::App::new(store, keys.keyring()?, public_url, adapters).await?;
+    let keyring = keys.keyring()?;
+    person_keys::rekey_legacy_person_keys(&store, &keyring, auth::now_ms()).await?;
+    let app = app::App::new(store, keyring, public_url, adapters).await?;
     let _demo_vendor = if demo {
         Some(demo_production(&app, addr).await?)
     } else {

@@ -848,7 +848,7 @@ pub async fn reroute_round(app: &App, now: Timestamp) -> Result<usize, WorkError
     for state in [OrderState::Queued, OrderState::Dead] {
         for o in app
             .store
-            .orders_in_state(state, None, REROUTE_ROUND_MAX)
+            .orders_in_state(state, None, None, REROUTE_ROUND_MAX)
             .await?
         {
             let needs = match o.vendor_id.as_deref() {
@@ -985,12 +985,16 @@ async fn move_order(
 pub async fn resend_order(
     app: &App,
     actor: &Actor,
+    scope: &dyn OfficeScope,
     order_id: &str,
     now: Timestamp,
 ) -> Result<OrderRow, WorkError> {
     retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let mut o = store::order_in(&mut tx, order_id).await?;
+        if !scope.may_use_office(&o.office) {
+            return Err(WorkError::NotFound);
+        }
         if o.state != OrderState::Dead {
             return Err(WorkError::refused(
                 "order_not_dead",

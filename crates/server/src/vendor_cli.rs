@@ -101,7 +101,7 @@ pub async fn run(cmd: VendorCommand) -> anyhow::Result<ExitCode> {
         }
         VendorCommand::List { db } => {
             let store = crate::open_store(&db).await?;
-            let counts = store.order_counts().await?;
+            let counts = store.order_counts(None).await?;
             println!(
                 "{:<16} {:<9} {:>5} {:<12} {:<24} {:<16} orders",
                 "vendor", "state", "share", "site", "types", "offices"

@@ -35,6 +35,12 @@ pub const REGISTRY_RETRY_MAX_MS: i64 = 5 * 60_000;
 pub const NO_SHOW_BATCH_MAX: u32 = 500;
 /// Payment references or refunds requested per round.
 pub const PAYMENT_BATCH_MAX: usize = 64;
+/// The first wait before the payment worker looks again at an application
+/// whose fee is missing; each wait is then as long as it has waited.
+pub const FEE_RETRY_FIRST_MS: i64 = 1_000;
+/// The longest such wait: a fee schedule fixed by a new release is picked up
+/// within this.
+pub const FEE_RETRY_MAX_MS: i64 = 10 * 60 * 1_000;
 
 /// The actor of a worker's steps.
 pub(crate) fn system(worker: &str) -> Actor {
@@ -336,7 +342,7 @@ pub async fn payment_reference_round(app: &App, now: Timestamp) -> Result<usize,
     };
     let waiting = app
         .store
-        .verified_without_reference(PAYMENT_BATCH_MAX as u32)
+        .verified_without_reference(PAYMENT_BATCH_MAX as u32, now.as_millisecond())
         .await?;
     let mut issued = 0;
     for (id, _) in waiting {
@@ -352,7 +358,19 @@ pub async fn payment_reference_round(app: &App, now: Timestamp) -> Result<usize,
         let amount = match app.fees.fee_for(passport_type, &entry.office) {
             Ok(m) => m,
             Err(e) => {
-                tracing::error!(office = %row.office, error = %e, "no fee for this office; the application waits");
+                // Only a new fee schedule (a release) helps: look again
+                // after as long as it has waited (so the looks, and these
+                // logs, double apart), at most FEE_RETRY_MAX_MS. Supervisors
+                // see the gap on their page meanwhile (`fee_gaps`).
+                let waited_ms = now.as_millisecond() - row.state_since_ms;
+                let wait_ms = waited_ms.clamp(FEE_RETRY_FIRST_MS, FEE_RETRY_MAX_MS);
+                tracing::error!(
+                    office = %row.office, application = %row.id, error = %e, next_look_ms = wait_ms,
+                    "no fee for this office; the application waits"
+                );
+                app.store
+                    .put_off_payment_reference(&row.id, now.as_millisecond() + wait_ms)
+                    .await?;
                 continue;
             }
         };

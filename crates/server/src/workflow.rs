@@ -276,6 +276,15 @@ pub trait OfficeScope: Sync {
     fn may_use_office(&self, office: &str) -> bool;
 }
 
+/// The workers' scope: they act for the whole service.
+pub struct AllOffices;
+
+impl OfficeScope for AllOffices {
+    fn may_use_office(&self, _office: &str) -> bool {
+        true
+    }
+}
+
 /// How the clerk finds the citizen at check-in.
 #[derive(Clone, Debug)]
 pub enum Arrival {

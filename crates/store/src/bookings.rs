@@ -662,6 +662,86 @@ impl Store {
         Ok(b)
     }
 
+    /// Whether the one-off data fix `name` ran already.
+    pub async fn data_fix_done(&self, name: &str) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM data_fixes WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Records the one-off data fix `name` as done.
+    pub async fn record_data_fix(&self, name: &str, now_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO data_fixes (name, done_ms) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(now_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Applicants whose document is of one of `kinds`, after `(booking_id,
+    /// position)` in that order, at most `limit`: `(booking_id, position,
+    /// doc_key, document_type, document_number_enc)`.
+    pub async fn applicants_of_kinds(
+        &self,
+        kinds: &[&str],
+        after: (&str, i64),
+        limit: u32,
+    ) -> Result<Vec<(String, i64, String, String, String)>> {
+        let placeholders: Vec<String> = (0..kinds.len()).map(|i| format!("${}", i + 4)).collect();
+        let sql = format!(
+            "SELECT booking_id, position, doc_key, document_type, document_number_enc FROM applicants
+             WHERE (booking_id > $1 OR (booking_id = $1 AND position > $2)) AND document_type IN ({})
+             ORDER BY booking_id, position LIMIT $3",
+            if placeholders.is_empty() { "NULL".to_string() } else { placeholders.join(", ") }
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(after.0.to_string())
+            .bind(after.1)
+            .bind(i64::from(limit));
+        for k in kinds {
+            q = q.bind(k.to_string());
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("booking_id")?,
+                    r.try_get("position")?,
+                    r.try_get("doc_key")?,
+                    r.try_get("document_type")?,
+                    r.try_get("document_number_enc")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Moves everything stored under the person key `old` to `new` (the
+    /// applicants, the person's hold, the applications) in one transaction.
+    /// When `new` already holds a booking or a live application (the same
+    /// person booked under both keys before they were one), nothing moves:
+    /// `Conflict`, and the rows stay as they were.
+    pub async fn rekey_person(&self, old: &str, new: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        for sql in [
+            "UPDATE person_holds SET doc_key = $2 WHERE doc_key = $1",
+            "UPDATE applications SET doc_key = $2 WHERE doc_key = $1",
+            "UPDATE applicants SET doc_key = $2 WHERE doc_key = $1",
+        ] {
+            sqlx::query(sql)
+                .bind(old)
+                .bind(new)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The code of the active booking a person holds, if any.
     pub async fn active_booking_of(&self, doc_key: &str) -> Result<Option<String>> {
         let row = sqlx::query(

@@ -597,15 +597,18 @@ impl Store {
         &self,
         state: OrderState,
         vendor_id: Option<&str>,
+        office: Option<&str>,
         limit: u32,
     ) -> Result<Vec<OrderRow>> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {ORDER_COLUMNS} FROM production_orders
              WHERE state = $1 AND ($2 = '*' OR COALESCE(vendor_id, '') = $2)
-             ORDER BY created_ms, order_id LIMIT $3"
+               AND ($3 = '' OR office_code = $3)
+             ORDER BY created_ms, order_id LIMIT $4"
         )))
         .bind(state.as_str())
         .bind(vendor_id.unwrap_or("*"))
+        .bind(office.unwrap_or(""))
         .bind(i64::from(limit.min(ORDER_LIST_MAX * 20)))
         .fetch_all(&self.pool)
         .await?;
@@ -633,12 +636,14 @@ impl Store {
         rows.iter().map(order_from_row).collect()
     }
 
-    /// Orders per vendor and state.
-    pub async fn order_counts(&self) -> Result<Vec<OrderCount>> {
+    /// Orders per vendor and state, of one office or (None) of all.
+    pub async fn order_counts(&self, office: Option<&str>) -> Result<Vec<OrderCount>> {
         let rows = sqlx::query(
             "SELECT vendor_id, state, COUNT(*) AS n FROM production_orders
+             WHERE ($1 = '' OR office_code = $1)
              GROUP BY vendor_id, state ORDER BY vendor_id, state",
         )
+        .bind(office.unwrap_or(""))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

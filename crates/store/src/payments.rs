@@ -456,14 +456,22 @@ pub async fn payment_reference_of_in(
 impl Store {
     /// `(application id, office)` of verified applications without a payment
     /// reference, oldest first.
-    pub async fn verified_without_reference(&self, limit: u32) -> Result<Vec<(String, String)>> {
+    pub async fn verified_without_reference(
+        &self,
+        limit: u32,
+        now_ms: i64,
+    ) -> Result<Vec<(String, String)>> {
+        // `next_check_ms` is the payment worker's put-off (a missing fee):
+        // those waiting out theirs take no place in the batch.
         let rows = sqlx::query(
             "SELECT a.id, a.office_code FROM applications a
              LEFT JOIN payment_references r ON r.application_id = a.id
              WHERE a.state = 'registry_verified' AND r.reference IS NULL
+               AND (a.next_check_ms IS NULL OR a.next_check_ms <= $2)
              ORDER BY a.state_since_ms LIMIT $1",
         )
         .bind(i64::from(limit))
+        .bind(now_ms)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -473,6 +481,48 @@ impl Store {
 }
 
 impl Store {
+    /// Puts off the payment worker's next look at a verified application
+    /// (its fee is missing) until `next_ms`.
+    pub async fn put_off_payment_reference(&self, id: &str, next_ms: i64) -> Result<()> {
+        sqlx::query(
+            "UPDATE applications SET next_check_ms = $2 WHERE id = $1 AND state = 'registry_verified'",
+        )
+        .bind(id)
+        .bind(next_ms)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Verified applications of `office` (None: all) still without a payment
+    /// reference, put off or not: `(id, office, passport type)`, oldest first.
+    pub async fn waiting_for_reference(
+        &self,
+        office: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, String, Option<String>)>> {
+        let rows = sqlx::query(
+            "SELECT a.id, a.office_code, a.passport_type FROM applications a
+             LEFT JOIN payment_references r ON r.application_id = a.id
+             WHERE a.state = 'registry_verified' AND r.reference IS NULL
+               AND ($1 = '' OR a.office_code = $1)
+             ORDER BY a.state_since_ms LIMIT $2",
+        )
+        .bind(office.unwrap_or(""))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("id")?,
+                    r.try_get("office_code")?,
+                    r.try_get("passport_type")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The application's payment reference, if one was issued.
     pub async fn payment_reference_of(
         &self,

@@ -90,12 +90,9 @@ pub fn check_policy(password: &str, username: &str) -> Result<(), PasswordProble
         return Err(PasswordProblem::TooLong);
     }
     let user = username.trim().to_lowercase();
-    if !user.is_empty()
-        && password.to_lowercase().contains(&user)
-        && chars < user.len() + PASSWORD_CHARS_MIN
-    {
-        // The username plus a little decoration: zxcvbn would often score it
-        // well, but an attacker who knows the account starts from its name.
+    if !user.is_empty() && password.to_lowercase().contains(&user) {
+        // However long the rest, an attacker who knows the account starts
+        // from its name (and zxcvbn often scores such passwords well).
         return Err(PasswordProblem::ContainsUsername);
     }
     let entropy = zxcvbn::zxcvbn(
@@ -246,6 +243,17 @@ mod tests {
         check("qwertyuiopasdf", "ana", Err(Guessable));
         check("maria.lopez2024", "maria.lopez", Err(ContainsUsername));
         check("funcionario.bog", "funcionario.bog", Err(ContainsUsername));
+        // Long enough to score well, but the name is in it (any case).
+        check(
+            "Maria.Lopez caballo cuaderno lluvia tenaz",
+            "maria.lopez",
+            Err(ContainsUsername),
+        );
+        check(
+            "caballo MARIA.LOPEZ cuaderno lluvia tenaz",
+            " Maria.Lopez ",
+            Err(ContainsUsername),
+        );
         check("caballo cuaderno lluvia tenaz", "ana", Ok(()));
         check("correct horse battery staple", "ana", Ok(()));
         // 128 characters of passphrase are fine.

@@ -5,7 +5,7 @@
 //! [`super::staff_api::STAFF_ROUTES`]).
 
 use super::api::{ApplicantJson, applicant_inputs, book_error};
-use super::staff_api::{authorize, work_error};
+use super::staff_api::{Scope, authorize, work_error};
 use super::{ApiError, ApiJson, AppState, ReqLang};
 use crate::auth::{StaffSession, StaffWrite};
 use crate::ballot::{self, PreferenceInput, ReleaseInput, RequestAct, RequestInput};
@@ -296,7 +296,7 @@ pub async fn open(
     let staff = &staff.0;
     let now = Timestamp::now();
     authorize(staff, lang, Action::ManageReleases, None, now)?;
-    let r = ballot::open_release(&app, &staff.actor(), &body, now)
+    let r = ballot::open_release(&app, &staff.actor(), &Scope(staff), &body, now)
         .await
         .map_err(|e| work_error(lang, e))?;
     Ok((StatusCode::CREATED, Json(release_json(&app, &r).await?)).into_response())
@@ -312,7 +312,7 @@ pub async fn draw(
     let staff = &staff.0;
     let now = Timestamp::now();
     authorize(staff, lang, Action::ManageReleases, None, now)?;
-    let s = ballot::draw_release(&app, &staff.actor(), &id, now)
+    let s = ballot::draw_release(&app, &staff.actor(), &Scope(staff), &id, now)
         .await
         .map_err(|e| work_error(lang, e))?;
     let mut v = serde_json::to_value(&s).map_err(|e| ApiError::internal(lang, &e.to_string()))?;
@@ -335,7 +335,7 @@ pub async fn signals(
         None,
         Timestamp::now(),
     )?;
-    let list = ballot::signals(&app, &id)
+    let list = ballot::signals(&app, &Scope(&staff), &id)
         .await
         .map_err(|e| work_error(lang, e))?;
     Ok(Json(serde_json::json!({

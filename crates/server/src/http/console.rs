@@ -2608,6 +2608,27 @@ async fn supervisor_page(
             };
         }
     };
+    let fees_missing = match staff_api::fee_gaps(app, s, office.as_deref()).await {
+        Ok(gaps) => gaps
+            .into_iter()
+            .map(|g| match lang {
+                Lang::Es => format!(
+                    "No hay tarifa configurada para el pasaporte {} en la oficina {} ({}): {} solicitudes esperan su referencia de pago.",
+                    g.passport_type, g.office, g.currency, g.applications
+                ),
+                Lang::En => format!(
+                    "No fee configured for the {} passport at office {} ({}): {} applications wait for their payment reference.",
+                    g.passport_type, g.office, g.currency, g.applications
+                ),
+            })
+            .collect(),
+        Err(e) => {
+            return match failure(lang, e) {
+                Failure::Page(r) => r,
+                Failure::Fix(..) => internal_page(lang),
+            };
+        }
+    };
     let may_close = allows(s.role, Action::ManageOfficeDays);
     let mut close_offices = office_choices(app, s, lang, office.as_deref().unwrap_or(""));
     close_offices.retain(|o| !o.value.is_empty());
@@ -2622,6 +2643,7 @@ async fn supervisor_page(
         close_offices,
         csrf: s.csrf.clone(),
         displaced,
+        fees_missing,
     };
     render(status, lang, &page)
 }
@@ -3144,16 +3166,12 @@ async fn production_page(
     errors: Vec<ErrorItem>,
     status: StatusCode,
 ) -> Response {
-    let counts = match app.store.order_counts().await {
+    let (counts, orders) = match super::production_api::scoped_orders(app, s, state, None).await {
         Ok(c) => c,
         Err(e) => return store_failure(lang, e),
     };
     let vendors = match app.store.vendors().await {
         Ok(v) => v,
-        Err(e) => return store_failure(lang, e),
-    };
-    let orders = match app.store.orders_in_state(state, None, ORDER_LIST_MAX).await {
-        Ok(o) => o,
         Err(e) => return store_failure(lang, e),
     };
     let all = |v: &str| -> String {
@@ -3287,7 +3305,7 @@ async fn resend(
     if let Err(r) = s.require(Action::ResendOrder, None, &page_of(&uri, lang), lang) {
         return r.into_response();
     }
-    match pipeline::resend_order(&app, &s.actor(), &id, Timestamp::now()).await {
+    match pipeline::resend_order(&app, &s.actor(), &Scope(&s), &id, Timestamp::now()).await {
         Ok(_) => see_other(&format!(
             "/console/production?lang={}&state=dead&done=resent",
             lang.code()
@@ -3442,6 +3460,8 @@ struct SupervisorPage {
     close_offices: Vec<Opt>,
     csrf: String,
     displaced: Vec<DisplacedLine>,
+    /// Fees the schedule lacks, said in a sentence each.
+    fees_missing: Vec<String>,
 }
 
 /// A booking a closure left without a seat, as supervisors see it.

@@ -33,6 +33,16 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
 pub type AppState = Arc<App>;
 
+/// Sent with every response (pages, console, API). Pages run no script
+/// and load nothing from another origin: images are the service's own or
+/// `data:` (the console's portraits), styles are the templates' own
+/// `<style>` blocks and a few `style` attributes (hence `'unsafe-inline'`,
+/// harmless without script: `img-src` and `default-src` leave an injected
+/// style no way to send anything out). Forms post only here, no page may be
+/// framed (clickjacking on the console's buttons), no `<base>` may move
+/// relative links.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 /// The whole service.
 pub fn router(app: AppState) -> Router {
     Router::new()
@@ -61,6 +71,14 @@ pub fn router(app: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
         ))
         .with_state(app)
 }
@@ -119,16 +137,21 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     }
 }
 
-/// Counts every booking write (POST) of a citizen route against the
-/// client's limit; over it, 429 with `Retry-After` (JSON for the API, a
-/// short page for the pages).
+/// Counts every booking write (POST) of a citizen route, and every lookup
+/// that found nothing (a 404: an unknown code, a wrong token, an unknown
+/// release...), against the client's limit; over it, 429 with `Retry-After`
+/// (JSON for the API, a short page for the pages). Counting failed lookups
+/// keeps booking and request codes from being enumerated: after the burst a
+/// client gets 429 whether the code it tries exists or not, while the
+/// holder of a right token is still answered.
 pub async fn limit_client(
     axum::extract::State(app): axum::extract::State<AppState>,
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    limit_posts(app.clone(), req, next, "booking write", |ip| {
-        app.limits.check_client(ip)
+    let limits = app.clone();
+    limit_posts(app, req, next, "booking write", true, move |ip| {
+        limits.limits.check_client(ip)
     })
     .await
 }
@@ -141,47 +164,64 @@ pub async fn limit_sign_in(
     req: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    limit_posts(app.clone(), req, next, "sign-in", |ip| {
-        app.limits.check_sign_in(ip)
+    let limits = app.clone();
+    limit_posts(app, req, next, "sign-in", false, move |ip| {
+        limits.limits.check_sign_in(ip)
     })
     .await
 }
 
+/// Checks `check` for each POST from a peer (and, with `count_not_found`,
+/// again for each answer that found nothing).
 async fn limit_posts(
     app: AppState,
     req: Request,
     next: axum::middleware::Next,
     what: &'static str,
-    check: impl FnOnce(std::net::IpAddr) -> Result<(), std::time::Duration>,
+    count_not_found: bool,
+    check: impl Fn(std::net::IpAddr) -> Result<(), std::time::Duration>,
 ) -> Response {
     // In-process requests (tests through `oneshot`) carry no peer address.
     let peer = req
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0);
-    let Some(peer) = peer.filter(|_| req.method() == axum::http::Method::POST) else {
+    let Some(peer) = peer else {
         return next.run(req).await;
     };
-    match check(peer.ip()) {
-        Ok(()) => next.run(req).await,
-        Err(wait) => {
-            let (mut parts, _) = req.into_parts();
-            let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
-            tracing::info!(client = %peer.ip(), what, "over the client's rate limit");
-            let err = too_many(lang, wait);
-            if parts.uri.path().starts_with("/api/") {
-                return err.into_response();
-            }
-            let title = lang.pick("Espere un momento", "Wait a moment");
-            wait_page(
-                StatusCode::TOO_MANY_REQUESTS,
-                lang,
-                title,
-                &err.message,
-                err.retry_after.unwrap_or(1),
-            )
-        }
+    let (mut parts, body) = req.into_parts();
+    let Ok(ReqLang(lang)) = ReqLang::from_request_parts(&mut parts, &app).await;
+    let api = parts.uri.path().starts_with("/api/");
+    if parts.method == axum::http::Method::POST
+        && let Err(wait) = check(peer.ip())
+    {
+        tracing::info!(client = %peer.ip(), what, "over the client's rate limit");
+        return over_limit(lang, wait, api);
     }
+    let resp = next.run(Request::from_parts(parts, body)).await;
+    if count_not_found
+        && resp.status() == StatusCode::NOT_FOUND
+        && let Err(wait) = check(peer.ip())
+    {
+        tracing::info!(client = %peer.ip(), "failed lookups over the client's rate limit");
+        return over_limit(lang, wait, api);
+    }
+    resp
+}
+
+/// 429 with `Retry-After`: JSON for the API, a short page for the pages.
+fn over_limit(lang: Lang, wait: std::time::Duration, api: bool) -> Response {
+    let err = too_many(lang, wait);
+    if api {
+        return err.into_response();
+    }
+    wait_page(
+        StatusCode::TOO_MANY_REQUESTS,
+        lang,
+        lang.pick("Espere un momento", "Wait a moment"),
+        &err.message,
+        err.retry_after.unwrap_or(1),
+    )
 }
 
 /// A short page asking to wait `retry_after_secs` (429 and 503 answers of

@@ -5,7 +5,7 @@
 //! [`super::staff_api::STAFF_ROUTES`] with the others, so one policy gate
 //! checks them all.
 
-use super::staff_api::{Scope, authorize, work_error};
+use super::staff_api::{Scope, authorize, offices_to_read, work_error};
 use super::{ApiError, ApiJson, AppState, ReqLang};
 use crate::auth::{StaffSession, StaffWrite};
 use crate::i18n::Lang;
@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pasaporte_core::jiff::Timestamp;
 use pasaporte_core::policy::Action;
-use pasaporte_store::{ORDER_LIST_MAX, OrderRow, OrderState};
+use pasaporte_store::{ORDER_LIST_MAX, OrderCount, OrderRow, OrderState};
 use serde::Deserialize;
 
 fn order_json(o: &OrderRow) -> serde_json::Value {
@@ -56,6 +56,41 @@ fn bad_state(lang: Lang) -> ApiError {
     )
 }
 
+/// The order counts and the orders in `state` of the offices the person
+/// works for (an order carries its holder's passport number, booklet and
+/// tracking: office data). Read office by office, so that one large office
+/// never crowds a small one out of the list's limit.
+pub async fn scoped_orders(
+    app: &crate::app::App,
+    staff: &StaffSession,
+    state: OrderState,
+    vendor: Option<&str>,
+) -> Result<(Vec<OrderCount>, Vec<OrderRow>), pasaporte_store::StoreError> {
+    let mut counts: Vec<OrderCount> = Vec::new();
+    let mut list = Vec::new();
+    for office in offices_to_read(staff, None) {
+        for c in app.store.order_counts(office).await? {
+            match counts
+                .iter_mut()
+                .find(|x| x.vendor_id == c.vendor_id && x.state == c.state)
+            {
+                Some(x) => x.count += c.count,
+                None => counts.push(c),
+            }
+        }
+        list.extend(
+            app.store
+                .orders_in_state(state, vendor, office, ORDER_LIST_MAX)
+                .await?
+                .into_iter()
+                .filter(|o| staff.may_use_office(&o.office)),
+        );
+    }
+    counts.sort_by(|a, b| (&a.vendor_id, a.state.as_str()).cmp(&(&b.vendor_id, b.state.as_str())));
+    list.sort_by(|a, b| (a.created_ms, &a.order_id).cmp(&(b.created_ms, &b.order_id)));
+    Ok((counts, list))
+}
+
 /// `GET /api/v1/staff/orders`: counts per vendor and state, and the orders
 /// of one state (the dead letters by default).
 pub async fn orders(
@@ -70,14 +105,7 @@ pub async fn orders(
         None | Some("") => OrderState::Dead,
         Some(s) => OrderState::parse(s).ok_or_else(|| bad_state(lang))?,
     };
-    let counts = app
-        .store
-        .order_counts()
-        .await
-        .map_err(|e| work_error(lang, e.into()))?;
-    let list = app
-        .store
-        .orders_in_state(state, q.vendor.as_deref(), ORDER_LIST_MAX)
+    let (counts, list) = scoped_orders(&app, &staff, state, q.vendor.as_deref())
         .await
         .map_err(|e| work_error(lang, e.into()))?;
     Ok(Json(serde_json::json!({
@@ -155,7 +183,7 @@ pub async fn resend(
     let staff = &staff.0;
     let now = Timestamp::now();
     authorize(staff, lang, Action::ResendOrder, None, now)?;
-    let o = pipeline::resend_order(&app, &staff.actor(), &id, now)
+    let o = pipeline::resend_order(&app, &staff.actor(), &Scope(staff), &id, now)
         .await
         .map_err(|e| work_error(lang, e))?;
     Ok(Json(order_json(&o)).into_response())

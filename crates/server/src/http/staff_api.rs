@@ -765,6 +765,63 @@ struct QueuesJson {
     flagged: Vec<ApplicationJson>,
     pending_registry: Vec<ApplicationJson>,
     overdue: Vec<ApplicationJson>,
+    /// Fees the schedule lacks, with the applications waiting on each.
+    fees_missing: Vec<FeeGap>,
+}
+
+/// A fee the schedule lacks and how many verified applications wait on it
+/// for their payment reference.
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct FeeGap {
+    pub office: String,
+    pub passport_type: String,
+    pub currency: String,
+    pub applications: usize,
+}
+
+/// Verified applications read per office to find missing fees: more than a
+/// day's work of any office.
+const FEE_GAP_SCAN_MAX: u32 = 500;
+
+/// The fees missing for applications of the person's offices: the payments
+/// worker cannot ask for a reference until the schedule has them.
+pub async fn fee_gaps(
+    app: &crate::app::App,
+    staff: &StaffSession,
+    office: Option<&str>,
+) -> Result<Vec<FeeGap>, WorkError> {
+    use pasaporte_core::fees::PassportType;
+    let mut gaps: Vec<FeeGap> = Vec::new();
+    for office in offices_to_read(staff, office) {
+        for (_, code, kind) in app
+            .store
+            .waiting_for_reference(office, FEE_GAP_SCAN_MAX)
+            .await?
+        {
+            let (Some(entry), Some(kind)) = (
+                app.office(&code).filter(|_| staff.may_use_office(&code)),
+                kind.as_deref().and_then(PassportType::parse),
+            ) else {
+                continue;
+            };
+            let Err(missing) = app.fees.fee_for(kind, &entry.office) else {
+                continue;
+            };
+            match gaps
+                .iter_mut()
+                .find(|g| g.office == code && g.passport_type == missing.passport_type)
+            {
+                Some(g) => g.applications += 1,
+                None => gaps.push(FeeGap {
+                    office: code.clone(),
+                    passport_type: missing.passport_type.to_string(),
+                    currency: missing.currency.to_string(),
+                    applications: 1,
+                }),
+            }
+        }
+    }
+    Ok(gaps)
 }
 
 /// The offices a list is read for: the one asked for, else each office the
@@ -826,10 +883,14 @@ async fn supervisor_queues(
     let [flagged, pending, overdue] = supervisor_lists(&app, &staff, q.office.as_deref(), now)
         .await
         .map_err(|e| work_error(lang, e))?;
+    let fees_missing = fee_gaps(&app, &staff, q.office.as_deref())
+        .await
+        .map_err(|e| work_error(lang, e))?;
     Ok(Json(QueuesJson {
         flagged: flagged.iter().map(application_json).collect(),
         pending_registry: pending.iter().map(application_json).collect(),
         overdue: overdue.iter().map(application_json).collect(),
+        fees_missing,
     })
     .into_response())
 }

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 both_databases!(
     rate_limits_answer_429_while_ordinary_citizens_are_served,
+    failed_lookups_count_against_the_client_limit,
+    a_tarjeta_and_the_cedula_of_one_nuip_are_one_person,
     two_thousand_attempts_for_fifty_seats,
     one_active_booking_per_person,
     same_person_racing_gets_one_booking,
@@ -747,4 +749,139 @@ async fn rate_limits_answer_429_while_ordinary_citizens_are_served(db: TestDb) {
         }
     }
     assert_eq!(last, 429);
+}
+
+/// `GET /api/v1/bookings/{code}` from `ip` with `token`.
+async fn look_up_from(app: &TestApp, ip: &str, code: &str, token: &str) -> (u16, Option<u64>) {
+    let r = client_from(ip)
+        .get(app.url(&format!("/api/v1/bookings/{code}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    (r.status().as_u16(), retry)
+}
+
+async fn failed_lookups_count_against_the_client_limit(db: TestDb) {
+    let app = crate::support::spawn_app_limited(
+        db,
+        crate::support::no_smtp(),
+        pasaporte::limits::LimitArgs {
+            rate_client_per_min: 6,
+            rate_client_burst: 6,
+            rate_identity_per_hour: 0,
+            rate_identity_burst: 0,
+            ..pasaporte::limits::LimitArgs::off()
+        },
+    )
+    .await;
+    let start = app.free_slots("TST").await.remove(0);
+    let (s, _, booked) = book_from(
+        &app,
+        "127.0.0.3",
+        &booking_body("TST", &start, vec![person(900)]),
+    )
+    .await;
+    assert_eq!(s, 201, "{booked}");
+    let code = booked["code"].as_str().unwrap();
+    let token = booked["manage_token"].as_str().unwrap();
+    // Someone guessing codes from one address: an unknown code and a known
+    // one with a wrong token answer alike, and after the burst both are 429.
+    let mut statuses = Vec::new();
+    for n in 0..10 {
+        let (s, retry) = if n % 2 == 0 {
+            look_up_from(&app, "127.0.0.7", "ZZZZZZZZ", token).await
+        } else {
+            look_up_from(&app, "127.0.0.7", code, "not-the-token").await
+        };
+        if s == 429 {
+            assert!(retry.is_some_and(|r| r >= 1), "Retry-After on a 429");
+        }
+        statuses.push(s);
+    }
+    assert_eq!(
+        statuses,
+        [404, 404, 404, 404, 404, 404, 429, 429, 429, 429],
+        "six failed lookups, then refused"
+    );
+    // The holder of the token is still answered, from anywhere.
+    assert_eq!(look_up_from(&app, "127.0.0.3", code, token).await.0, 200);
+    assert_eq!(look_up_from(&app, "127.0.0.7", code, token).await.0, 200);
+    // Successful lookups cost nothing: the holder looks as often as they like.
+    for _ in 0..10 {
+        assert_eq!(look_up_from(&app, "127.0.0.8", code, token).await.0, 200);
+    }
+}
+
+fn with_document(kind: &str, number: &str, birth: &str) -> Value {
+    json!({
+        "document_type": kind,
+        "document_number": number,
+        "surnames": "Rojas Díaz",
+        "given_names": "Camila",
+        "birth_date": birth,
+    })
+}
+
+/// A tarjeta printed with a leading zero and the cédula issued on the same
+/// NUIP are one person: one booking between them, also for rows stored
+/// under the key the tarjeta had before (re-keyed at start).
+async fn a_tarjeta_and_the_cedula_of_one_nuip_are_one_person(db: TestDb) {
+    let app = spawn_app(db).await;
+    let start = app.free_slots("TST").await.remove(0);
+    let tarjeta = with_document("tarjeta_identidad", "01033445566", "2009-05-06");
+    let cedula = with_document("cedula_ciudadania", "1033445566", "2007-05-06");
+    let (s, v) = app
+        .book(&booking_body("TST", &start, vec![person(700), tarjeta]))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = app.book(&booking_body("TST", &start, vec![cedula])).await;
+    assert_eq!(s, 409, "the cédula's NUIP holds a booking already: {v}");
+    assert_eq!(v["error"]["code"], "already_booked", "{v}");
+
+    // A tarjeta booked before the change: its rows carry the old key.
+    let keys = keys().keyring().unwrap();
+    let old = keys.person_key("COL:02044556677");
+    let new = keys.person_key("COL:2044556677");
+    let tarjeta = with_document("tarjeta_identidad", "02044556677", "2009-05-06");
+    let (s, booked) = app
+        .book(&booking_body("TST", &start, vec![person(701), tarjeta]))
+        .await;
+    assert_eq!(s, 201, "{booked}");
+    app.store.rekey_person(&new, &old).await.unwrap();
+    let cedula = with_document("cedula_ciudadania", "2044556677", "2007-05-06");
+    let moved = pasaporte::person_keys::rekey_all(&app.store, &keys)
+        .await
+        .unwrap();
+    assert_eq!(moved.moved, 1, "{moved:?}");
+    assert_eq!(
+        pasaporte::person_keys::rekey_all(&app.store, &keys)
+            .await
+            .unwrap(),
+        Default::default(),
+        "a second pass changes nothing"
+    );
+    let (s, v) = app
+        .book(&booking_body("TST", &start, vec![cedula.clone()]))
+        .await;
+    assert_eq!(s, 409, "{v}");
+    // Cancelling the tarjeta's booking frees the NUIP under its new key.
+    let code = booked["code"].as_str().unwrap();
+    let token = booked["manage_token"].as_str().unwrap();
+    let (s, v) = app
+        .authed(
+            Method::POST,
+            &format!("/api/v1/bookings/{code}/cancel"),
+            token,
+            Some(&json!({})),
+        )
+        .await;
+    assert!(s == 200 || s == 204, "{s} {v}");
+    let (s, v) = app.book(&booking_body("TST", &start, vec![cedula])).await;
+    assert_eq!(s, 201, "{v}");
 }

@@ -697,6 +697,7 @@ async fn leftover_seats_go_back_to_live_booking(db: TestDb) {
 
 both_databases!(
     leftover_seats_go_back_to_live_booking,
+    releases_belong_to_the_staff_of_their_offices,
     ballot_release_end_to_end,
     one_request_or_booking_per_person_under_concurrency,
     unconfirmed_seats_move_to_the_waitlist,
@@ -898,3 +899,82 @@ async fn ballot_in_the_browser(db: TestDb) {
 }
 
 both_databases!(ballot_in_the_browser);
+
+/// A supervisor of another city's office may not open a release for BAL
+/// (which would refuse BAL's live bookings), draw it, read its signals or
+/// see it on the console; BAL's supervisor may.
+async fn releases_belong_to_the_staff_of_their_offices(db: TestDb) {
+    use reqwest::Method;
+    let app = spawn_ballot_app(db).await;
+    let sup = staff(&app, "sup", Role::Supervisor, &["BAL"]).await;
+    let elsewhere = staff(&app, "sup.tst", Role::Supervisor, &["TST"]).await;
+    let (d1, d2) = two_open_days(&app, "BAL").await;
+    let body = json!({"city": "Sorteópolis", "first_day": d1, "last_day": d2,
+        "requests_close_at": (Timestamp::now() + REQUEST_PERIOD).to_string()});
+    let (s, v) = app
+        .staff_call(
+            &elsewhere,
+            Method::POST,
+            "/api/v1/staff/releases",
+            Some(&body),
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    let mut named = body.clone();
+    named["offices"] = json!(["BAL"]);
+    let (s, v) = app
+        .staff_call(
+            &elsewhere,
+            Method::POST,
+            "/api/v1/staff/releases",
+            Some(&named),
+        )
+        .await;
+    assert_eq!(s, 404, "{v}");
+    assert!(
+        app.store.releases().await.unwrap().is_empty(),
+        "nothing opened"
+    );
+    // Live booking at BAL still works.
+    let (s, _) = app
+        .book(&booking_body(
+            "BAL",
+            &app.free_slots("BAL").await[0],
+            vec![person(40)],
+        ))
+        .await;
+    assert_eq!(s, 201);
+
+    let release = open_release(&app, &sup, &d1, &d2).await;
+    let id = release["id"].as_str().unwrap();
+    wait_for_close(&release).await;
+    for (method, path) in [
+        (Method::GET, format!("/api/v1/staff/releases/{id}/signals")),
+        (Method::POST, format!("/api/v1/staff/releases/{id}/draw")),
+    ] {
+        let (s, v) = app.staff_call(&elsewhere, method, &path, None).await;
+        assert_eq!(s, 404, "{path}: {v}");
+    }
+    let (s, page) = app.staff_page(&elsewhere, "/console/releases").await;
+    assert_eq!(s, 200);
+    assert!(
+        !page.contains(id),
+        "another office's release on the console"
+    );
+    assert!(
+        !page.contains("Sorteópolis"),
+        "nor its city among the choices"
+    );
+    let (s, page) = app.staff_page(&sup, "/console/releases").await;
+    assert_eq!(s, 200);
+    assert!(page.contains(id));
+    let (s, v) = app
+        .staff_call(
+            &sup,
+            Method::GET,
+            &format!("/api/v1/staff/releases/{id}/signals"),
+            None,
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+}

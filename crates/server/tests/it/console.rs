@@ -21,6 +21,7 @@ both_databases!(
     capture_faults_rerender_and_store_nothing,
     supervisor_auditor_and_other_offices,
     every_console_route_wants_a_session,
+    pages_and_the_console_carry_the_content_security_policy,
     clerk_and_supervisor_take_a_citizen_to_approved_in_the_browser,
 );
 
@@ -836,4 +837,58 @@ async fn clerk_and_supervisor_take_a_citizen_to_approved_in_the_browser(db: Test
     .await;
     assert_eq!(r.status(), 303, "{:?}", r.headers());
     assert_eq!(state_of(app, &ids[1]).await, "approved");
+}
+
+/// Every page, console page and API answer says what the browser may load
+/// and that no other site may frame it.
+async fn pages_and_the_console_carry_the_content_security_policy(db: TestDb) {
+    let app = spawn_app(db).await;
+    let sup = sign_in(
+        &app,
+        &add_staff(&app, "sofia", Role::Supervisor, &["TST"]).await,
+    )
+    .await;
+    for (path, cookie) in [
+        ("/", None),
+        ("/oficinas/TST", None),
+        ("/capacidad", None),
+        ("/sorteos", None),
+        ("/citas/ZZZZZZZZ?t=x", None),
+        ("/console/sign-in", None),
+        ("/console/supervisor", Some(&sup.cookie)),
+        ("/console/production", Some(&sup.cookie)),
+        ("/api/v1/offices", None),
+    ] {
+        let mut req = client().get(app.url(path));
+        if let Some(c) = cookie {
+            req = req.header(COOKIE, c);
+        }
+        let r = req.send().await.unwrap();
+        let what = format!("{path}: {}", r.status());
+        let csp = r
+            .headers()
+            .get("content-security-policy")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        for part in [
+            "default-src 'none'",
+            "img-src 'self' data:",
+            "style-src 'self' 'unsafe-inline'",
+            "form-action 'self'",
+            "base-uri 'none'",
+            "frame-ancestors 'none'",
+        ] {
+            assert!(csp.contains(part), "{what}: {csp:?} lacks {part}");
+        }
+        assert!(
+            !csp.contains("script-src"),
+            "{what}: no script is ever allowed"
+        );
+        assert_eq!(
+            r.headers().get("x-frame-options").map(|v| v.as_bytes()),
+            Some(&b"DENY"[..]),
+            "{what}"
+        );
+    }
 }

@@ -438,6 +438,19 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// A console page as `who` sees it: the status and the HTML.
+    pub async fn staff_page(&self, who: &Staff, path: &str) -> (u16, String) {
+        let r = self
+            .client
+            .get(self.url(path))
+            .header(reqwest::header::COOKIE, &who.cookie)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap_or_default())
+    }
+
     /// The start of the office's next slot with `seats` free (for check-in,
     /// which opens two hours before).
     pub async fn next_slot(&self, office: &str, seats: u64) -> String {

@@ -27,6 +27,7 @@ both_databases!(
     walk_ins_and_no_shows,
     concurrent_counters_keep_the_trail_intact,
     booklet_stock_is_visible_and_received_from_the_command_line,
+    a_missing_fee_is_looked_at_less_and_less_and_shown_to_supervisors,
 );
 
 /// How long a test waits for a worker's step (they run every 50 ms).
@@ -116,17 +117,27 @@ pub(crate) fn capture_body() -> Value {
 /// Books the next slot of TST for person `n` and checks them in; returns
 /// the application id.
 pub(crate) async fn booked_and_checked_in(w: &World, clerk: &Staff, n: u64) -> String {
+    booked_and_checked_in_at(w, "TST", clerk, n).await
+}
+
+/// [`booked_and_checked_in`] at `office`.
+pub(crate) async fn booked_and_checked_in_at(
+    w: &World,
+    office: &str,
+    clerk: &Staff,
+    n: u64,
+) -> String {
     let app = &w.app;
-    let start = app.next_slot("TST", 1).await;
+    let start = app.next_slot(office, 1).await;
     let (status, booked) = app
-        .book(&booking_body("TST", &start, vec![applicant(n)]))
+        .book(&booking_body(office, &start, vec![applicant(n)]))
         .await;
     assert_eq!(status, 201, "{booked}");
     let (status, done) = app
         .staff_call(
             clerk,
             Method::POST,
-            "/api/v1/staff/offices/TST/check-ins",
+            &format!("/api/v1/staff/offices/{office}/check-ins"),
             Some(&json!({ "document_type": "cedula_ciudadania", "document_number": document(n) })),
         )
         .await;
@@ -578,6 +589,7 @@ async fn every_route_answers_each_role_as_the_policy_says(db: TestDb) {
         .staff_call(&other, Method::GET, "/api/v1/staff/offices/TST/today", None)
         .await;
     assert_eq!(status, 404, "another office answers like an unknown one");
+    every_list_shows_only_the_persons_offices(&w, &id, &other).await;
     // A citizen's manage token reaches only its own booking.
     let start = app.next_slot("TST", 1).await;
     let (_, mine) = app
@@ -1237,5 +1249,171 @@ async fn booklet_stock_is_visible_and_received_from_the_command_line(db: TestDb)
         (f["in_stock"].as_u64(), f["days_left"].clone()),
         (Some(100), Value::Null),
         "nothing issued yet: no rate"
+    );
+}
+
+async fn a_missing_fee_is_looked_at_less_and_less_and_shown_to_supervisors(db: TestDb) {
+    let w = spawn_world(db).await;
+    let app = &w.app;
+    // TS2 is a department office without its own row in data/fees.csv.
+    let clerk = staff(app, "clerk.ts2", Role::Clerk, &["TS2"]).await;
+    let sup = staff(app, "sup.ts2", Role::Supervisor, &["TS2"]).await;
+    let other = staff(app, "sup.tst", Role::Supervisor, &["TST"]).await;
+    register(&w, 61);
+    let id = booked_and_checked_in_at(&w, "TS2", &clerk, 61).await;
+    let (status, v) = app
+        .staff_call(
+            &clerk,
+            Method::POST,
+            &format!("/api/v1/staff/applications/{id}/capture"),
+            Some(&capture_body()),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    wait_for_state(app, &clerk, &id, "registry_verified").await;
+    // The worker runs every 50 ms: 3 seconds are 60 rounds. Each look at the
+    // application (and its ERROR log) puts it off for as long as it has
+    // waited, so there are a handful of looks, not 60.
+    let mut looks = std::collections::BTreeSet::new();
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while tokio::time::Instant::now() < until {
+        if let Some(next) = app.store.application(&id).await.unwrap().next_check_ms {
+            looks.insert(next);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!looks.is_empty(), "the worker put the application off");
+    assert!(looks.len() <= 4, "looks at {looks:?}");
+    let gaps: Vec<i64> = looks
+        .iter()
+        .zip(looks.iter().skip(1))
+        .map(|(a, b)| b - a)
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g >= 900),
+        "looks a second or more apart: {gaps:?}"
+    );
+    assert!(app.store.payment_reference_of(&id).await.unwrap().is_none());
+    // The office's supervisors see why; another office's do not.
+    let (status, q) = app
+        .staff_call(&sup, Method::GET, "/api/v1/staff/supervisor/queues", None)
+        .await;
+    assert_eq!(status, 200, "{q}");
+    assert_eq!(
+        q["fees_missing"],
+        json!([{"office": "TS2", "passport_type": "ordinario", "currency": "COP", "applications": 1}]),
+        "{q}"
+    );
+    let (_, q) = app
+        .staff_call(&other, Method::GET, "/api/v1/staff/supervisor/queues", None)
+        .await;
+    assert_eq!(q["fees_missing"], json!([]), "{q}");
+    let (status, page) = app.staff_page(&sup, "/console/supervisor?lang=en").await;
+    assert_eq!(status, 200);
+    assert!(
+        page.contains(
+            "No fee configured for the ordinario passport at office TS2 (COP): 1 applications wait"
+        ),
+        "{page}"
+    );
+}
+
+/// A dead production order (the orders list's default) of `application`,
+/// whose passport number, booklet serial and tracking all contain `mark`.
+async fn dead_order(app: &TestApp, application: &str, office: &str, mark: &str) {
+    use pasaporte_store::{NewOrder, OrderState, insert_order, order_in, update_order};
+    let order_id = format!("{application}-o1");
+    let serial = format!("S{mark}");
+    let mut tx = app.store.begin_write().await.unwrap();
+    insert_order(
+        &mut tx,
+        &NewOrder {
+            order_id: &order_id,
+            application_id: application,
+            office,
+            vendor_id: None,
+            passport_number: mark,
+            booklet_type: "32",
+            booklet_serial: Some(&serial),
+            body_enc: "sealed",
+            now_ms: pasaporte_core::jiff::Timestamp::now().as_millisecond(),
+        },
+    )
+    .await
+    .unwrap();
+    let mut o = order_in(&mut tx, &order_id).await.unwrap();
+    let version = o.version;
+    o.state = OrderState::Dead;
+    o.tracking = Some(format!("T{mark}"));
+    update_order(&mut tx, &o, version).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// Object scope: with rows in TST and TS2, every list (each GET of the
+/// staff API and the console) shows staff of TST nothing of TS2's, and
+/// TS2's staff see their own.
+async fn every_list_shows_only_the_persons_offices(w: &World, id: &str, clerk2: &Staff) {
+    use pasaporte::http::console::CONSOLE_ROUTES;
+    let app = &w.app;
+    register(w, 33);
+    let id2 = booked_and_checked_in_at(w, "TS2", clerk2, 33).await;
+    dead_order(app, id, "TST", "AA1000001").await;
+    dead_order(app, &id2, "TS2", "AA1000002").await;
+    let tst = [
+        staff(app, "scope.sup.tst", Role::Supervisor, &["TST"]).await,
+        staff(app, "scope.clerk.tst", Role::Clerk, &["TST"]).await,
+        staff(app, "scope.aud.tst", Role::Auditor, &["TST"]).await,
+    ];
+    // Nothing of TS2's: its application, its order's passport number,
+    // booklet and tracking.
+    let theirs = [id2.as_str(), "AA1000002"];
+    for (method, template, _) in STAFF_ROUTES.iter().chain(CONSOLE_ROUTES) {
+        if *method != Method::GET {
+            continue;
+        }
+        let path = template
+            .replace("{office}", "TST")
+            .replace("{code}", "TST")
+            .replace("{id}", id);
+        for who in &tst {
+            let (status, body) = app.staff_page(who, &path).await;
+            for t in theirs {
+                assert!(
+                    !body.contains(t),
+                    "GET {path} ({status}) shows TS2's {t} to TST's staff"
+                );
+            }
+        }
+    }
+    // The lists are not empty for want of rows: each office sees its own.
+    let sup2 = staff(app, "scope.sup.ts2", Role::Supervisor, &["TS2"]).await;
+    for (who, mine, not) in [
+        (&tst[0], "AA1000001", "AA1000002"),
+        (&sup2, "AA1000002", "AA1000001"),
+    ] {
+        for path in ["/api/v1/staff/orders", "/console/production"] {
+            let (status, body) = app.staff_page(who, path).await;
+            assert_eq!(status, 200, "{path}");
+            assert!(body.contains(mine), "{path} lacks {mine}");
+            assert!(!body.contains(not), "{path} shows {not}");
+        }
+        let (status, _) = app
+            .staff_call(
+                who,
+                Method::POST,
+                &format!(
+                    "/api/v1/staff/orders/{}-o1/resend",
+                    if not == "AA1000002" { id2.as_str() } else { id }
+                ),
+                None,
+            )
+            .await;
+        assert_eq!(status, 404, "another office's order is not found");
+    }
+    let all = staff(app, "scope.aud.all", Role::Auditor, &["*"]).await;
+    let (_, body) = app.staff_page(&all, "/api/v1/staff/orders").await;
+    assert!(
+        body.contains("AA1000001") && body.contains("AA1000002"),
+        "{body}"
     );
 }

@@ -91,13 +91,14 @@ async fn releases_page(
     let may_see_signals = allows(s.role, Action::ViewScalperSignals);
     let now_ms = Timestamp::now().as_millisecond();
     let mut releases = Vec::with_capacity(rows.len());
-    for r in &rows {
+    // Releases of other offices are not this person's to draw or watch.
+    for r in rows.iter().filter(|r| fair::release_in_scope(r, &Scope(s))) {
         let counts = match app.store.request_counts(&r.id).await {
             Ok(c) => c,
             Err(e) => return store_failure(lang, e),
         };
         let signals = if may_see_signals {
-            match fair::signals(app, &r.id).await {
+            match fair::signals(app, &Scope(s), &r.id).await {
                 Ok(list) => list
                     .iter()
                     .map(|g| {
@@ -146,6 +147,7 @@ async fn releases_page(
     let mut cities: Vec<String> = app
         .offices()
         .values()
+        .filter(|e| s.may_use_office(&e.office.code))
         .map(|e| e.office.city.clone())
         .collect();
     cities.sort();
@@ -217,7 +219,7 @@ pub async fn open(
         requests_close_at: value(&form, "requests_close_at"),
         offices: None,
     };
-    match fair::open_release(&app, &s.actor(), &input, Timestamp::now()).await {
+    match fair::open_release(&app, &s.actor(), &Scope(&s), &input, Timestamp::now()).await {
         Ok(_) => see_other(&format!(
             "/console/releases?lang={}&done=opened",
             lang.code()
@@ -236,7 +238,7 @@ pub async fn draw(
     if let Err(r) = s.require(Action::ManageReleases, None, &page_of(&uri, lang), lang) {
         return r.into_response();
     }
-    match fair::draw_release(&app, &s.actor(), &id, Timestamp::now()).await {
+    match fair::draw_release(&app, &s.actor(), &Scope(&s), &id, Timestamp::now()).await {
         Ok(_) => see_other(&format!(
             "/console/releases?lang={}&done=drawn",
             lang.code()
