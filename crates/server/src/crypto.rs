@@ -41,7 +41,31 @@ pub fn random_bytes<const N: usize>() -> Result<[u8; N], CryptoError> {
 pub struct Keyring {
     current: String,
     ciphers: HashMap<String, Aes256Gcm>,
+    /// Each data key's check value, by id (see [`key_check`]).
+    checks: HashMap<String, String>,
     lookup_key: [u8; 32],
+}
+
+/// A key's check value: a keyed hash of a fixed text, which tells two keys
+/// apart (so nodes can agree on them through the database) and reveals
+/// nothing of the key.
+fn key_check(key: &[u8; 32]) -> String {
+    // HMAC accepts keys of any length: new_from_slice cannot fail here.
+    let mut m =
+        <Hmac<Sha256> as hmac::KeyInit>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    m.update(b"pasaporte key check v1");
+    hex(&m.finalize().into_bytes()[..16])
+}
+
+/// The identity of a keyring without its secrets, as the database records it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyChecks {
+    /// The id of the key that seals new data.
+    pub current: String,
+    /// `(id, check value)` of every data key, sorted by id.
+    pub data: Vec<(String, String)>,
+    /// The lookup key's check value.
+    pub lookup: String,
 }
 
 fn parse_hex32(s: &str, what: &str) -> Result<[u8; 32], CryptoError> {
@@ -85,6 +109,7 @@ impl Keyring {
     pub fn parse(data_keys: &str, lookup_key: &str) -> Result<Self, CryptoError> {
         let mut current = None;
         let mut ciphers = HashMap::new();
+        let mut checks = HashMap::new();
         for part in data_keys
             .split(',')
             .map(str::trim)
@@ -107,14 +132,31 @@ impl Keyring {
             if ciphers.insert(id.to_string(), cipher).is_some() {
                 return Err(CryptoError::Config(format!("key id {id} appears twice")));
             }
+            checks.insert(id.to_string(), key_check(&key));
             current.get_or_insert_with(|| id.to_string());
         }
         let current = current.ok_or_else(|| CryptoError::Config("no data key given".into()))?;
         Ok(Self {
             current,
             ciphers,
+            checks,
             lookup_key: parse_hex32(lookup_key, "the lookup key")?,
         })
+    }
+
+    /// The key ids and check values of this keyring (no secrets).
+    pub fn checks(&self) -> KeyChecks {
+        let mut data: Vec<(String, String)> = self
+            .checks
+            .iter()
+            .map(|(id, c)| (id.clone(), c.clone()))
+            .collect();
+        data.sort();
+        KeyChecks {
+            current: self.current.clone(),
+            data,
+            lookup: key_check(&self.lookup_key),
+        }
     }
 
     /// Reads the keys from `path`, or creates the file with fresh keys (mode

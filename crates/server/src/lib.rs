@@ -23,6 +23,7 @@ pub mod bench_production;
 pub mod booking;
 pub mod capacity;
 pub mod crypto;
+pub mod deployment_keys;
 pub mod http;
 pub mod i18n;
 pub mod icao_cli;
@@ -86,6 +87,29 @@ pub struct KeyArgs {
 }
 
 impl KeyArgs {
+    /// The keys for `store`, once they agree with the keys its data was
+    /// written with ([`deployment_keys::agree`]). A key file is only made
+    /// for a database that holds no sealed data yet.
+    pub async fn keyring_for(
+        &self,
+        store: &pasaporte_store::Store,
+    ) -> anyhow::Result<crypto::Keyring> {
+        let given = self.data_keys.is_some() || self.lookup_key.is_some();
+        if !given
+            && !self.key_file.exists()
+            && (!store.recorded_keys().await?.is_empty() || store.holds_sealed_data().await?)
+        {
+            anyhow::bail!(
+                "this database already holds data sealed with keys this node was not given: set PASAPORTE_DATA_KEYS and PASAPORTE_LOOKUP_KEY (or --key-file) to the deployment's keys; no key file was made"
+            );
+        }
+        let keyring = self.keyring()?;
+        deployment_keys::agree(store, &keyring, auth::now_ms()).await?;
+        Ok(keyring)
+    }
+
+    /// The keys as given, without asking a database: for tools and tests
+    /// that make their own; a node uses [`KeyArgs::keyring_for`].
     pub fn keyring(&self) -> anyhow::Result<crypto::Keyring> {
         Ok(match (&self.data_keys, &self.lookup_key) {
             (Some(d), Some(l)) => crypto::Keyring::parse(d, l)?,
@@ -395,6 +419,7 @@ pub async fn serve(
         limits,
     } = args;
     let store = open_store(&db).await?;
+    let keyring = keys.keyring_for(&store).await?;
     if demo && store.offices().await?.is_empty() {
         let n = import_offices(&store, DEMO_OFFICES_CSV).await?;
         tracing::info!(offices = n, "demo offices loaded");
@@ -407,7 +432,6 @@ pub async fn serve(
     adapters.limits = limits::RateLimits::new(&limits);
     adapters.public_origin = public_url.as_deref().map(auth::origin_of);
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
-    let keyring = keys.keyring()?;
     person_keys::rekey_legacy_person_keys(&store, &keyring, auth::now_ms()).await?;
     let app = app::App::new(store, keyring, public_url, adapters).await?;
     let _demo_vendor = if demo {

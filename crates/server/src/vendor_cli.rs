@@ -84,7 +84,7 @@ pub async fn run(cmd: VendorCommand) -> anyhow::Result<ExitCode> {
             let store = crate::open_store(&db).await?;
             crate::pipeline::save_vendor(
                 &store,
-                &keys.keyring()?,
+                &keys.keyring_for(&store).await?,
                 &id,
                 &url,
                 secret.trim(),

@@ -7,7 +7,8 @@
 //! transaction (group commit) and reads bookings and seat counts; `outbox.rs`
 //! keeps mail until it is sent; `applications.rs` the office workflow's rows
 //! (written inside the caller's transaction with their audit event); `audit.rs`
-//! the hash-chained trail; `production.rs` booklets, their custody record
+//! the hash-chained trail; `keys.rs` the check values of the
+//! deployment's keys; `production.rs` booklets, their custody record
 //! and passport numbers; [`testing`] makes throw-away databases for tests.
 //!
 //! Invariants the database itself enforces (not code that reads then writes):
@@ -20,6 +21,7 @@ mod applications;
 mod audit;
 mod ballot;
 mod bookings;
+mod keys;
 mod offices;
 mod orders;
 mod outbox;
@@ -33,6 +35,7 @@ pub use applications::*;
 pub use audit::*;
 pub use ballot::*;
 pub use bookings::*;
+pub use keys::*;
 pub use orders::*;
 pub use outbox::*;
 pub use payments::*;

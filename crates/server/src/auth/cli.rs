@@ -68,7 +68,6 @@ pub async fn run(cmd: StaffCommand) -> anyhow::Result<ExitCode> {
             let role = accounts::parse_staff_role(&role).ok_or_else(|| {
                 anyhow::anyhow!("--role must be clerk, supervisor, administrator or auditor")
             })?;
-            let keyring = keys.keyring()?;
             let password = read_password()?;
             if let Err(p) = super::password::check_policy(&password, &username) {
                 eprintln!("{}", p.en());
@@ -76,6 +75,7 @@ pub async fn run(cmd: StaffCommand) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
             let store = crate::open_store(&db).await?;
+            let keyring = keys.keyring_for(&store).await?;
             let created = accounts::create_staff(
                 &store,
                 &keyring,

@@ -12,6 +12,7 @@ mod cli;
 mod console;
 mod console_production;
 mod crash;
+mod keys;
 mod mail;
 mod payments;
 mod production;
