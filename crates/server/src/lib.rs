@@ -28,6 +28,7 @@ pub mod http;
 pub mod i18n;
 pub mod icao_cli;
 pub mod ics;
+pub mod lease;
 pub mod limits;
 pub mod mail;
 pub mod payments;
@@ -196,6 +197,10 @@ pub struct WorkArgs {
     /// payment references, refunds).
     #[arg(long, env = "PASAPORTE_WORKER_INTERVAL_MS", default_value_t = 1000)]
     pub worker_interval_ms: u64,
+    /// Milliseconds a node keeps a background worker's lease without renewing
+    /// it: with several nodes, how long a dead node's work waits for another.
+    #[arg(long, env = "PASAPORTE_WORKER_LEASE_MS", default_value_t = lease::LEASE_MS_DEFAULT)]
+    pub worker_lease_ms: u64,
     /// Milliseconds between signed audit checkpoints (when the trail grew).
     #[arg(long, env = "PASAPORTE_AUDIT_CHECKPOINT_MS", default_value_t = 60_000)]
     pub audit_checkpoint_ms: u64,
@@ -238,6 +243,15 @@ pub struct WorkArgs {
 impl WorkArgs {
     /// No registry, no payments, no signing key: what `serve` gets from an
     /// empty environment.
+    /// The lease a worker loop of this node holds its work under.
+    pub fn lease(&self, name: &'static str, node: &str) -> lease::WorkerLease {
+        lease::WorkerLease::new(
+            name,
+            node,
+            Duration::from_millis(self.worker_lease_ms.max(100)),
+        )
+    }
+
     pub fn none() -> Self {
         use clap::Parser as _;
         #[derive(clap::Parser)]
@@ -439,7 +453,9 @@ pub async fn serve(
     } else {
         None
     };
-    spawn_workers(&app, &work);
+    let node = lease::node_name();
+    tracing::info!(node = %node, "background workers run here while this node holds their leases");
+    spawn_workers(&app, &work, &node);
     match smtp.smtp_host.clone() {
         Some(host) => {
             let cfg = mail::SmtpConfig {
@@ -453,8 +469,9 @@ pub async fn serve(
             };
             let worker_app = app.clone();
             let interval = Duration::from_millis(smtp.outbox_interval_ms.max(10));
+            let lease = work.lease(lease::OUTBOX, &node);
             tokio::spawn(async move {
-                if let Err(e) = mail::run_outbox(worker_app, cfg, interval).await {
+                if let Err(e) = mail::run_outbox(worker_app, cfg, interval, lease).await {
                     tracing::error!(error = %e, "outbox worker stopped");
                 }
             });
@@ -466,13 +483,16 @@ pub async fn serve(
     if let Some(tx) = ready {
         let _ = tx.send(addr);
     }
-    let router = http::router(app);
+    let router = http::router(app.clone());
     axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown_signal())
     .await?;
+    if let Err(e) = app.store.release_leases_of(&node).await {
+        tracing::warn!(error = %e, "worker leases not given up; other nodes take them when they run out");
+    }
     Ok(())
 }
 
@@ -671,20 +691,23 @@ async fn adapters(
 }
 
 /// Starts the workflow's workers and the audit checkpointer.
-fn spawn_workers(app: &std::sync::Arc<app::App>, work: &WorkArgs) {
+fn spawn_workers(app: &std::sync::Arc<app::App>, work: &WorkArgs, node: &str) {
     tokio::spawn(workers::run(
         app.clone(),
         Duration::from_millis(work.worker_interval_ms.max(10)),
+        work.lease(lease::WORKFLOW, node),
     ));
     tokio::spawn(pipeline::run(
         app.clone(),
         Duration::from_millis(work.worker_interval_ms.max(10)),
+        work.lease(lease::PRODUCTION, node),
     ));
     if app.audit_signer.is_some() {
         tokio::spawn(workers::run_checkpoints(
             app.clone(),
             Duration::from_millis(work.audit_checkpoint_ms.max(100)),
             work.audit_anchor_file.clone(),
+            work.lease(lease::CHECKPOINTS, node),
         ));
     }
 }

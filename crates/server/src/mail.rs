@@ -322,9 +322,18 @@ pub async fn send_due(
 }
 
 /// Sends the outbox forever, polling every `interval`.
-pub async fn run_outbox(app: Arc<App>, cfg: SmtpConfig, interval: Duration) -> anyhow::Result<()> {
+pub async fn run_outbox(
+    app: Arc<App>,
+    cfg: SmtpConfig,
+    interval: Duration,
+    mut lease: crate::lease::WorkerLease,
+) -> anyhow::Result<()> {
     let smtp = transport(&cfg)?;
     loop {
+        if !lease.hold(&app.store).await {
+            tokio::time::sleep(interval).await;
+            continue;
+        }
         match send_due(&app, &cfg, &smtp).await {
             Ok(n) if n > 0 => tracing::info!(sent = n, "mail sent"),
             Ok(_) => {}

@@ -1653,11 +1653,14 @@ pub async fn annul_round(app: &App, now: Timestamp) -> Result<usize, WorkError> 
 }
 
 /// Runs the pipeline's rounds every `interval` until the process ends.
-pub async fn run(app: Arc<App>, interval: Duration) {
+pub async fn run(app: Arc<App>, interval: Duration, mut lease: crate::lease::WorkerLease) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if !lease.hold(&app.store).await {
+            continue;
+        }
         let now = Timestamp::now();
         if app.document_signer.is_some()
             && let Err(e) = order_round(&app, now).await

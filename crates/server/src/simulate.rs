@@ -710,8 +710,24 @@ async fn start_server_at(
         }
     })];
     let interval = Duration::from_millis(WORKER_INTERVAL_MS);
-    tasks.push(tokio::spawn(crate::workers::run(app.clone(), interval)));
-    tasks.push(tokio::spawn(crate::pipeline::run(app.clone(), interval)));
+    let node = crate::lease::node_name();
+    let lease = |name| {
+        crate::lease::WorkerLease::new(
+            name,
+            &node,
+            Duration::from_millis(crate::lease::LEASE_MS_DEFAULT),
+        )
+    };
+    tasks.push(tokio::spawn(crate::workers::run(
+        app.clone(),
+        interval,
+        lease(crate::lease::WORKFLOW),
+    )));
+    tasks.push(tokio::spawn(crate::pipeline::run(
+        app.clone(),
+        interval,
+        lease(crate::lease::PRODUCTION),
+    )));
     Ok(Server { app, base, tasks })
 }
 

@@ -70,12 +70,19 @@ pub async fn housekeeping(app: &App, now: Timestamp) {
 }
 
 /// Runs every worker step each `interval`, until the process ends.
-pub async fn run(app: std::sync::Arc<App>, interval: Duration) {
+pub async fn run(
+    app: std::sync::Arc<App>,
+    interval: Duration,
+    mut lease: crate::lease::WorkerLease,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_housekeeping: Option<std::time::Instant> = None;
     loop {
         tick.tick().await;
+        if !lease.hold(&app.store).await {
+            continue;
+        }
         let now = Timestamp::now();
         if last_housekeeping.is_none_or(|t| t.elapsed() >= HOUSEKEEPING_INTERVAL) {
             housekeeping(&app, now).await;
@@ -108,6 +115,7 @@ pub async fn run_checkpoints(
     app: std::sync::Arc<App>,
     interval: Duration,
     anchor_file: Option<std::path::PathBuf>,
+    mut lease: crate::lease::WorkerLease,
 ) {
     let Some(signer) = &app.audit_signer else {
         return;
@@ -117,6 +125,9 @@ pub async fn run_checkpoints(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        if !lease.hold(&app.store).await {
+            continue;
+        }
         match checkpoint_once(&app.store, signer, anchors.as_mut()).await {
             Ok(Some(cp)) => tracing::info!(
                 seq = cp.checkpoint.seq,

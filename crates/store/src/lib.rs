@@ -7,9 +7,9 @@
 //! transaction (group commit) and reads bookings and seat counts; `outbox.rs`
 //! keeps mail until it is sent; `applications.rs` the office workflow's rows
 //! (written inside the caller's transaction with their audit event); `audit.rs`
-//! the hash-chained trail; `keys.rs` the check values of the
-//! deployment's keys; `production.rs` booklets, their custody record
-//! and passport numbers; [`testing`] makes throw-away databases for tests.
+//! the hash-chained trail; `keys.rs` the check values of the deployment's
+//! keys; `leases.rs` which node runs each background worker; `production.rs`
+//! booklets, their custody record and passport numbers; [`testing`] makes throw-away databases for tests.
 //!
 //! Invariants the database itself enforces (not code that reads then writes):
 //! a slot's pool never holds more than its share (`slot_seats` CHECK, one row
@@ -22,6 +22,7 @@ mod audit;
 mod ballot;
 mod bookings;
 mod keys;
+mod leases;
 mod offices;
 mod orders;
 mod outbox;

@@ -61,7 +61,10 @@ async fn poll<F: Fn() -> bool>(what: &str, f: F) {
     }
 }
 
-crate::both_databases!(mail_waits_for_the_server_then_arrives);
+crate::both_databases!(
+    mail_waits_for_the_server_then_arrives,
+    three_nodes_send_every_mail_once,
+);
 
 async fn mail_waits_for_the_server_then_arrives(db: TestDb) {
     // A port with nothing listening: the mail server is down.
@@ -114,4 +117,55 @@ async fn mail_waits_for_the_server_then_arrives(db: TestDb) {
         body.contains(&format!("/citas/{code}?clave=")),
         "and the manage link"
     );
+}
+
+/// Three nodes on one database and one mail server: each node runs the
+/// outbox worker, and each mail goes out once (the worker's lease).
+async fn three_nodes_send_every_mail_once(db: TestDb) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mut smtp = no_smtp();
+    smtp.smtp_host = Some("127.0.0.1".into());
+    smtp.smtp_port = listener.local_addr().unwrap().port();
+    smtp.outbox_interval_ms = 20;
+    let mails = start_smtp(listener);
+    let (store, url) = pasaporte_store::testing::fresh(db).await.unwrap();
+    pasaporte::import_offices(&store, TEST_OFFICES_CSV)
+        .await
+        .unwrap();
+    let mut nodes = Vec::new();
+    for _ in 0..3 {
+        nodes.push(spawn_on(store.clone(), url.clone(), smtp.clone()).await);
+    }
+    let start = nodes[0].free_slots("TST").await.remove(0);
+    let mut codes = Vec::new();
+    for n in 0..30u64 {
+        let node = &nodes[n as usize % 3];
+        let (s, v) = node
+            .book(&booking_body("TST", &start, vec![person(n)]))
+            .await;
+        assert_eq!(s, 201, "{v}");
+        codes.push(v["code"].as_str().unwrap().to_string());
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while store.outbox_stats().await.unwrap().sent != 30 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mails were not all sent"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // Ten more passes of every node's worker: a second sender would show.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mails = mails.lock().unwrap().clone();
+    for code in &codes {
+        let carrying = mails
+            .iter()
+            .filter(|(_, data)| data.replace("=\r\n", "").contains(code.as_str()))
+            .count();
+        assert_eq!(
+            carrying, 1,
+            "booking {code}'s mail was sent {carrying} times"
+        );
+    }
+    assert_eq!(mails.len(), 30);
 }

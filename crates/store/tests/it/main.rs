@@ -31,6 +31,7 @@ both!(
 );
 
 // After `both!`, which it uses.
+mod leases;
 mod payments;
 mod production;
 mod reseat;
