@@ -408,3 +408,347 @@ pub fn date_time_string() -> Object {
         .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
         .build()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::Value;
+    use std::collections::BTreeSet;
+
+    fn document() -> Value {
+        serde_json::to_value(openapi_document()).unwrap()
+    }
+
+    /// Every (METHOD, path) the document describes.
+    fn documented(doc: &Value) -> BTreeSet<(String, String)> {
+        let mut out = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in ["get", "put", "post", "delete", "patch", "head", "options"] {
+                if item.get(method).is_some() {
+                    out.insert((method.to_uppercase(), path.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    async fn app() -> crate::http::AppState {
+        let (store, _url) =
+            pasaporte_store::testing::fresh(pasaporte_store::testing::TestDb::Sqlite)
+                .await
+                .unwrap();
+        let keys =
+            crate::crypto::Keyring::parse(&format!("k1:{}", "ab".repeat(32)), &"cd".repeat(32))
+                .unwrap();
+        crate::app::App::new(store, keys, "http://test".into(), Default::default())
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn every_json_route_is_documented_and_every_documented_route_exists() {
+        let app = app().await;
+        let routed: BTreeSet<(String, String)> = crate::http::api_routes(&app)
+            .table()
+            .into_iter()
+            .map(|(m, p)| (m.to_string(), p.to_string()))
+            .collect();
+        assert!(
+            routed.len() > 50,
+            "the table holds the JSON routes: {routed:?}"
+        );
+        // The table is the JSON API: every route under /api/ plus the health
+        // checks; pages and the console (HTML) are deliberately left out.
+        for (_, p) in &routed {
+            assert!(
+                p.starts_with("/api/") || p == "/healthz" || p == "/readyz",
+                "{p} is not a JSON route"
+            );
+        }
+        let doc = document();
+        let documented = documented(&doc);
+        let missing: Vec<_> = routed.difference(&documented).collect();
+        let phantom: Vec<_> = documented.difference(&routed).collect();
+        assert!(
+            missing.is_empty(),
+            "routes without documentation: {missing:?}"
+        );
+        assert!(phantom.is_empty(), "documented but not routed: {phantom:?}");
+    }
+
+    /// Every `$ref` in `v`.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    match (k.as_str(), x) {
+                        ("$ref", Value::String(r)) => out.push(r),
+                        _ => refs(x, out),
+                    }
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+
+    /// The structural checks a validator would make, with no network: the
+    /// version, every `$ref` resolving, path parameters declared exactly,
+    /// operation ids unique, security naming declared schemes, a JSON error
+    /// body for every 4xx of the API's own handlers.
+    #[test]
+    fn the_document_is_structurally_valid_openapi_3() {
+        let doc = document();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+        assert!(doc["info"]["title"].is_string() && doc["info"]["version"].is_string());
+
+        let mut all = Vec::new();
+        refs(&doc, &mut all);
+        assert!(!all.is_empty());
+        for r in all {
+            let pointer = r
+                .strip_prefix('#')
+                .unwrap_or_else(|| panic!("{r} is not local"));
+            assert!(doc.pointer(pointer).is_some(), "{r} does not resolve");
+        }
+
+        let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+        let mut operation_ids = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let in_template: BTreeSet<&str> = path
+                .split('/')
+                .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+                .collect();
+            for (method, op) in item.as_object().unwrap() {
+                let declared: BTreeSet<&str> = op["parameters"]
+                    .as_array()
+                    .map(|ps| {
+                        ps.iter()
+                            .filter(|p| p["in"] == "path")
+                            .inspect(|p| {
+                                assert_eq!(p["required"], true, "{method} {path}: {p}");
+                                assert!(p["schema"].is_object(), "{method} {path}: {p}");
+                            })
+                            .map(|p| p["name"].as_str().unwrap())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                assert_eq!(
+                    declared, in_template,
+                    "{method} {path}: path parameters declared"
+                );
+                if let Some(ps) = op["parameters"].as_array() {
+                    for p in ps {
+                        let place = p["in"].as_str().unwrap();
+                        assert!(
+                            ["path", "query", "header", "cookie"].contains(&place),
+                            "{method} {path}: {p}"
+                        );
+                    }
+                }
+                let id = op["operationId"].as_str().unwrap_or("");
+                assert!(!id.is_empty(), "{method} {path}: an operationId");
+                assert!(
+                    operation_ids.insert(id.to_string()),
+                    "{method} {path}: operationId {id} is taken"
+                );
+                let responses = op["responses"].as_object().unwrap();
+                assert!(
+                    responses.keys().any(|s| s.starts_with('2')),
+                    "{method} {path}: a success answer"
+                );
+                if let Some(reqs) = op["security"].as_array() {
+                    for req in reqs {
+                        for name in req.as_object().unwrap().keys() {
+                            assert!(schemes.contains_key(name), "{method} {path}: {name}");
+                        }
+                    }
+                }
+                // JSON handlers answer errors with ErrorBody; only the
+                // callbacks' signature checks answer in plain text.
+                let callback = path.ends_with("/callback");
+                if path.starts_with("/api/") && !callback {
+                    for (status, r) in responses {
+                        if status.starts_with('4') {
+                            let mut rs = Vec::new();
+                            refs(r, &mut rs);
+                            assert!(
+                                rs.iter().any(|r| r.ends_with("/ErrorBody")
+                                    || r.starts_with("#/components/responses/")),
+                                "{method} {path} {status}: an ErrorBody"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The parameters and schemas are typed: dates as `format: date`,
+    /// enumerations as enums, staff routes secured by the session (writes
+    /// also by the CSRF header), callbacks by their signatures.
+    #[test]
+    fn parameters_schemas_and_security_are_typed() {
+        let doc = document();
+        let op = |m: &str, p: &str| doc["paths"][p][m].clone();
+        let param = |o: &Value, name: &str| {
+            o["parameters"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|p| p["name"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("{name} in {o}"))
+        };
+        let slots = op("get", "/api/v1/offices/{code}/slots");
+        assert_eq!(param(&slots, "from")["schema"]["format"], "date");
+        assert_eq!(param(&slots, "from")["in"], "query");
+        let days = param(&slots, "days");
+        assert!(
+            days["schema"]["type"] == "integer" || days["schema"]["type"][0] == "integer",
+            "{days}"
+        );
+        let recon = op("get", "/api/v1/staff/reconciliation");
+        assert_eq!(param(&recon, "to")["schema"]["format"], "date");
+        let orders = op("get", "/api/v1/staff/orders");
+        let states = param(&orders, "state")["schema"]["enum"].clone();
+        for s in pasaporte_store::OrderState::ALL {
+            assert!(
+                states.as_array().unwrap().contains(&s.as_str().into()),
+                "{states}"
+            );
+        }
+        let authorize = op("get", "/api/v1/staff/authorize");
+        assert_eq!(
+            param(&authorize, "action")["schema"]["enum"]
+                .as_array()
+                .unwrap()
+                .len(),
+            pasaporte_core::policy::Action::ALL.len()
+        );
+        let schemas = &doc["components"]["schemas"];
+        assert_eq!(
+            schemas["ApplicantJson"]["properties"]["birth_date"]["format"],
+            "date"
+        );
+        assert_eq!(
+            schemas["ApplicantJson"]["properties"]["document_type"]["enum"]
+                .as_array()
+                .unwrap()
+                .len(),
+            pasaporte_core::person::DocumentType::ALL.len()
+        );
+        assert!(schemas["BookingJson"]["properties"]["status"]["enum"].is_array());
+        assert!(schemas["ApplicationJson"]["properties"]["state"]["enum"].is_array());
+
+        let schemes = &doc["components"]["securitySchemes"];
+        assert_eq!(schemes["staff_session"]["type"], "apiKey");
+        assert_eq!(schemes["staff_session"]["in"], "cookie");
+        assert_eq!(
+            schemes["staff_session"]["name"],
+            crate::auth::session::SESSION_COOKIE
+        );
+        assert_eq!(schemes["csrf_token"]["in"], "header");
+        assert_eq!(
+            schemes["csrf_token"]["name"],
+            crate::auth::session::CSRF_HEADER
+        );
+        assert_eq!(schemes["manage_token"]["scheme"], "bearer");
+        assert_eq!(
+            schemes["payment_signature"]["name"],
+            crate::signing::SIGNATURE_HEADER
+        );
+        // Every staff route needs the session; its writes the CSRF header too.
+        for (method, path, _) in crate::http::staff_api::STAFF_ROUTES {
+            let o = op(&method.as_str().to_lowercase(), path);
+            let req = &o["security"][0];
+            assert!(req.get("staff_session").is_some(), "{method} {path}: {o}");
+            assert_eq!(
+                req.get("csrf_token").is_some(),
+                *method != axum::http::Method::GET,
+                "{method} {path}"
+            );
+            assert!(o["responses"]["401"].is_object(), "{method} {path}: 401");
+            assert!(o["responses"]["403"].is_object(), "{method} {path}: 403");
+        }
+        for (path, scheme) in [
+            ("/api/v1/payments/callback", "payment_signature"),
+            ("/api/v1/vendors/callback", "vendor_signature"),
+        ] {
+            let o = op("post", path);
+            assert!(o["security"][0].get(scheme).is_some(), "{path}: {o}");
+            assert_eq!(param(&o, "x-pasaporte-timestamp")["in"], "header");
+        }
+        // Bodies read as JSON name 415 and 422.
+        for (m, p) in [
+            ("post", "/api/v1/bookings"),
+            ("post", "/api/v1/staff/offices/{office}/check-ins"),
+            ("put", "/api/v1/staff/offices/{office}/policy"),
+            ("post", "/api/v1/staff/session"),
+        ] {
+            let o = op(m, p);
+            assert!(o["requestBody"].is_object(), "{m} {p}");
+            for s in ["415", "422"] {
+                assert!(o["responses"][s].is_object(), "{m} {p}: {s}");
+            }
+        }
+        assert!(
+            doc["components"]["responses"]["TooManyRequests"]["headers"]["Retry-After"].is_object()
+        );
+    }
+
+    /// A JSON route added with axum's own `.route(...)` would escape the
+    /// table and so the check above: none may be, anywhere in the crate.
+    #[test]
+    fn no_json_route_bypasses_the_table() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 10);
+        let mut found = Vec::new();
+        for f in files {
+            let text: String = std::fs::read_to_string(&f)
+                .unwrap()
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            for call in [
+                ".route(\"",
+                ".route_service(\"",
+                ".nest(\"",
+                ".nest_service(\"",
+            ] {
+                for (i, _) in text.match_indices(call) {
+                    let path = &text[i + call.len()..];
+                    if path.starts_with("/api")
+                        || path.starts_with("/healthz")
+                        || path.starts_with("/readyz")
+                    {
+                        found.push(format!(
+                            "{}: {}",
+                            f.display(),
+                            &text[i..(i + 60).min(text.len())]
+                        ));
+                    }
+                }
+            }
+        }
+        assert!(
+            found.is_empty(),
+            "JSON routes outside ApiRoutes: {found:#?}"
+        );
+    }
+}

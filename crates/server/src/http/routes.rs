@@ -6,7 +6,8 @@
 //! Every route under `/api/` and the health checks are added through
 //! [`ApiRoutes`]; pages and console pages (HTML) use axum's `Router` directly
 //! and are not part of the document. The test in `http/openapi.rs` refuses a
-//! plain `.route("/api/...")` anywhere under `src/`, so a JSON route cannot
+//! plain axum route call with an `/api/` path anywhere under `src/`, so a
+//! JSON route cannot
 //! bypass the table.
 
 use super::AppState;
