@@ -98,12 +98,15 @@ fn invalid(field: &str, code: &'static str, es: &'static str, en: &'static str) 
 
 // --- Releases ----------------------------------------------------------------
 
-#[derive(Clone, Debug, serde::Deserialize)]
+#[derive(Clone, Debug, serde::Deserialize, utoipa::ToSchema)]
 pub struct ReleaseInput {
     pub city: String,
+    #[schema(schema_with = crate::http::openapi::date_string)]
     pub first_day: String,
+    #[schema(schema_with = crate::http::openapi::date_string)]
     pub last_day: String,
     /// RFC 3339.
+    #[schema(schema_with = crate::http::openapi::date_time_string)]
     pub requests_close_at: String,
     /// Default: the city's offices.
     #[serde(default)]
@@ -315,7 +318,7 @@ async fn draw_requests(
 }
 
 /// What a draw did.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct DrawSummary {
     pub id: String,
     pub seed: String,
@@ -499,11 +502,13 @@ pub const RELEASE_FILES: [&str; 6] = [
 // --- Requests ----------------------------------------------------------------
 
 /// One ranked choice as typed: an office and a day, or a city.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct PreferenceInput {
     #[serde(default)]
     pub office: Option<String>,
+    /// `YYYY-MM-DD`, with `office`.
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = Date)]
     pub day: Option<String>,
     #[serde(default)]
     pub city: Option<String>,
@@ -718,7 +723,7 @@ pub async fn submit_request(
 }
 
 /// A request as its citizen sees it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct RequestView {
     pub code: String,
     /// The id in the published files.
@@ -728,6 +733,7 @@ pub struct RequestView {
     pub release_id: String,
     /// `unverified`, `requested`, `allocated`, `waitlisted`, `offered`,
     /// `expired`, `withdrawn`.
+    #[schema(schema_with = crate::http::openapi::request_status_enum)]
     pub status: String,
     pub seats: u32,
     pub preferences: String,

@@ -1371,7 +1371,7 @@ fn ready_mail(
 }
 
 /// Who presents themselves at pick-up.
-#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[derive(Clone, Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 pub struct HandOverForm {
     /// The document the holder (an adult) shows.
     #[serde(default)]

@@ -537,12 +537,14 @@ async fn open_application(
 }
 
 /// What a clerk types for a walk-in (no booking).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, utoipa::ToSchema)]
 pub struct WalkInInput {
+    #[schema(schema_with = crate::http::openapi::document_type_enum)]
     pub document_type: String,
     pub document_number: String,
     pub surnames: String,
     pub given_names: String,
+    #[schema(schema_with = crate::http::openapi::date_string)]
     pub birth_date: String,
 }
 
@@ -933,12 +935,14 @@ pub async fn view_application(
 /// What a clerk captures at the counter, as a form or JSON with the same
 /// flat keys (the keys are the field paths errors name). Everything a
 /// string, so that every fault can be named at once.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct CaptureForm {
+    #[schema(schema_with = crate::http::openapi::passport_type_enum)]
     pub passport_type: String,
     pub surnames: String,
     pub given_names: String,
+    #[schema(schema_with = crate::http::openapi::date_string)]
     pub birth_date: String,
     pub birth_place: String,
     pub sex: String,
@@ -951,7 +955,7 @@ pub struct CaptureForm {
 
 /// The non-identity parts of a capture (fingerprints, reason, consent), as
 /// typed; stored sealed once they parse.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ExtrasForm {
     #[serde(rename = "fingerprint.device_id")]
@@ -970,6 +974,7 @@ pub struct ExtrasForm {
     #[serde(rename = "loss.kind")]
     pub loss_kind: String,
     #[serde(rename = "loss.date")]
+    #[schema(schema_with = crate::http::openapi::date_string)]
     pub loss_date: String,
     #[serde(rename = "loss.place")]
     pub loss_place: String,

@@ -2,17 +2,20 @@
 //! `/api/v1/openapi.json`. API types are separate from domain types so the
 //! domain can change without breaking clients.
 
-use super::{ApiError, ApiJson, AppState, ErrorBody, ReqLang};
+use super::routes::{
+    ApiRoutes,
+    Verb::{Get, Post},
+};
+use super::{ApiError, ApiJson, AppState, ReqLang};
 use crate::app::{OfficeEntry, RenderedDay};
 use crate::booking::{self, AvailabilityError, BookError, BookingView, DayNote, ManageError};
 use crate::capacity::{self, Capacity, CapacityError};
 use crate::i18n::Lang;
+use axum::Json;
 use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use pasaporte_core::booking::{ApplicantInput, BookingInput};
 use pasaporte_core::calendar::rfc3339_local;
 use pasaporte_core::jiff::Timestamp;
@@ -21,61 +24,42 @@ use pasaporte_core::office::Office;
 use pasaporte_core::shares::{OfficePolicy, Pool};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::{IntoParams, ToSchema};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/openapi.json", get(openapi))
-        .route("/api/v1/offices", get(list_offices))
-        .route("/api/v1/offices/{code}/slots", get(office_slots))
-        .route("/api/v1/availability/earliest", get(earliest))
-        .route("/api/v1/capacity", get(capacity_json))
-        .route("/api/v1/capacity.csv", get(capacity_csv))
-        .route("/api/v1/capacity/pools.csv", get(capacity_pools_csv))
-        .route("/api/v1/bookings", post(create_booking))
-        .route("/api/v1/bookings/{code}", get(get_booking))
+pub fn routes() -> ApiRoutes {
+    ApiRoutes::new()
+        .route(Get, "/api/v1/openapi.json", openapi)
+        .route(Get, "/api/v1/offices", list_offices)
+        .route(Get, "/api/v1/offices/{code}/slots", office_slots)
+        .route(Get, "/api/v1/availability/earliest", earliest)
+        .route(Get, "/api/v1/capacity", capacity_json)
+        .route(Get, "/api/v1/capacity.csv", capacity_csv)
+        .route(Get, "/api/v1/capacity/pools.csv", capacity_pools_csv)
+        .route(Post, "/api/v1/bookings", create_booking)
+        .route(Get, "/api/v1/bookings/{code}", get_booking)
         .route(
+            Post,
             "/api/v1/bookings/{code}/reschedule",
-            post(reschedule_booking),
+            reschedule_booking,
         )
-        .route("/api/v1/bookings/{code}/cancel", post(cancel_booking))
+        .route(Post, "/api/v1/bookings/{code}/cancel", cancel_booking)
         .route(
+            Get,
             "/api/v1/bookings/{code}/calendar.ics",
-            get(booking_calendar),
+            booking_calendar,
         )
-        .route("/api/v1/audit/checkpoints.txt", get(audit_checkpoints))
+        .route(Get, "/api/v1/audit/checkpoints.txt", audit_checkpoints)
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "pasaporte", description = "Passport appointments: offices, availability and bookings."),
-    paths(list_offices, office_slots, earliest, capacity_json, capacity_csv, capacity_pools_csv, create_booking, get_booking, reschedule_booking, cancel_booking, booking_calendar, audit_checkpoints),
-    components(schemas(ErrorBody)),
-    modifiers(&BearerScheme)
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/api/v1/openapi.json",
+    tag = "citizens",
+    responses((status = 200, description = "The OpenAPI 3 document of this API", content_type = "application/json", body = Object))
 )]
-struct ApiDoc;
-
-struct BearerScheme;
-
-impl utoipa::Modify for BearerScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        if let Some(c) = openapi.components.as_mut() {
-            c.add_security_scheme(
-                "manage_token",
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-            );
-        }
-    }
-}
-
-/// The OpenAPI 3 document of this API.
-pub fn openapi_document() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
-}
-
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(openapi_document())
+    Json(super::openapi::openapi_document())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -94,7 +78,7 @@ struct HoursJson {
 struct OfficeJson {
     code: String,
     name: String,
-    /// `ministry`, `department` or `consulate`.
+    #[schema(schema_with = super::openapi::office_kind_enum)]
     kind: String,
     city: String,
     /// ISO 3166-1 alpha-3.
@@ -110,6 +94,7 @@ struct OfficeJson {
     horizon_days: u32,
     /// `live` (seats bookable first come, first served) or `ballot`
     /// (requested, then allocated by a draw).
+    #[schema(schema_with = super::openapi::release_mode_enum)]
     release_mode: String,
     /// The percentage of each slot's seats per pool.
     shares: SharesJson,
@@ -166,23 +151,33 @@ fn office_json(e: &OfficeEntry) -> OfficeJson {
 }
 
 /// List offices.
-#[utoipa::path(get, path = "/api/v1/offices", responses((status = 200, body = Vec<OfficeJson>)))]
+#[utoipa::path(
+    get,
+    path = "/api/v1/offices",
+    tag = "citizens",
+    responses((status = 200, body = Vec<OfficeJson>), (status = 429, response = super::openapi::TooManyRequests))
+)]
 async fn list_offices(State(app): State<AppState>) -> Json<Vec<OfficeJson>> {
     Json(app.offices().values().map(|e| office_json(e)).collect())
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct SlotsQuery {
     /// First local date, `YYYY-MM-DD` (default: the office's today).
+    #[param(value_type = Option<String>, format = Date)]
     from: Option<String>,
     /// Number of days, 1 to 62 (default 7).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 62)]
     days: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct SlotJson {
     /// RFC 3339 with the office's UTC offset at that instant.
+    #[schema(schema_with = super::openapi::date_time_string)]
     start: String,
+    #[schema(schema_with = super::openapi::date_time_string)]
     end: String,
     capacity: u32,
     remaining: u32,
@@ -190,8 +185,9 @@ struct SlotJson {
 
 #[derive(Serialize, ToSchema)]
 struct DayNoteJson {
+    #[schema(schema_with = super::openapi::date_string)]
     date: String,
-    /// `holiday`, `host_holiday`, `closure`, `no_hours`, `beyond_horizon`, `past`.
+    #[schema(schema_with = super::openapi::day_note_enum)]
     reason: String,
     /// The holiday's name or the closure's reason.
     detail: String,
@@ -247,8 +243,15 @@ fn availability_error(lang: Lang, e: AvailabilityError) -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/v1/offices/{code}/slots",
+    tag = "citizens",
     params(("code" = String, Path, description = "Office code"), SlotsQuery),
-    responses((status = 200, body = SlotsJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+    responses(
+        (status = 200, body = SlotsJson),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn office_slots(
     State(app): State<AppState>,
@@ -347,14 +350,17 @@ fn push_fragment(out: &mut String, fragment: &str) {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct EarliestQuery {
     /// Only offices in this city (case-insensitive).
     city: Option<String>,
     /// Only offices in this country (ISO 3166-1 alpha-3).
     country: Option<String>,
     /// Seats needed together (1 to 5, default 1).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 5)]
     seats: Option<String>,
     /// Results (1 to 50, default 10).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 50)]
     limit: Option<String>,
 }
 
@@ -364,7 +370,9 @@ struct EarliestJson {
     office_name: String,
     city: String,
     country: String,
+    #[schema(schema_with = super::openapi::date_time_string)]
     start: String,
+    #[schema(schema_with = super::openapi::date_time_string)]
     end: String,
     remaining: u32,
 }
@@ -373,8 +381,14 @@ struct EarliestJson {
 #[utoipa::path(
     get,
     path = "/api/v1/availability/earliest",
+    tag = "citizens",
     params(EarliestQuery),
-    responses((status = 200, body = Vec<EarliestJson>), (status = 422, body = ErrorBody))
+    responses(
+        (status = 200, body = Vec<EarliestJson>),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn earliest(
     State(app): State<AppState>,
@@ -419,10 +433,13 @@ async fn earliest(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CapacityQuery {
     /// First local date, `YYYY-MM-DD` (default: each office's today).
+    #[param(value_type = Option<String>, format = Date)]
     from: Option<String>,
     /// Number of days, 1 to 31 (default 14).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 31)]
     days: Option<String>,
     /// One office's code (default: every office).
     office: Option<String>,
@@ -430,8 +447,7 @@ struct CapacityQuery {
 
 #[derive(Serialize, ToSchema)]
 struct ReasonJson {
-    /// `holiday`, `host_holiday`, `closure`, `no_hours`, `short_hours`,
-    /// `elapsed`, `past` or `beyond_horizon`.
+    #[schema(schema_with = super::openapi::withheld_enum)]
     code: String,
     /// In words, with the holiday's name or the closure's reason.
     es: String,
@@ -440,6 +456,7 @@ struct ReasonJson {
 
 #[derive(Serialize, ToSchema)]
 struct CapacityDayJson {
+    #[schema(schema_with = super::openapi::date_string)]
     date: String,
     /// Seats in the slots the calendar offers (still bookable).
     offered: u32,
@@ -462,7 +479,7 @@ struct CapacityDayJson {
 
 #[derive(Serialize, ToSchema)]
 struct PoolJson {
-    /// `online`, `urgent`, `walk_in` or `priority`.
+    #[schema(schema_with = super::openapi::pool_enum)]
     pool: String,
     offered: u32,
     booked: u32,
@@ -476,7 +493,7 @@ struct OfficeCapacityJson {
     city: String,
     /// Seats of the office's longest day of the week.
     usual_day_seats: u32,
-    /// `live` or `ballot`.
+    #[schema(schema_with = super::openapi::release_mode_enum)]
     release_mode: String,
     /// The percentage of each slot's seats per pool.
     shares: SharesJson,
@@ -485,7 +502,7 @@ struct OfficeCapacityJson {
 
 #[derive(Serialize, ToSchema)]
 struct StockJson {
-    /// `pages8`, `pages28`, `pages32` or `pages48`.
+    #[schema(schema_with = super::openapi::booklet_type_enum)]
     booklet_type: String,
     in_stock: u64,
     /// Days of stock at the rate of the last 30 days; null when none were issued.
@@ -505,6 +522,7 @@ struct CapacityJson {
     /// RFC 3339, UTC.
     generated_at: String,
     /// The first date asked for, or the earliest of the offices' todays.
+    #[schema(value_type = Option<String>, format = Date)]
     from: Option<String>,
     days: u32,
     offices: Vec<OfficeCapacityJson>,
@@ -619,8 +637,15 @@ fn capacity_body(c: &Capacity) -> CapacityJson {
 #[utoipa::path(
     get,
     path = "/api/v1/capacity",
+    tag = "citizens",
     params(CapacityQuery),
-    responses((status = 200, body = CapacityJson), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+    responses(
+        (status = 200, body = CapacityJson),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn capacity_json(
     State(app): State<AppState>,
@@ -636,8 +661,15 @@ async fn capacity_json(
 #[utoipa::path(
     get,
     path = "/api/v1/capacity.csv",
+    tag = "citizens",
     params(CapacityQuery),
-    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+    responses(
+        (status = 200, content_type = "text/csv", body = String),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn capacity_csv(
     State(app): State<AppState>,
@@ -669,6 +701,7 @@ async fn capacity_csv(
 const CHECKPOINTS_PAGE_MAX: i64 = 10_000;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct CheckpointsQuery {
     /// Only checkpoints of events after this one (the last `seq` you hold).
     after: Option<i64>,
@@ -682,8 +715,13 @@ struct CheckpointsQuery {
 #[utoipa::path(
     get,
     path = "/api/v1/audit/checkpoints.txt",
+    tag = "audit",
     params(CheckpointsQuery),
-    responses((status = 200, content_type = "text/plain", body = String), (status = 503, body = ErrorBody))
+    responses(
+        (status = 200, content_type = "text/plain", body = String),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn audit_checkpoints(
     State(app): State<AppState>,
@@ -719,8 +757,15 @@ fn csv_response(csv: String, filename: &'static str) -> Response {
 #[utoipa::path(
     get,
     path = "/api/v1/capacity/pools.csv",
+    tag = "citizens",
     params(CapacityQuery),
-    responses((status = 200, content_type = "text/csv", body = String), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody))
+    responses(
+        (status = 200, content_type = "text/csv", body = String),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn capacity_pools_csv(
     State(app): State<AppState>,
@@ -750,12 +795,12 @@ async fn capacity_pools_csv(
 
 #[derive(Deserialize, ToSchema)]
 pub(crate) struct ApplicantJson {
-    /// `cedula_ciudadania`, `tarjeta_identidad`, `registro_civil` or `pasaporte_extranjero`.
+    #[schema(schema_with = super::openapi::document_type_enum)]
     document_type: String,
     document_number: String,
     surnames: String,
     given_names: String,
-    /// `YYYY-MM-DD`.
+    #[schema(schema_with = super::openapi::date_string)]
     birth_date: String,
 }
 
@@ -777,6 +822,7 @@ pub(crate) fn applicant_inputs(applicants: Vec<ApplicantJson>) -> Vec<ApplicantI
 struct BookingRequestJson {
     office: String,
     /// The slot's start as listed (RFC 3339 with offset).
+    #[schema(schema_with = super::openapi::date_time_string)]
     start: String,
     /// One to five people: the first any age, the others minors.
     applicants: Vec<ApplicantJson>,
@@ -785,16 +831,19 @@ struct BookingRequestJson {
     /// Priority access: `disability` (declared) or `older` (an applicant aged
     /// 60 or over, checked by birth date). The booking takes a priority seat
     /// when the slot's online seats are full.
+    #[schema(schema_with = super::openapi::priority_enum)]
     priority: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
 struct ApplicantOutJson {
+    #[schema(schema_with = super::openapi::document_type_enum)]
     document_type: String,
     /// Only the last four characters are shown.
     document_number: String,
     surnames: String,
     given_names: String,
+    #[schema(schema_with = super::openapi::date_string)]
     birth_date: String,
 }
 
@@ -802,17 +851,21 @@ struct ApplicantOutJson {
 pub(crate) struct BookingJson {
     code: String,
     /// `active`, `checked_in` (the citizen arrived), `no_show` or `cancelled`.
+    #[schema(schema_with = super::openapi::booking_status_enum)]
     status: String,
     office: String,
     office_name: String,
     time_zone: String,
+    #[schema(schema_with = super::openapi::date_time_string)]
     start: String,
+    #[schema(schema_with = super::openapi::date_time_string)]
     end: String,
     seats: u32,
     applicants: Vec<ApplicantOutJson>,
     email: String,
     phone: Option<String>,
     /// The pool its seats came from: `online`, `priority` or `urgent`.
+    #[schema(schema_with = super::openapi::pool_enum)]
     pool: String,
 }
 
@@ -826,6 +879,7 @@ struct BookedJson {
     booking: BookingJson,
     /// The pool the seats came from: `online`, or `priority` when the slot's
     /// online seats were full and priority access was asked for.
+    #[schema(schema_with = super::openapi::pool_enum)]
     pool: String,
     /// Which pool was used, in words.
     pool_note: String,
@@ -922,14 +976,19 @@ pub(crate) fn book_error(lang: Lang, e: BookError) -> ApiError {
 #[utoipa::path(
     post,
     path = "/api/v1/bookings",
+    tag = "citizens",
     request_body = BookingRequestJson,
     params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first result")),
     responses(
         (status = 201, body = BookedJson),
         (status = 200, body = BookedJson, description = "A retry with the same Idempotency-Key"),
-        (status = 409, body = ErrorBody, description = "slot_full or already_booked"),
-        (status = 422, body = ErrorBody, description = "Invalid fields, each named"),
-        (status = 413, body = ErrorBody),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 409, body = super::ErrorBody, description = "`slot_full` or `already_booked`"),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, body = super::ErrorBody, description = "Invalid fields, each named; `unknown_office`, `idempotency_key_reused`, `invalid_idempotency_key`"),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
     )
 )]
 async fn create_booking(
@@ -1069,9 +1128,16 @@ pub(crate) fn manage_error(lang: Lang, e: ManageError) -> ApiError {
 #[utoipa::path(
     get,
     path = "/api/v1/bookings/{code}",
-    params(("code" = String, Path)),
+    tag = "citizens",
+    params(("code" = String, Path, description = "The booking's code")),
     security(("manage_token" = [])),
-    responses((status = 200, body = BookingJson), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, body = BookingJson),
+        (status = 401, response = super::openapi::MissingToken),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn get_booking(
     State(app): State<AppState>,
@@ -1088,6 +1154,7 @@ async fn get_booking(
 #[derive(Deserialize, ToSchema)]
 struct RescheduleJson {
     /// The new slot's start, at the same office.
+    #[schema(schema_with = super::openapi::date_time_string)]
     start: String,
 }
 
@@ -1095,10 +1162,22 @@ struct RescheduleJson {
 #[utoipa::path(
     post,
     path = "/api/v1/bookings/{code}/reschedule",
-    params(("code" = String, Path)),
+    tag = "citizens",
+    params(("code" = String, Path, description = "The booking's code")),
     request_body = RescheduleJson,
     security(("manage_token" = [])),
-    responses((status = 200, body = BookingJson), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody))
+    responses(
+        (status = 200, body = BookingJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::MissingToken),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, body = super::ErrorBody, description = "`slot_full`, `same_slot` or `booking_cancelled`"),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn reschedule_booking(
     State(app): State<AppState>,
@@ -1117,9 +1196,17 @@ async fn reschedule_booking(
 #[utoipa::path(
     post,
     path = "/api/v1/bookings/{code}/cancel",
-    params(("code" = String, Path)),
+    tag = "citizens",
+    params(("code" = String, Path, description = "The booking's code")),
     security(("manage_token" = [])),
-    responses((status = 200, body = BookingJson), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody))
+    responses(
+        (status = 200, body = BookingJson),
+        (status = 401, response = super::openapi::MissingToken),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, body = super::ErrorBody, description = "`booking_cancelled`"),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn cancel_booking(
     State(app): State<AppState>,
@@ -1137,9 +1224,16 @@ async fn cancel_booking(
 #[utoipa::path(
     get,
     path = "/api/v1/bookings/{code}/calendar.ics",
-    params(("code" = String, Path)),
+    tag = "citizens",
+    params(("code" = String, Path, description = "The booking's code")),
     security(("manage_token" = [])),
-    responses((status = 200, content_type = "text/calendar", body = String), (status = 404, body = ErrorBody))
+    responses(
+        (status = 200, content_type = "text/calendar", body = String),
+        (status = 401, response = super::openapi::MissingToken),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
 )]
 async fn booking_calendar(
     State(app): State<AppState>,

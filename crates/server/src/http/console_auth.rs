@@ -22,6 +22,10 @@
 //! `Retry-After` at once (JSON on the API, a console page in the request's
 //! language otherwise).
 
+use super::routes::{
+    ApiRoutes,
+    Verb::{Delete, Get, Post},
+};
 use super::{ApiError, ApiJson, AppState, ClientAddr, ReqLang};
 use crate::auth::accounts::{self, Attempt, SignInError};
 use crate::auth::session::{self, SIGN_IN_COOKIE};
@@ -53,21 +57,28 @@ pub fn routes(app: &AppState) -> Router<AppState> {
             "/console/reauth",
             post(reauth_submit).layer(limited()).get(reauth_page),
         )
-        .route(
-            "/api/v1/staff/session",
-            post(api_sign_in).layer(limited()).delete(api_sign_out),
-        )
-        .route(
-            "/api/v1/staff/session/reauth",
-            post(api_reauth).layer(limited()),
-        )
-        .route("/api/v1/staff/me", get(api_me))
-        .route("/api/v1/staff/authorize", get(api_authorize))
         // Sessions, CSRF tokens and personal data: nothing here is cacheable.
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
+        .layer(no_store())
+}
+
+fn no_store() -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))
+}
+
+/// The staff session API (JSON), with the pages' no-store header.
+pub fn api_routes(app: &AppState) -> ApiRoutes {
+    let limited = || axum::middleware::from_fn_with_state(app.clone(), super::limit_sign_in);
+    ApiRoutes::new()
+        .route_with(Post, "/api/v1/staff/session", api_sign_in, |m| {
+            m.layer(limited())
+        })
+        .route(Delete, "/api/v1/staff/session", api_sign_out)
+        .route_with(Post, "/api/v1/staff/session/reauth", api_reauth, |m| {
+            m.layer(limited())
+        })
+        .route(Get, "/api/v1/staff/me", api_me)
+        .route(Get, "/api/v1/staff/authorize", api_authorize)
+        .map(|r| r.layer(no_store()))
 }
 
 fn refused_es() -> &'static str {
@@ -414,31 +425,36 @@ async fn home(State(app): State<AppState>, s: StaffSession, ReqLang(lang): ReqLa
 // ---------------------------------------------------------------------------
 // The API.
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct SignInBody {
     username: String,
     password: String,
+    /// The current code of the person's authenticator (RFC 6238).
     totp: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 struct ReauthBody {
     password: String,
     totp: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct StaffOut {
     id: String,
     username: String,
+    #[schema(schema_with = super::openapi::role_enum)]
     role: &'static str,
+    /// The offices the person works for (`*`: every office).
     offices: Vec<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct SessionOut {
+    /// Send as `x-csrf-token` with every staff write.
     csrf_token: String,
     staff: StaffOut,
+    /// The last sign-in or re-authentication, unix milliseconds.
     authenticated_at_ms: i64,
 }
 
@@ -481,6 +497,25 @@ fn api_sign_in_error(lang: Lang, e: SignInError) -> Response {
     }
 }
 
+/// Signs in: the session cookie is set; its CSRF token is in the body.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/session",
+    tag = "staff",
+    request_body = SignInBody,
+    security(()),
+    responses(
+        (status = 200, body = SessionOut, headers(("Set-Cookie" = String, description = "The session cookie"))),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, body = super::ErrorBody, description = "`sign_in_failed`: wrong username, password or code"),
+        (status = 403, body = super::ErrorBody, description = "`csrf_failed`: a cross-site request"),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn api_sign_in(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -509,6 +544,19 @@ async fn api_sign_in(
     }
 }
 
+/// Signs out: the session ends and its cookie is cleared.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/staff/session",
+    tag = "staff",
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 204, description = "Signed out"),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn api_sign_out(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -523,6 +571,26 @@ async fn api_sign_out(
     }
 }
 
+/// Signs in again within the session, for decisions that ask for a recent
+/// sign-in.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/session/reauth",
+    tag = "staff",
+    request_body = ReauthBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = SessionOut),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, body = super::ErrorBody, description = "`unauthenticated`, or `sign_in_failed`: wrong password or code"),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn api_reauth(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -551,18 +619,48 @@ async fn api_reauth(
     }
 }
 
+/// The signed-in person and the session's CSRF token.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/me",
+    tag = "staff",
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = SessionOut),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn api_me(s: StaffSession) -> Response {
     axum::Json(session_out(&s)).into_response()
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 struct AuthorizeQuery {
+    /// The action of the policy table.
+    #[param(schema_with = super::openapi::action_enum)]
     action: String,
+    /// The office it would be done in.
     office: Option<String>,
 }
 
 /// 204 when the signed-in person may do `action` (in `office`) now; else the
 /// refusal the action's route would give. For clients deciding what to show.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/authorize",
+    tag = "staff",
+    params(AuthorizeQuery),
+    security(("staff_session" = [])),
+    responses(
+        (status = 204, description = "Allowed now"),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 422, body = super::ErrorBody, description = "`unknown_action`"),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn api_authorize(
     s: StaffSession,
     ReqLang(lang): ReqLang,

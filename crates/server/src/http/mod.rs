@@ -9,8 +9,10 @@ pub mod api;
 pub mod ballot_api;
 pub mod console;
 pub mod console_auth;
+pub mod openapi;
 pub mod pages;
 pub mod production_api;
+pub mod routes;
 pub mod staff_api;
 
 use crate::app::App;
@@ -23,6 +25,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use pasaporte_core::FieldErrors;
 use pasaporte_core::policy::Action;
+use routes::{ApiRoutes, Verb};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
@@ -43,23 +46,35 @@ pub type AppState = Arc<App>;
 /// relative links.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
+/// The JSON API and the health checks: every route the OpenAPI document
+/// describes, with its table (see [`routes`]).
+pub fn api_routes(app: &AppState) -> ApiRoutes {
+    api::routes()
+        .merge(ballot_api::routes())
+        .map(|r| {
+            r.route_layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                limit_client,
+            ))
+        })
+        .merge(console_auth::api_routes(app))
+        .merge(staff_api::routes(app))
+        .route(Verb::Get, "/healthz", healthz)
+        .route(Verb::Get, "/readyz", readyz)
+}
+
 /// The whole service.
 pub fn router(app: AppState) -> Router {
     Router::new()
-        .merge(api::routes().merge(ballot_api::routes()).route_layer(
-            axum::middleware::from_fn_with_state(app.clone(), limit_client),
-        ))
+        .merge(api_routes(&app).into_router())
         .merge(console::routes(&app))
         .merge(console_auth::routes(&app))
-        .merge(staff_api::routes(&app))
         .merge(
             pages::routes().route_layer(axum::middleware::from_fn_with_state(
                 app.clone(),
                 limit_client,
             )),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/readyz", axum::routing::get(readyz))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,
@@ -83,6 +98,27 @@ pub fn router(app: AppState) -> Router {
         .with_state(app)
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "health",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String))
+)]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Readiness: the database answers and the writer runs.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "`ready`", content_type = "text/plain", body = String),
+        (status = 503, description = "`writer stopped` or `database unavailable`", content_type = "text/plain", body = String),
+    )
+)]
 async fn readyz(axum::extract::State(app): axum::extract::State<AppState>) -> Response {
     match app.store.ping().await {
         Ok(()) if app.writer.is_running() => (StatusCode::OK, "ready").into_response(),

@@ -17,33 +17,77 @@ use axum::response::{IntoResponse, Response};
 use pasaporte_core::jiff::Timestamp;
 use pasaporte_core::policy::Action;
 use pasaporte_store::{ORDER_LIST_MAX, OrderCount, OrderRow, OrderState};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-fn order_json(o: &OrderRow) -> serde_json::Value {
-    serde_json::json!({
-        "order_id": o.order_id,
-        "application_id": o.application_id,
-        "office": o.office,
-        "vendor": o.vendor_id,
-        "state": o.state.as_str(),
-        "passport_number": o.passport_number,
-        "booklet_type": o.booklet_type,
-        "booklet_serial": o.booklet_serial,
-        "sends": o.sends,
-        "failures": o.failures,
-        "last_error": o.last_error,
-        "tracking": o.tracking,
-        "created_ms": o.created_ms,
-        "updated_ms": o.updated_ms,
-    })
+/// A production order.
+#[derive(Serialize, ToSchema)]
+pub struct OrderJson {
+    order_id: String,
+    application_id: String,
+    office: String,
+    vendor: Option<String>,
+    #[schema(schema_with = super::openapi::order_state_enum)]
+    state: &'static str,
+    passport_number: String,
+    #[schema(schema_with = super::openapi::booklet_type_enum)]
+    booklet_type: String,
+    booklet_serial: Option<String>,
+    sends: i64,
+    failures: i64,
+    last_error: Option<String>,
+    tracking: Option<String>,
+    /// Unix milliseconds.
+    created_ms: i64,
+    updated_ms: i64,
 }
 
-#[derive(Deserialize)]
+fn order_json(o: &OrderRow) -> OrderJson {
+    OrderJson {
+        order_id: o.order_id.clone(),
+        application_id: o.application_id.clone(),
+        office: o.office.clone(),
+        vendor: o.vendor_id.clone(),
+        state: o.state.as_str(),
+        passport_number: o.passport_number.clone(),
+        booklet_type: o.booklet_type.clone(),
+        booklet_serial: o.booklet_serial.clone(),
+        sends: o.sends,
+        failures: o.failures,
+        last_error: o.last_error.clone(),
+        tracking: o.tracking.clone(),
+        created_ms: o.created_ms,
+        updated_ms: o.updated_ms,
+    }
+}
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct OrdersQuery {
-    /// One order state (`queued`, `dead`, ...); every state's counts come
-    /// with any answer.
+    /// One order state (`dead` by default); every state's counts come with
+    /// any answer.
+    #[param(schema_with = super::openapi::order_state_enum)]
     state: Option<String>,
+    /// One vendor's orders.
     vendor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrderCountJson {
+    vendor: Option<String>,
+    #[schema(schema_with = super::openapi::order_state_enum)]
+    state: &'static str,
+    count: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct OrdersJson {
+    /// Per vendor and state, over the person's offices.
+    counts: Vec<OrderCountJson>,
+    /// The state listed.
+    #[schema(schema_with = super::openapi::order_state_enum)]
+    state: &'static str,
+    orders: Vec<OrderJson>,
 }
 
 fn bad_state(lang: Lang) -> ApiError {
@@ -93,6 +137,20 @@ pub async fn scoped_orders(
 
 /// `GET /api/v1/staff/orders`: counts per vendor and state, and the orders
 /// of one state (the dead letters by default).
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/orders",
+    tag = "production",
+    params(OrdersQuery),
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = OrdersJson),
+        (status = 400, body = super::ErrorBody, description = "`unknown_order_state`"),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn orders(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -108,17 +166,56 @@ pub async fn orders(
     let (counts, list) = scoped_orders(&app, &staff, state, q.vendor.as_deref())
         .await
         .map_err(|e| work_error(lang, e.into()))?;
-    Ok(Json(serde_json::json!({
-        "counts": counts.iter().map(|c| serde_json::json!({
-            "vendor": c.vendor_id, "state": c.state.as_str(), "count": c.count,
-        })).collect::<Vec<_>>(),
-        "state": state.as_str(),
-        "orders": list.iter().map(order_json).collect::<Vec<_>>(),
-    }))
+    Ok(Json(OrdersJson {
+        counts: counts
+            .iter()
+            .map(|c| OrderCountJson {
+                vendor: c.vendor_id.clone(),
+                state: c.state.as_str(),
+                count: c.count,
+            })
+            .collect(),
+        state: state.as_str(),
+        orders: list.iter().map(order_json).collect(),
+    })
     .into_response())
 }
 
+/// A printing vendor and its routing (never its key).
+#[derive(Serialize, ToSchema)]
+pub struct VendorJson {
+    id: String,
+    base_url: String,
+    site: String,
+    #[schema(schema_with = super::openapi::vendor_state_enum)]
+    state: String,
+    /// Its share of the orders it may take, in percent.
+    share: i64,
+    /// Comma-separated passport types it prints (empty: every type).
+    passport_types: String,
+    /// Comma-separated offices it serves (empty: every office).
+    offices: String,
+    updated_ms: i64,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct VendorsJson {
+    vendors: Vec<VendorJson>,
+}
+
 /// `GET /api/v1/staff/vendors`: the vendors and their routing (never keys).
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/vendors",
+    tag = "production",
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = VendorsJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn vendors(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -130,23 +227,58 @@ pub async fn vendors(
         .vendors()
         .await
         .map_err(|e| work_error(lang, e.into()))?;
-    Ok(Json(serde_json::json!({
-        "vendors": list.iter().map(|v| serde_json::json!({
-            "id": v.id, "base_url": v.base_url, "site": v.site, "state": v.state,
-            "share": v.share, "passport_types": v.passport_types, "offices": v.offices,
-            "updated_ms": v.updated_ms,
-        })).collect::<Vec<_>>(),
-    }))
+    Ok(Json(VendorsJson {
+        vendors: list
+            .iter()
+            .map(|v| VendorJson {
+                id: v.id.clone(),
+                base_url: v.base_url.clone(),
+                site: v.site.clone(),
+                state: v.state.clone(),
+                share: v.share,
+                passport_types: v.passport_types.clone(),
+                offices: v.offices.clone(),
+                updated_ms: v.updated_ms,
+            })
+            .collect(),
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct VendorStateBody {
-    /// `active` or `draining`.
+    #[schema(schema_with = super::openapi::vendor_state_enum)]
     state: String,
 }
 
+/// An object's id and its new state.
+#[derive(Serialize, ToSchema)]
+pub struct IdStateJson {
+    pub id: String,
+    pub state: String,
+}
+
 /// `POST /api/v1/staff/vendors/{id}/state`: the vendor switch.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/vendors/{id}/state",
+    tag = "production",
+    params(("id" = String, Path, description = "The vendor's id")),
+    request_body = VendorStateBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = IdStateJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn vendor_state(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -169,11 +301,30 @@ pub async fn vendor_state(
     pipeline::set_vendor_state(&app.store, &staff.actor(), &id, &body.state, now)
         .await
         .map_err(|e| work_error(lang, e))?;
-    Ok(Json(serde_json::json!({"id": id, "state": body.state})).into_response())
+    Ok(Json(IdStateJson {
+        id,
+        state: body.state,
+    })
+    .into_response())
 }
 
 /// `POST /api/v1/staff/orders/{id}/resend`: a dead letter goes back to the
 /// outbox.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/orders/{id}/resend",
+    tag = "production",
+    params(("id" = String, Path, description = "The order's id")),
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = OrderJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn resend(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -189,13 +340,44 @@ pub async fn resend(
     Ok(Json(order_json(&o)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 pub struct ReceiveBody {
     /// The booklet's MRZ as scanned or typed: two lines of 44 characters.
     mrz: String,
 }
 
+/// The booklet received at the office.
+#[derive(Serialize, ToSchema)]
+pub struct ReceivedJson {
+    id: String,
+    /// `ready` (it matches the record) or `reprint` (spoiled, another ordered).
+    result: &'static str,
+    #[schema(schema_with = super::openapi::application_state_enum)]
+    state: &'static str,
+    message: String,
+}
+
 /// `POST /api/v1/staff/applications/{id}/receive`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/receive",
+    tag = "production",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = ReceiveBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = ReceivedJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn receive(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -227,13 +409,36 @@ pub async fn receive(
             ),
         ),
     };
-    Ok(
-        Json(serde_json::json!({"id": id, "result": result, "state": state, "message": message}))
-            .into_response(),
-    )
+    Ok(Json(ReceivedJson {
+        id,
+        result,
+        state,
+        message: message.to_string(),
+    })
+    .into_response())
 }
 
 /// `POST /api/v1/staff/applications/{id}/hand-over`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/hand-over",
+    tag = "production",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = HandOverForm,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = IdStateJson, description = "The state is `issued`"),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn hand_over(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -247,11 +452,47 @@ pub async fn hand_over(
     pipeline::hand_over(&app, &staff.actor(), &Scope(staff), &id, &body, now)
         .await
         .map_err(|e| work_error(lang, e))?;
-    Ok(Json(serde_json::json!({"id": id, "state": "issued"})).into_response())
+    Ok(Json(IdStateJson {
+        id,
+        state: "issued".into(),
+    })
+    .into_response())
+}
+
+/// An emergency passport issued at the office.
+#[derive(Serialize, ToSchema)]
+pub struct EmergencyJson {
+    id: String,
+    /// Always `ready_for_pickup`.
+    #[schema(schema_with = super::openapi::application_state_enum)]
+    state: &'static str,
+    passport_number: String,
+    booklet_serial: String,
+    #[schema(schema_with = super::openapi::date_string)]
+    issue_date: String,
+    #[schema(schema_with = super::openapi::date_string)]
+    expiry_date: String,
+    /// The two MRZ lines.
+    mrz: Vec<String>,
 }
 
 /// `POST /api/v1/staff/applications/{id}/emergency`: issue an emergency
 /// passport at the office.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/emergency",
+    tag = "production",
+    params(("id" = String, Path, description = "The application's id")),
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = EmergencyJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn emergency(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -264,21 +505,50 @@ pub async fn emergency(
     let (record, serial) = pipeline::issue_emergency(&app, &staff.actor(), &Scope(staff), &id, now)
         .await
         .map_err(|e| work_error(lang, e))?;
-    Ok(Json(serde_json::json!({
-        "id": id,
-        "state": "ready_for_pickup",
-        "passport_number": record.passport_number.to_string(),
-        "booklet_serial": serial,
-        "issue_date": record.issue_date.to_string(),
-        "expiry_date": record.expiry_date.to_string(),
-        "mrz": record.mrz,
-    }))
+    Ok(Json(EmergencyJson {
+        id,
+        state: "ready_for_pickup",
+        passport_number: record.passport_number.to_string(),
+        booklet_serial: serial,
+        issue_date: record.issue_date.to_string(),
+        expiry_date: record.expiry_date.to_string(),
+        mrz: record.mrz.to_vec(),
+    })
     .into_response())
+}
+
+/// What became of a vendor's event.
+#[derive(Serialize, ToSchema)]
+pub struct EventOutcomeJson {
+    event_id: String,
+    /// `applied`, `replay` (already applied) or `ignored`.
+    outcome: &'static str,
 }
 
 /// `POST /api/v1/vendors/callback`: a vendor's signed status event. 2xx for
 /// an event applied, replayed or ignored (so the vendor stops sending it);
 /// 401 for a bad signature or a stale timestamp; 400 for a malformed event.
+#[utoipa::path(
+    post,
+    path = "/api/v1/vendors/callback",
+    tag = "callbacks",
+    params(
+        ("x-pasaporte-key-id" = String, Header, description = "The vendor key that signed"),
+        ("x-pasaporte-timestamp" = i64, Header, description = "Unix seconds, within 5 minutes of the receiver's clock"),
+    ),
+    request_body = crate::vendors::protocol::VendorEvent,
+    security(("vendor_signature" = [])),
+    responses(
+        (status = 200, body = EventOutcomeJson),
+        (status = 400, description = "A malformed event or timestamp", content_type = "text/plain", body = String),
+        (status = 401, description = "A bad signature or a stale timestamp", content_type = "text/plain", body = String),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, description = "The body is over 16 KiB", content_type = "text/plain", body = String),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn vendor_callback(
     State(app): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -305,8 +575,11 @@ pub async fn vendor_callback(
                 EventOutcome::Replay => "replay",
                 EventOutcome::Ignored => "ignored",
             };
-            Json(serde_json::json!({"event_id": verified.event.event_id, "outcome": word}))
-                .into_response()
+            Json(EventOutcomeJson {
+                event_id: verified.event.event_id,
+                outcome: word,
+            })
+            .into_response()
         }
         Err(e) => {
             tracing::warn!(event = %verified.event.event_id, error = %e, "vendor event not applied");

@@ -7,21 +7,25 @@
 //! Offices a person is not assigned to answer like unknown ones (404), so a
 //! clerk learns nothing about other offices' applications.
 
-use super::{ApiError, ApiJson, AppState, ReqLang, production_api};
+use super::routes::{
+    ApiRoutes,
+    Verb::{Get, Post, Put},
+};
+use super::{ApiError, ApiJson, AppState, ErrorBody, ReqLang, production_api};
 use crate::auth::{Denied, StaffSession, StaffWrite};
 use crate::i18n::Lang;
 use crate::workflow::{self, Arrival, OfficeScope, WalkInInput, WorkError};
+use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use axum::{Json, Router};
 use pasaporte_core::application::{Command, State as AppStateKind};
 use pasaporte_core::calendar;
 use pasaporte_core::jiff::Timestamp;
 use pasaporte_core::policy::Action;
 use pasaporte_store::ApplicationRow;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Every staff API route with the action it is checked against: the route
 /// matrix test walks this list for every role.
@@ -162,91 +166,99 @@ pub const STAFF_ROUTES: &[(Method, &str, Action)] = &[
     ),
 ];
 
-pub fn routes(app: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/staff/offices/{office}/today", get(today))
-        .route("/api/v1/staff/offices/{office}/check-ins", post(check_in))
-        .route("/api/v1/staff/offices/{office}/walk-ins", post(walk_in))
-        .route("/api/v1/staff/offices/{office}/calls", post(call))
-        .route("/api/v1/staff/applications/{id}", get(application))
-        .route("/api/v1/staff/applications/{id}/approve", post(approve))
-        .route("/api/v1/staff/applications/{id}/decision", post(decision))
+pub fn routes(app: &AppState) -> ApiRoutes {
+    use super::ballot_api as ballot;
+    use production_api as production;
+    ApiRoutes::new()
+        .route(Get, "/api/v1/staff/offices/{office}/today", today)
+        .route(Post, "/api/v1/staff/offices/{office}/check-ins", check_in)
+        .route(Post, "/api/v1/staff/offices/{office}/walk-ins", walk_in)
+        .route(Post, "/api/v1/staff/offices/{office}/calls", call)
+        .route(Get, "/api/v1/staff/applications/{id}", application)
+        .route(Post, "/api/v1/staff/applications/{id}/approve", approve)
+        .route(Post, "/api/v1/staff/applications/{id}/decision", decision)
         .route(
+            Post,
             "/api/v1/staff/applications/{id}/registry-override",
-            post(registry_override),
+            registry_override,
         )
-        .route("/api/v1/staff/supervisor/queues", get(supervisor_queues))
-        .route(
+        .route(Get, "/api/v1/staff/supervisor/queues", supervisor_queues)
+        .route_with(
+            Post,
             "/api/v1/staff/applications/{id}/capture",
-            post(capture).layer(axum::extract::DefaultBodyLimit::max(CAPTURE_BODY_BYTES_MAX)),
+            capture,
+            |m| m.layer(axum::extract::DefaultBodyLimit::max(CAPTURE_BODY_BYTES_MAX)),
         )
-        .route("/api/v1/staff/applications/{id}/waiver", post(waiver))
+        .route(Post, "/api/v1/staff/applications/{id}/waiver", waiver)
         .route(
+            Post,
             "/api/v1/staff/applications/{id}/waiver/decision",
-            post(waiver_decision),
+            waiver_decision,
         )
-        .route("/api/v1/staff/reconciliation", get(reconciliation))
-        .route("/api/v1/staff/audit/verify", get(audit_verify))
-        .route("/api/v1/staff/stock", get(stock))
-        .route("/api/v1/staff/orders", get(production_api::orders))
+        .route(Get, "/api/v1/staff/reconciliation", reconciliation)
+        .route(Get, "/api/v1/staff/audit/verify", audit_verify)
+        .route(Get, "/api/v1/staff/stock", stock)
+        .route(Get, "/api/v1/staff/orders", production::orders)
+        .route(Post, "/api/v1/staff/orders/{id}/resend", production::resend)
+        .route(Get, "/api/v1/staff/vendors", production::vendors)
         .route(
-            "/api/v1/staff/orders/{id}/resend",
-            post(production_api::resend),
-        )
-        .route("/api/v1/staff/vendors", get(production_api::vendors))
-        .route(
+            Post,
             "/api/v1/staff/vendors/{id}/state",
-            post(production_api::vendor_state),
+            production::vendor_state,
         )
         .route(
+            Post,
             "/api/v1/staff/applications/{id}/receive",
-            post(production_api::receive),
+            production::receive,
         )
         .route(
+            Post,
             "/api/v1/staff/applications/{id}/hand-over",
-            post(production_api::hand_over),
+            production::hand_over,
         )
         .route(
+            Post,
             "/api/v1/staff/applications/{id}/emergency",
-            post(production_api::emergency),
+            production::emergency,
         )
-        .route("/api/v1/staff/releases", post(super::ballot_api::open))
+        .route(Post, "/api/v1/staff/releases", ballot::open)
+        .route(Post, "/api/v1/staff/releases/{id}/draw", ballot::draw)
+        .route(Get, "/api/v1/staff/releases/{id}/signals", ballot::signals)
+        .route(Put, "/api/v1/staff/offices/{office}/policy", office_policy)
         .route(
-            "/api/v1/staff/releases/{id}/draw",
-            post(super::ballot_api::draw),
-        )
-        .route(
-            "/api/v1/staff/releases/{id}/signals",
-            get(super::ballot_api::signals),
-        )
-        .route("/api/v1/staff/offices/{office}/policy", put(office_policy))
-        .route(
+            Post,
             "/api/v1/staff/offices/{office}/urgent-bookings",
-            post(urgent_booking),
+            urgent_booking,
         )
-        .route("/api/v1/staff/offices/{office}/closures", post(close_day))
+        .route(Post, "/api/v1/staff/offices/{office}/closures", close_day)
         .route(
+            Post,
             "/api/v1/staff/offices/{office}/capacity-cuts",
-            post(cut_capacity),
+            cut_capacity,
         )
-        .route("/api/v1/staff/offices/{office}/displaced", get(displaced))
+        .route(Get, "/api/v1/staff/offices/{office}/displaced", displaced)
         // Every route above is checked against the policy table before its
         // handler runs (and so before its body is read).
-        .route_layer(axum::middleware::from_fn_with_state(
-            app.clone(),
-            super::policy_gate,
-        ))
-        .route(
-            "/api/v1/payments/callback",
-            post(payment_callback).layer(axum::extract::DefaultBodyLimit::max(
+        .map(|r| {
+            r.route_layer(axum::middleware::from_fn_with_state(
+                app.clone(),
+                super::policy_gate,
+            ))
+        })
+        .route_with(Post, "/api/v1/payments/callback", payment_callback, |m| {
+            m.layer(axum::extract::DefaultBodyLimit::max(
                 crate::payments::callback::CALLBACK_BODY_BYTES_MAX,
-            )),
-        )
-        .route(
+            ))
+        })
+        .route_with(
+            Post,
             "/api/v1/vendors/callback",
-            post(production_api::vendor_callback).layer(axum::extract::DefaultBodyLimit::max(
-                crate::vendors::protocol::EVENT_BODY_BYTES_MAX,
-            )),
+            production::vendor_callback,
+            |m| {
+                m.layer(axum::extract::DefaultBodyLimit::max(
+                    crate::vendors::protocol::EVENT_BODY_BYTES_MAX,
+                ))
+            },
         )
 }
 
@@ -354,15 +366,19 @@ pub fn transition_es(t: &pasaporte_core::application::TransitionError) -> String
 }
 
 /// An application as the staff API shows it (no photo bytes; its hash).
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ApplicationJson {
     pub id: String,
     pub office: String,
+    #[schema(schema_with = super::openapi::application_state_enum)]
     pub state: String,
+    #[schema(schema_with = super::openapi::queue_enum)]
     pub queue: String,
+    /// RFC 3339, UTC: when the current step is overdue.
     pub deadline: Option<String>,
     pub ticket: String,
     pub counter: Option<String>,
+    #[schema(value_type = Option<String>)]
     pub passport_type: Option<String>,
     pub flags: Vec<String>,
     pub photo_sha256: Option<String>,
@@ -391,17 +407,20 @@ pub fn application_json(r: &ApplicationRow) -> ApplicationJson {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DayBookingJson {
     code: String,
+    /// RFC 3339 with the office's offset.
     start: String,
     seats: u32,
+    #[schema(schema_with = super::openapi::booking_status_enum)]
     status: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TodayJson {
     office: String,
+    #[schema(schema_with = super::openapi::date_string)]
     date: String,
     time_zone: String,
     bookings: Vec<DayBookingJson>,
@@ -432,6 +451,21 @@ pub async fn office_today(
     Ok((bookings, applications, no_shows, date.to_string()))
 }
 
+/// The office's appointments and applications of today, in its local time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/offices/{office}/today",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = TodayJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn today(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -470,20 +504,43 @@ async fn today(
     .into_response())
 }
 
-#[derive(Deserialize)]
+/// The booking's code, or an applicant's document type and number.
+#[derive(Deserialize, ToSchema)]
 struct CheckInBody {
     code: Option<String>,
+    #[schema(schema_with = super::openapi::document_type_enum)]
     document_type: Option<String>,
     document_number: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct CheckedInJson {
     booking_code: String,
     applications: Vec<String>,
     tickets: Vec<String>,
 }
 
+/// Checks a booking's people in: one application and ticket each.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/offices/{office}/check-ins",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    request_body = CheckInBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 201, body = CheckedInJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn check_in(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -534,12 +591,33 @@ impl OfficeScope for OfficeOnly<'_> {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TicketJson {
     application: String,
     ticket: String,
 }
 
+/// A person without a booking gets an application and a ticket.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/offices/{office}/walk-ins",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    request_body = WalkInInput,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 201, body = TicketJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn walk_in(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -563,12 +641,34 @@ async fn walk_in(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CallBody {
+    /// The application to call (default: the next in line).
     application: Option<String>,
     counter: String,
 }
 
+/// Calls the next application (or the one named) to a counter.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/offices/{office}/calls",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    request_body = CallBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = TicketJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn call(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -597,8 +697,9 @@ async fn call(
     .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct HistoryJson {
+    /// RFC 3339, UTC.
     at: String,
     actor: String,
     role: String,
@@ -608,7 +709,7 @@ struct HistoryJson {
     detail: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ApplicationDetailJson {
     #[serde(flatten)]
     application: ApplicationJson,
@@ -617,6 +718,21 @@ struct ApplicationDetailJson {
     history: Vec<HistoryJson>,
 }
 
+/// An application with its holder's names and its history.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/applications/{id}",
+    tag = "staff",
+    params(("id" = String, Path, description = "The application's id")),
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = ApplicationDetailJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn application(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -651,10 +767,12 @@ async fn application(
     .into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct StateJson {
     id: String,
+    #[schema(schema_with = super::openapi::application_state_enum)]
     state: String,
+    #[schema(schema_with = super::openapi::queue_enum)]
     queue: String,
 }
 
@@ -667,6 +785,23 @@ fn state_json(a: &pasaporte_core::application::Application) -> Response {
     .into_response()
 }
 
+/// Approves an application at the counter.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/approve",
+    tag = "staff",
+    params(("id" = String, Path, description = "The application's id")),
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = StateJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn approve(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -682,14 +817,36 @@ async fn approve(
     Ok(state_json(&next))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct DecisionBody {
-    /// `approve`, `reject` or `cancel`.
+    #[schema(schema_with = super::openapi::decision_enum)]
     decision: String,
+    /// Required to reject or cancel; no personal data.
     #[serde(default)]
     reason: String,
 }
 
+/// A supervisor's decision on a flagged application (asks for a sign-in of the last 10 minutes).
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/decision",
+    tag = "staff",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = DecisionBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = StateJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn decision(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -724,12 +881,33 @@ async fn decision(
     Ok(state_json(&next))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct ReasonBody {
     #[serde(default)]
     reason: String,
 }
 
+/// A supervisor lets an application past a civil-registry mismatch, with a reason.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/registry-override",
+    tag = "staff",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = ReasonBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = StateJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn registry_override(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -755,12 +933,14 @@ async fn registry_override(
     Ok(state_json(&next))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct QueuesQuery {
+    /// One office (default: the person's offices).
     office: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct QueuesJson {
     flagged: Vec<ApplicationJson>,
     pending_registry: Vec<ApplicationJson>,
@@ -771,9 +951,10 @@ struct QueuesJson {
 
 /// A fee the schedule lacks and how many verified applications wait on it
 /// for their payment reference.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Clone, Debug, PartialEq, Eq, ToSchema)]
 pub struct FeeGap {
     pub office: String,
+    #[schema(schema_with = super::openapi::passport_type_enum)]
     pub passport_type: String,
     pub currency: String,
     pub applications: usize,
@@ -872,6 +1053,20 @@ pub async fn supervisor_lists(
     Ok(lists)
 }
 
+/// The supervisor's work lists.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/supervisor/queues",
+    tag = "staff",
+    params(QueuesQuery),
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = QueuesJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn supervisor_queues(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -899,6 +1094,24 @@ async fn supervisor_queues(
 /// body, within 5 minutes), then applied exactly once. No session: the
 /// signature is the authentication. Answers 204 for applied and replayed
 /// events (so the gateway stops), 401/400 for bad signatures or bodies.
+#[utoipa::path(
+    post,
+    path = "/api/v1/payments/callback",
+    tag = "callbacks",
+    params(("x-pasaporte-timestamp" = i64, Header, description = "Unix seconds, within 5 minutes of the receiver's clock")),
+    request_body = crate::payments::callback::WireEvent,
+    security(("payment_signature" = [])),
+    responses(
+        (status = 204, description = "Applied, or a replay of an event already applied"),
+        (status = 400, description = "A malformed event or timestamp", content_type = "text/plain", body = String),
+        (status = 401, description = "A bad signature or a stale timestamp", content_type = "text/plain", body = String),
+        (status = 404, description = "Payments are not configured (`text/plain`), or the reference is unknown (JSON `not_found`)", body = ErrorBody),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, description = "The body is over 16 KiB", content_type = "text/plain", body = String),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 pub async fn payment_callback(
     State(app): State<AppState>,
     headers: axum::http::HeaderMap,
@@ -928,13 +1141,19 @@ pub async fn payment_callback(
 /// base64 (4/3 larger) with the typed fields.
 pub const CAPTURE_BODY_BYTES_MAX: usize = 4 * 1024 * 1024;
 
-#[derive(Deserialize)]
+/// The capture's typed fields (flat keys, as the errors name them) and its
+/// images in base64.
+#[derive(Deserialize, ToSchema)]
 struct CaptureBody {
     #[serde(flatten)]
     form: workflow::CaptureForm,
+    /// The portrait (JPEG or PNG, at most 2 MiB), base64.
     #[serde(default)]
+    #[schema(content_encoding = "base64")]
     photo_base64: String,
+    /// The signature image (at most 512 KiB), base64.
     #[serde(default)]
+    #[schema(content_encoding = "base64")]
     signature_base64: String,
 }
 
@@ -949,6 +1168,27 @@ pub fn capture_faults(lang: Lang, f: &workflow::CaptureFaults) -> ApiError {
     err
 }
 
+/// Records the capture: identity, fingerprints, portrait and signature; every fault named at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/capture",
+    tag = "staff",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = CaptureBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = StateJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn capture(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -994,6 +1234,27 @@ async fn capture(
     }
 }
 
+/// Asks for a fee waiver, with a reason; a supervisor decides it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/waiver",
+    tag = "staff",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = ReasonBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 202, description = "The waiver is requested"),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn waiver(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1010,11 +1271,32 @@ async fn waiver(
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct WaiverDecisionBody {
     approve: bool,
 }
 
+/// A supervisor grants or refuses a requested waiver.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/applications/{id}/waiver/decision",
+    tag = "staff",
+    params(("id" = String, Path, description = "The application's id")),
+    request_body = WaiverDecisionBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = production_api::IdStateJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn waiver_decision(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1029,15 +1311,23 @@ async fn waiver_decision(
         workflow::decide_waiver(&app, &staff.actor(), &Scope(staff), &id, body.approve, now)
             .await
             .map_err(|e| work_error(lang, e))?;
-    Ok(Json(serde_json::json!({ "id": id, "state": state.as_str() })).into_response())
+    Ok(Json(production_api::IdStateJson {
+        id,
+        state: state.as_str().to_string(),
+    })
+    .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ReconciliationQuery {
+    /// One office (default: every office the person sees).
     pub office: Option<String>,
     /// `YYYY-MM-DD` (UTC), inclusive; default: 30 days ago.
+    #[param(value_type = Option<String>, format = Date)]
     pub from: Option<String>,
     /// `YYYY-MM-DD` (UTC), exclusive; default: tomorrow.
+    #[param(value_type = Option<String>, format = Date)]
     pub to: Option<String>,
 }
 
@@ -1074,20 +1364,21 @@ pub fn reconciliation_window(
     Ok((from, to))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ReconciliationRowJson {
     reference: String,
     application: String,
     office: String,
     amount_minor: i64,
     currency: String,
+    #[schema(schema_with = super::openapi::payment_status_enum)]
     status: String,
     paid_minor: i64,
     refunded_minor: i64,
     waived: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct TotalsJson {
     currency: String,
     references: i64,
@@ -1097,6 +1388,30 @@ struct TotalsJson {
     waived_minor: i64,
 }
 
+/// The payments of a window, reference by reference, with totals per
+/// currency (totals only to those who see every office, or for one office).
+#[derive(Serialize, ToSchema)]
+struct ReconciliationJson {
+    rows: Vec<ReconciliationRowJson>,
+    totals: Vec<TotalsJson>,
+    /// True when the rows stop at the report's limit.
+    truncated: bool,
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/reconciliation",
+    tag = "staff",
+    params(ReconciliationQuery),
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = ReconciliationJson),
+        (status = 422, body = super::ErrorBody, description = "`date_invalid`"),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn reconciliation(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1157,12 +1472,44 @@ async fn reconciliation(
     } else {
         Vec::new()
     };
-    Ok(
-        Json(serde_json::json!({ "rows": rows, "totals": totals, "truncated": r.truncated }))
-            .into_response(),
-    )
+    Ok(Json(ReconciliationJson {
+        rows,
+        totals,
+        truncated: r.truncated,
+    })
+    .into_response())
 }
 
+/// The audit trail's verdict.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+enum VerdictJson {
+    /// Every event chains to the one before; checkpoints verify.
+    Intact {
+        intact: bool,
+        count: u64,
+        checkpointed_through: i64,
+    },
+    /// The first event that does not verify, and why.
+    Broken {
+        intact: bool,
+        seq: i64,
+        fault: String,
+    },
+}
+
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/audit/verify",
+    tag = "audit",
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = VerdictJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn audit_verify(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1189,19 +1536,54 @@ async fn audit_verify(
         Verdict::Intact {
             count,
             checkpointed_through,
-        } => serde_json::json!({ "intact": true, "count": count, "checkpointed_through": checkpointed_through }),
-        Verdict::Broken { seq, fault } => {
-            serde_json::json!({ "intact": false, "seq": seq, "fault": fault.to_string() })
-        }
+        } => VerdictJson::Intact {
+            intact: true,
+            count,
+            checkpointed_through,
+        },
+        Verdict::Broken { seq, fault } => VerdictJson::Broken {
+            intact: false,
+            seq,
+            fault: fault.to_string(),
+        },
     })
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct StockQuery {
+    /// One site (default: every site).
     site: Option<String>,
     /// Days of issues the forecast's rate is taken over (default 30).
     window_days: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct StockLevelJson {
+    #[schema(schema_with = super::openapi::booklet_type_enum)]
+    booklet_type: &'static str,
+    #[schema(schema_with = super::openapi::booklet_state_enum)]
+    state: &'static str,
+    count: u64,
+}
+
+#[derive(Serialize, ToSchema)]
+struct StockForecastJson {
+    #[schema(schema_with = super::openapi::booklet_type_enum)]
+    booklet_type: &'static str,
+    in_stock: u64,
+    issued: u64,
+    window_days: u32,
+    /// Null when none were issued in the window.
+    days_left: Option<f64>,
+}
+
+#[derive(Serialize, ToSchema)]
+struct StaffStockJson {
+    site: Option<String>,
+    levels: Vec<StockLevelJson>,
+    forecasts: Vec<StockForecastJson>,
 }
 
 /// Days of issues a stock forecast looks back over by default.
@@ -1209,6 +1591,19 @@ pub const STOCK_WINDOW_DAYS_DEFAULT: u32 = 30;
 
 /// Booklet stock per type and state, and the days of stock left at the
 /// recent issue rate: visible, so that nobody rations in secret.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/stock",
+    tag = "production",
+    params(StockQuery),
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = StaffStockJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn stock(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1229,27 +1624,34 @@ async fn stock(
         .stock_forecasts(site, now.as_millisecond(), window)
         .await
         .map_err(|e| work_error(lang, e.into()))?;
-    Ok(Json(serde_json::json!({
-        "site": site,
-        "levels": levels.iter().map(|l| serde_json::json!({
-            "booklet_type": l.booklet_type.as_str(),
-            "state": l.state.as_str(),
-            "count": l.count,
-        })).collect::<Vec<_>>(),
-        "forecasts": forecasts.iter().map(|f| serde_json::json!({
-            "booklet_type": f.booklet_type.as_str(),
-            "in_stock": f.in_stock,
-            "issued": f.issued,
-            "window_days": f.window_days,
-            "days_left": f.days_left,
-        })).collect::<Vec<_>>(),
-    }))
+    Ok(Json(StaffStockJson {
+        site: site.map(str::to_string),
+        levels: levels
+            .iter()
+            .map(|l| StockLevelJson {
+                booklet_type: l.booklet_type.as_str(),
+                state: l.state.as_str(),
+                count: l.count,
+            })
+            .collect(),
+        forecasts: forecasts
+            .iter()
+            .map(|f| StockForecastJson {
+                booklet_type: f.booklet_type.as_str(),
+                in_stock: f.in_stock,
+                issued: f.issued,
+                window_days: f.window_days,
+                days_left: f.days_left,
+            })
+            .collect(),
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+/// Percentages of each slot's seats per pool, adding up to 100.
+#[derive(Deserialize, ToSchema)]
 struct PolicyBody {
-    /// `live` or `ballot`.
+    #[schema(schema_with = super::openapi::release_mode_enum)]
     release_mode: String,
     online: u32,
     urgent: u32,
@@ -1259,6 +1661,34 @@ struct PolicyBody {
 
 /// `PUT /api/v1/staff/offices/{office}/policy`: an administrator sets the
 /// office's release mode and capacity split.
+#[derive(Serialize, ToSchema)]
+struct PolicyJson {
+    office: String,
+    #[schema(schema_with = super::openapi::release_mode_enum)]
+    release_mode: &'static str,
+    shares: super::api::SharesJson,
+}
+
+#[utoipa::path(
+    put,
+    path = "/api/v1/staff/offices/{office}/policy",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    request_body = PolicyBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = PolicyJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn office_policy(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1284,17 +1714,18 @@ async fn office_policy(
         PolicyError::Invalid(errs) => ApiError::invalid(lang, &errs),
         PolicyError::Store(e) => work_error(lang, e.into()),
     })?;
-    Ok(Json(serde_json::json!({
-        "office": office,
-        "release_mode": policy.mode.as_str(),
-        "shares": super::api::shares_json(&policy),
-    }))
+    Ok(Json(PolicyJson {
+        office,
+        release_mode: policy.mode.as_str(),
+        shares: super::api::shares_json(&policy),
+    })
     .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct UrgentBody {
     /// The slot's start as listed (RFC 3339 with offset).
+    #[schema(schema_with = super::openapi::date_time_string)]
     start: String,
     applicants: Vec<super::api::ApplicantJson>,
     email: String,
@@ -1303,16 +1734,38 @@ struct UrgentBody {
     evidence: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct UrgentJson {
     code: String,
     manage_token: String,
+    #[schema(schema_with = super::openapi::pool_enum)]
     pool: String,
     booking: super::api::BookingJson,
 }
 
 /// `POST /api/v1/staff/offices/{office}/urgent-bookings`: a supervisor of
 /// the office books a seat from the urgent pool, with evidence.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/offices/{office}/urgent-bookings",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    request_body = UrgentBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 201, body = UrgentJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 429, response = super::openapi::TooManyRequests),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn urgent_booking(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1361,20 +1814,22 @@ async fn urgent_booking(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CloseDayBody {
+    #[schema(schema_with = super::openapi::date_string)]
     day: String,
     reason: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 struct CutBody {
+    #[schema(schema_with = super::openapi::date_string)]
     day: String,
     counters: u32,
     reason: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct MovedJson {
     code: String,
     from_office: String,
@@ -1384,7 +1839,7 @@ struct MovedJson {
     seats: u32,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct ReseatJson {
     moved: usize,
     displaced: usize,
@@ -1449,6 +1904,26 @@ fn day_of(lang: Lang, day: &str) -> Result<pasaporte_core::jiff::civil::Date, Ap
 }
 
 /// Closes the office for a day; its bookings are re-seated at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/offices/{office}/closures",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    request_body = CloseDayBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = ReseatJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn close_day(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1469,6 +1944,26 @@ async fn close_day(
 
 /// Lowers the office's counters for a day; the bookings above the new
 /// capacity are re-seated at once.
+#[utoipa::path(
+    post,
+    path = "/api/v1/staff/offices/{office}/capacity-cuts",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    request_body = CutBody,
+    security(("staff_session" = [], "csrf_token" = [])),
+    responses(
+        (status = 200, body = ReseatJson),
+        (status = 400, response = super::openapi::BadJson),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 409, response = super::openapi::Conflict),
+        (status = 413, response = super::openapi::TooLarge),
+        (status = 415, response = super::openapi::UnsupportedMediaType),
+        (status = 422, response = super::openapi::Invalid),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn cut_capacity(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,
@@ -1495,7 +1990,7 @@ async fn cut_capacity(
     Ok(Json(reseat_json(&app, r)).into_response())
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 struct DisplacedJson {
     code: String,
     office: String,
@@ -1504,6 +1999,20 @@ struct DisplacedJson {
 }
 
 /// Bookings of the office waiting for their citizens' choice.
+#[utoipa::path(
+    get,
+    path = "/api/v1/staff/offices/{office}/displaced",
+    tag = "staff",
+    params(("office" = String, Path, description = "The office's code")),
+    security(("staff_session" = [])),
+    responses(
+        (status = 200, body = Vec<DisplacedJson>),
+        (status = 401, response = super::openapi::Unauthenticated),
+        (status = 403, response = super::openapi::Forbidden),
+        (status = 404, response = super::openapi::NotFound),
+        (status = 503, response = super::openapi::Unavailable),
+    )
+)]
 async fn displaced(
     State(app): State<AppState>,
     ReqLang(lang): ReqLang,

@@ -42,7 +42,7 @@ pub struct PaymentEvent {
 }
 
 /// A callback's body on the wire.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WireEvent {
     pub event_id: String,

@@ -208,7 +208,19 @@ impl RejectReason {
 
 /// An order's progress at the vendor, in order. `QualityFailed` and
 /// `Shipped` are final.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Accepted,
@@ -244,7 +256,7 @@ impl EventKind {
 }
 
 /// A status event, the body of a callback (`POST <callback_url>`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VendorEvent {
     /// The vendor's id of the event: the same on every delivery and replay;
