@@ -17,6 +17,7 @@ mod payments;
 mod production;
 mod registry;
 mod reseat;
+mod sealed;
 mod shares;
 mod simulate;
 mod support;
