@@ -558,6 +558,54 @@ mod tests {
         assert!(k.open(at("b1"), &first).is_err(), "no position");
     }
 
+    /// Log lines captured in memory.
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Captured;
+        fn make_writer(&'a self) -> Captured {
+            self.clone()
+        }
+    }
+
+    /// A refusal is reported: one ERROR line naming the table, column and
+    /// row it was read from, and nothing of the value.
+    #[test]
+    fn a_refusal_is_logged_with_its_place_and_no_data() {
+        let k = Keyring::parse(&format!("k1:{K1}"), K2).unwrap();
+        let sealed = k.seal(at::booking_email("b-1"), "ana@example.co").unwrap();
+        let logs = Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_ansi(false)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            assert!(k.open(at::booking_email("b-2"), &sealed).is_err());
+        });
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        for part in [
+            "ERROR",
+            "table=\"bookings\"",
+            "column=\"email_enc\"",
+            "row=\"b-2\"",
+        ] {
+            assert!(text.contains(part), "{part} in {text}");
+        }
+        assert!(!text.contains("ana@") && !text.contains(&sealed), "{text}");
+    }
+
     /// Components are length-prefixed: moving a character from the row id
     /// to the column name (or any such shift) gives another place.
     #[test]
