@@ -21,7 +21,9 @@
 //! as it is and logged at ERROR with its place: reading it is refused later,
 //! like any value that does not open. A value moved between rows *before*
 //! this ran is bound to the row it was found in: the re-seal cannot know
-//! better, which is why it runs at the first start of this version.
+//! better, which is why it runs at the first start of this version. A server
+//! of an older version still running would write version 1 values that the
+//! new ones refuse: run every server of a database on this version.
 
 use crate::crypto::{CryptoError, Keyring, SealedAt};
 use pasaporte_store::{Resealed, SEALED_TABLES, SealedTable, Store};
