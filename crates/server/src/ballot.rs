@@ -12,7 +12,7 @@
 
 use crate::app::App;
 use crate::booking::{BookError, DayView};
-use crate::crypto::random_bytes;
+use crate::crypto::{at, random_bytes};
 use crate::i18n::{Lang, local_when};
 use crate::mail;
 use crate::workflow::{AllOffices, OfficeScope, WorkError};
@@ -27,8 +27,8 @@ use pasaporte_core::jiff::{SignedDuration, Timestamp};
 use pasaporte_core::shares::ReleaseMode;
 use pasaporte_core::{FieldError, FieldErrors};
 use pasaporte_store::{
-    ApplicantRow, DrawWrite, DueBooking, MailRow, NewBooking, NewRequest, ReleaseFiles, ReleaseRow,
-    RequestRow, SeatGrant, StoreError, WriteError,
+    DrawWrite, DueBooking, MailRow, NewBooking, NewRequest, ReleaseFiles, ReleaseRow, RequestRow,
+    SeatGrant, StoreError, WriteError,
 };
 use std::collections::{BTreeMap, HashMap};
 
@@ -235,7 +235,7 @@ pub async fn open_release(
         commitment: ballot::seed_commitment(&seed),
         seed_enc: app
             .keys
-            .seal("ballot_seed", &ballot::seed_hex(&seed))
+            .seal(at::release_seed(&id), &ballot::seed_hex(&seed))
             .map_err(internal)?,
         seed: None,
         state: "open".into(),
@@ -331,7 +331,7 @@ pub struct DrawSummary {
 fn seed_of(app: &App, r: &ReleaseRow) -> Result<[u8; 32], WorkError> {
     let hex = app
         .keys
-        .open("ballot_seed", &r.seed_enc)
+        .open(at::release_seed(&r.id), &r.seed_enc)
         .map_err(internal)?;
     ballot::parse_seed(&hex).map_err(internal)
 }
@@ -384,7 +384,9 @@ pub async fn draw_release(
             .unwrap_or(a.seats);
         let entry = app.office(&a.seat.office).ok_or(WorkError::NotFound)?;
         let start = Timestamp::from_millisecond(a.seat.start_ms).map_err(internal)?;
-        let email = app.keys.open("email", &row.email_enc).map_err(internal)?;
+        let email = app
+            .keys
+            .open(at::booking_email(&row.booking_id), &row.email_enc)?;
         let mail = mail::sealed(
             app,
             &email,
@@ -413,7 +415,9 @@ pub async fn draw_release(
     let mut waitlist = Vec::with_capacity(outcome.unallocated.len());
     for (i, rid) in outcome.unallocated.iter().enumerate() {
         let row = rows.get(rid).ok_or(WorkError::NotFound)?;
-        let email = app.keys.open("email", &row.email_enc).map_err(internal)?;
+        let email = app
+            .keys
+            .open(at::booking_email(&row.booking_id), &row.email_enc)?;
         let mail = mail::sealed(
             app,
             &email,
@@ -635,17 +639,8 @@ pub async fn submit_request(
         }
     };
     let keys = &app.keys;
-    let mut applicants = Vec::with_capacity(party.applicants.len());
-    for a in &party.applicants {
-        applicants.push(ApplicantRow {
-            doc_key: keys.person_key(&a.document.identity_text()),
-            document_type: a.document.kind.as_str().to_string(),
-            document_number_enc: keys.seal("document_number", a.document.number.as_str())?,
-            surnames_enc: keys.seal("surnames", a.surnames.as_str())?,
-            given_names_enc: keys.seal("given_names", a.given_names.as_str())?,
-            birth_date_enc: keys.seal("birth_date", &a.birth_date.to_string())?,
-        });
-    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let applicants = crate::booking::seal_applicants(keys, &id, &party.applicants)?;
     for a in &applicants {
         app.limits
             .check_identity(&a.doc_key)
@@ -653,13 +648,12 @@ pub async fn submit_request(
     }
     // The published person: keyed per release, so draws cannot be linked.
     let person = keys.person_key(&format!("ballot:{release_id}:{}", applicants[0].doc_key));
-    let email_enc = keys.seal("email", party.email.as_str())?;
+    let email_enc = keys.seal(at::booking_email(&id), party.email.as_str())?;
     let phone_enc = party
         .phone
         .as_ref()
-        .map(|p| keys.seal("phone", p.as_str()))
+        .map(|p| keys.seal(at::booking_phone(&id), p.as_str()))
         .transpose()?;
-    let id = uuid::Uuid::now_v7().to_string();
     let code = ConfirmationCode::from_random(random_bytes::<CODE_LEN>()?).to_string();
     let token = keys.manage_token(&id);
     let url = format!(
@@ -826,7 +820,9 @@ pub async fn accept_offer(
     let r = own_request(app, code, token).await?;
     let entry = app.office(&r.office).ok_or(WorkError::NotFound)?;
     let start = Timestamp::from_millisecond(r.start_ms).map_err(internal)?;
-    let email = app.keys.open("email", &r.email_enc).map_err(internal)?;
+    let email = app
+        .keys
+        .open(at::booking_email(&r.booking_id), &r.email_enc)?;
     let mail = mail::sealed(
         app,
         &email,
@@ -934,7 +930,7 @@ pub async fn confirm_booking(
 fn due_mail(app: &App, b: &DueBooking, reminder: bool) -> Result<MailRow, WorkError> {
     let entry = app.office(&b.office).ok_or(WorkError::NotFound)?;
     let start = Timestamp::from_millisecond(b.start_ms).map_err(internal)?;
-    let email = app.keys.open("email", &b.email_enc).map_err(internal)?;
+    let email = app.keys.open(at::booking_email(&b.id), &b.email_enc)?;
     let url = mail::manage_url(app, &b.code, &app.keys.manage_token(&b.id));
     let (subject, body) = if reminder {
         (
@@ -1010,7 +1006,9 @@ async fn offer_round(app: &App, now: Timestamp) -> Result<usize, WorkError> {
             let deadline = (now + SignedDuration::from_hours(OFFER_HOURS))
                 .min(start - SignedDuration::from_hours(OFFER_LEAD_HOURS / 2 + 1));
             let entry = app.office(&a.seat.office).ok_or(WorkError::NotFound)?;
-            let email = app.keys.open("email", &row.email_enc).map_err(internal)?;
+            let email = app
+                .keys
+                .open(at::booking_email(&row.booking_id), &row.email_enc)?;
             let url = request_url(app, &row.code, &app.keys.manage_token(&row.booking_id));
             let mail = mail::sealed(
                 app,

@@ -2,6 +2,7 @@
 //! same server's no-op request rate beside the figure, so a ratio can be
 //! quoted on a shared, noisy machine.
 
+use crate::crypto::at;
 use crate::{DbArgs, KeyArgs, SmtpArgs};
 use pasaporte_store::{ApplicantRow, MailRow, NewBooking, Store, WriteOp};
 use serde_json::{Value, json};
@@ -453,33 +454,35 @@ async fn seed(store: &Store, slots: &[(String, String)], count: u64) -> anyhow::
             let (office, start) = &slots[(p as usize * 7919) % slots.len()];
             let start: pasaporte_core::jiff::Timestamp = start.parse()?;
             let id = uuid::Uuid::now_v7().to_string();
+            let mail_id = uuid::Uuid::now_v7().to_string();
             ops.push(WriteOp::Book(NewBooking {
                 code: format!("S{:07}", (done + i) % 10_000_000),
-                id,
                 office: office.clone(),
                 start_ms: start.as_millisecond(),
                 capacity: 500,
                 applicants: vec![ApplicantRow {
                     doc_key: keys.person_key(&format!("COL:{p}")),
                     document_type: "cedula_ciudadania".into(),
-                    document_number_enc: keys.seal("document_number", &p.to_string())?,
-                    surnames_enc: keys.seal("surnames", "Muñoz García")?,
-                    given_names_enc: keys.seal("given_names", "Ana María")?,
-                    birth_date_enc: keys.seal("birth_date", "1985-04-02")?,
+                    document_number_enc: keys
+                        .seal(at::applicant_document_number(&id, 0), &p.to_string())?,
+                    surnames_enc: keys.seal(at::applicant_surnames(&id, 0), "Muñoz García")?,
+                    given_names_enc: keys.seal(at::applicant_given_names(&id, 0), "Ana María")?,
+                    birth_date_enc: keys.seal(at::applicant_birth_date(&id, 0), "1985-04-02")?,
                 }],
-                email_enc: keys.seal("email", "bench@example.co")?,
+                email_enc: keys.seal(at::booking_email(&id), "bench@example.co")?,
                 phone_enc: None,
                 now_ms: pasaporte_core::jiff::Timestamp::now().as_millisecond(),
                 idempotency: None,
                 mail: MailRow {
-                    id: uuid::Uuid::now_v7().to_string(),
-                    recipient_enc: keys.seal("mail_recipient", "bench@example.co")?,
+                    recipient_enc: keys.seal(at::mail_recipient(&mail_id), "bench@example.co")?,
                     subject: "bench".into(),
-                    body_enc: keys.seal("mail_body", "bench")?,
+                    body_enc: keys.seal(at::mail_body(&mail_id), "bench")?,
                     ics_enc: None,
+                    id: mail_id,
                 },
                 pool: pasaporte_core::shares::Pool::Online,
                 urgent: None,
+                id,
             }));
         }
         let results = store.apply_batch(&ops).await?;

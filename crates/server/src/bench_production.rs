@@ -17,6 +17,7 @@
 //! database.
 
 use crate::app::{Adapters, App};
+use crate::crypto::at;
 use crate::pipeline::{self, VendorSettings};
 use crate::signing::SigningKey;
 use crate::vendors::{EventKind, VendorEvent, VendorSimConfig, spawn_vendor_sim};
@@ -398,21 +399,7 @@ async fn seed(
         sex: "F".into(),
         nationality: "COL".into(),
     })?;
-    let mut sealed = serde_json::Map::new();
-    for (k, v) in identity.as_object().into_iter().flatten() {
-        let text = v.as_str().unwrap_or_default();
-        sealed.insert(
-            k.clone(),
-            keys.seal(&format!("application.{k}"), text)?.into(),
-        );
-    }
-    let identity_enc = serde_json::Value::Object(sealed).to_string();
-    let contact_enc = serde_json::json!({
-        "email": keys.seal("application.contact.email", "bench@example.co")?,
-    })
-    .to_string();
-    let extras_enc = keys.seal("application.extras", "{}")?;
-    let chip_enc = keys.seal(crate::production::CHIP_PORTRAIT_FIELD, &b64.encode(jpeg))?;
+    let chip_b64 = b64.encode(jpeg);
     let now = Timestamp::now();
     let now_ms = now.as_millisecond();
     let mut done = 0;
@@ -421,6 +408,23 @@ async fn seed(
         let mut tx = store.begin_write().await?;
         for i in 0..n {
             let id = uuid::Uuid::now_v7().to_string();
+            // Every value is sealed for its row, as capture seals it.
+            let mut sealed = serde_json::Map::new();
+            for (k, v) in identity.as_object().into_iter().flatten() {
+                let text = v.as_str().unwrap_or_default();
+                let place = at::application_identity(&id).field(k);
+                sealed.insert(k.clone(), keys.seal(place, text)?.into());
+            }
+            let identity_enc = serde_json::Value::Object(sealed).to_string();
+            let contact_enc = serde_json::json!({
+                "email": keys.seal(
+                    at::application_contact(&id).field("email"),
+                    "bench@example.co",
+                )?,
+            })
+            .to_string();
+            let extras_enc = keys.seal(at::application_extras(&id), "{}")?;
+            let chip_enc = keys.seal(at::chip_portrait(&id), &chip_b64)?;
             let approved = Application::restore(id.clone(), "PBENCH", now, State::Approved, now);
             let row = ApplicationRow {
                 id: id.clone(),

@@ -8,7 +8,7 @@
 //! are never bookable here.
 
 use crate::app::{App, OfficeEntry};
-use crate::crypto::{CryptoError, random_bytes};
+use crate::crypto::{CryptoError, Keyring, at, random_bytes};
 use crate::i18n::Lang;
 use crate::mail::{self, MailKind};
 use pasaporte_core::application::Actor;
@@ -484,17 +484,10 @@ pub async fn book_from(
     }
     let split = entry.policy.shares.split(slot.capacity);
     let keys = &app.keys;
-    let mut applicants = Vec::with_capacity(req.applicants.len());
-    for a in &req.applicants {
-        applicants.push(ApplicantRow {
-            doc_key: keys.person_key(&a.document.identity_text()),
-            document_type: a.document.kind.as_str().to_string(),
-            document_number_enc: keys.seal("document_number", a.document.number.as_str())?,
-            surnames_enc: keys.seal("surnames", a.surnames.as_str())?,
-            given_names_enc: keys.seal("given_names", a.given_names.as_str())?,
-            birth_date_enc: keys.seal("birth_date", &a.birth_date.to_string())?,
-        });
-    }
+    // The id first: every value is sealed for its row. It is kept across
+    // the attempts below (each either writes the booking or writes nothing).
+    let id = uuid::Uuid::now_v7().to_string();
+    let applicants = seal_applicants(keys, &id, &req.applicants)?;
     // Against scripts that book, cancel and book again for one person:
     // counted per person named, whatever address the request comes from.
     for a in &applicants {
@@ -514,16 +507,17 @@ pub async fn book_from(
         let text = format!("{}{claim_text}", canonical(office_code, input));
         (k, keys.request_digest(&text))
     });
-    let email_enc = keys.seal("email", req.email.as_str())?;
+    let email_enc = keys.seal(at::booking_email(&id), req.email.as_str())?;
     let phone_enc = req
         .phone
         .as_ref()
-        .map(|p| keys.seal("phone", p.as_str()))
+        .map(|p| keys.seal(at::booking_phone(&id), p.as_str()))
         .transpose()?;
     let (evidence_enc, urgent_actor) = match claim {
-        SeatClaim::Urgent { actor, evidence } => {
-            (Some(keys.seal("evidence", evidence)?), Some(actor))
-        }
+        SeatClaim::Urgent { actor, evidence } => (
+            Some(keys.seal(at::booking_evidence(&id), evidence)?),
+            Some(actor),
+        ),
         SeatClaim::Online | SeatClaim::Priority(_) => (None, None),
     };
     let pools = claim.pools();
@@ -532,6 +526,7 @@ pub async fn book_from(
         let capacity = split.get(pool);
         match book_attempts(
             app,
+            &id,
             &entry,
             &req,
             &slot,
@@ -552,10 +547,41 @@ pub async fn book_from(
     Err(BookError::SlotFull)
 }
 
+/// The applicants' rows of booking `booking_id`, each value sealed for its
+/// position (ballot requests are bookings too).
+pub fn seal_applicants(
+    keys: &Keyring,
+    booking_id: &str,
+    people: &[pasaporte_core::booking::Applicant],
+) -> Result<Vec<ApplicantRow>, CryptoError> {
+    let mut rows = Vec::with_capacity(people.len());
+    for (i, a) in (0u32..).zip(people) {
+        rows.push(ApplicantRow {
+            doc_key: keys.person_key(&a.document.identity_text()),
+            document_type: a.document.kind.as_str().to_string(),
+            document_number_enc: keys.seal(
+                at::applicant_document_number(booking_id, i),
+                a.document.number.as_str(),
+            )?,
+            surnames_enc: keys.seal(at::applicant_surnames(booking_id, i), a.surnames.as_str())?,
+            given_names_enc: keys.seal(
+                at::applicant_given_names(booking_id, i),
+                a.given_names.as_str(),
+            )?,
+            birth_date_enc: keys.seal(
+                at::applicant_birth_date(booking_id, i),
+                &a.birth_date.to_string(),
+            )?,
+        });
+    }
+    Ok(rows)
+}
+
 /// One pool's try: the write, again with a fresh code if the code is taken.
 #[allow(clippy::too_many_arguments)]
 async fn book_attempts(
     app: &App,
+    id: &str,
     entry: &Arc<OfficeEntry>,
     req: &BookingRequest,
     slot: &calendar::Slot,
@@ -570,7 +596,7 @@ async fn book_attempts(
     let keys = &app.keys;
     let office_code = entry.office.code.as_str();
     for _ in 0..CODE_ATTEMPTS_MAX {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = id.to_string();
         let code = ConfirmationCode::from_random(random_bytes::<CODE_LEN>()?).to_string();
         let token = keys.manage_token(&id);
         let mail = mail::booking_mail(
@@ -782,14 +808,17 @@ pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, Man
         )))
         .map_err(|e| ManageError::Internal(e.to_string()))?;
     let mut applicants = Vec::new();
-    for a in &row.applicants {
+    let b = row.id.as_str();
+    for (i, a) in (0u32..).zip(&row.applicants) {
         applicants.push(ApplicantView {
             document_type: DocumentType::parse(&a.document_type)
                 .ok_or(ManageError::Internal("bad document type".into()))?,
-            document_number_masked: mask(&k.open("document_number", &a.document_number_enc)?),
-            surnames: k.open("surnames", &a.surnames_enc)?,
-            given_names: k.open("given_names", &a.given_names_enc)?,
-            birth_date: k.open("birth_date", &a.birth_date_enc)?,
+            document_number_masked: mask(
+                &k.open(at::applicant_document_number(b, i), &a.document_number_enc)?,
+            ),
+            surnames: k.open(at::applicant_surnames(b, i), &a.surnames_enc)?,
+            given_names: k.open(at::applicant_given_names(b, i), &a.given_names_enc)?,
+            birth_date: k.open(at::applicant_birth_date(b, i), &a.birth_date_enc)?,
         });
     }
     Ok(BookingView {
@@ -802,11 +831,11 @@ pub async fn view(app: &App, code: &str, token: &str) -> Result<BookingView, Man
         // choice: it can be moved or cancelled like an active one.
         active: row.status == "active" || row.status == "displaced",
         status: row.status.clone(),
-        email: k.open("email", &row.email_enc)?,
+        email: k.open(at::booking_email(&row.id), &row.email_enc)?,
         phone: row
             .phone_enc
             .as_deref()
-            .map(|p| k.open("phone", p))
+            .map(|p| k.open(at::booking_phone(&row.id), p))
             .transpose()?,
         applicants,
         manage_token: token.to_string(),

@@ -37,6 +37,7 @@ pub mod photo;
 pub mod pipeline;
 pub mod production;
 pub mod registry;
+pub mod reseal;
 pub mod reseat;
 pub mod signing;
 pub mod simulate;
@@ -446,6 +447,8 @@ pub async fn serve(
     adapters.limits = limits::RateLimits::new(&limits);
     adapters.public_origin = public_url.as_deref().map(auth::origin_of);
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));
+    // Before anything opens a sealed value: version 1 values are refused.
+    reseal::reseal_legacy_values(&store, &keyring, auth::now_ms()).await?;
     person_keys::rekey_legacy_person_keys(&store, &keyring, auth::now_ms()).await?;
     let app = app::App::new(store, keyring, public_url, adapters).await?;
     let _demo_vendor = if demo {

@@ -4,7 +4,7 @@
 //! mail but loses none.
 
 use crate::app::App;
-use crate::crypto::CryptoError;
+use crate::crypto::{CryptoError, at};
 use crate::i18n::{Lang, local_when};
 use crate::ics;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
@@ -120,12 +120,13 @@ pub fn sealed(
     ics: Option<&str>,
 ) -> Result<MailRow, CryptoError> {
     let keys = &app.keys;
+    let id = uuid::Uuid::now_v7().to_string();
     Ok(MailRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        recipient_enc: keys.seal("mail_recipient", to)?,
+        recipient_enc: keys.seal(at::mail_recipient(&id), to)?,
         subject: subject.to_string(),
-        body_enc: keys.seal("mail_body", body)?,
-        ics_enc: ics.map(|i| keys.seal("mail_ics", i)).transpose()?,
+        body_enc: keys.seal(at::mail_body(&id), body)?,
+        ics_enc: ics.map(|i| keys.seal(at::mail_ics(&id), i)).transpose()?,
+        id,
     })
 }
 
@@ -216,12 +217,13 @@ pub fn reseat_mail(
         ),
     };
     let keys = &app.keys;
+    let id = uuid::Uuid::now_v7().to_string();
     Ok(MailRow {
-        id: uuid::Uuid::now_v7().to_string(),
-        recipient_enc: keys.seal("mail_recipient", to)?,
+        recipient_enc: keys.seal(at::mail_recipient(&id), to)?,
         subject: subject.to_string(),
-        body_enc: keys.seal("mail_body", &body)?,
-        ics_enc: ics.map(|i| keys.seal("mail_ics", &i)).transpose()?,
+        body_enc: keys.seal(at::mail_body(&id), &body)?,
+        ics_enc: ics.map(|i| keys.seal(at::mail_ics(&id), &i)).transpose()?,
+        id,
     })
 }
 
@@ -259,8 +261,8 @@ fn compose(
     row: &pasaporte_store::OutboxRow,
 ) -> anyhow::Result<Message> {
     let keys = &app.keys;
-    let to = keys.open("mail_recipient", &row.recipient_enc)?;
-    let body = keys.open("mail_body", &row.body_enc)?;
+    let to = keys.open(at::mail_recipient(&row.id), &row.recipient_enc)?;
+    let body = keys.open(at::mail_body(&row.id), &row.body_enc)?;
     let builder = Message::builder()
         .from(cfg.from.parse()?)
         .to(to.parse()?)
@@ -273,7 +275,7 @@ fn compose(
         .body(body);
     Ok(match &row.ics_enc {
         Some(ics) => {
-            let ics = keys.open("mail_ics", ics)?;
+            let ics = keys.open(at::mail_ics(&row.id), ics)?;
             let att = Attachment::new("cita.ics".into())
                 .body(ics, ContentType::parse("text/calendar; charset=utf-8")?);
             builder.multipart(MultiPart::mixed().singlepart(text).singlepart(att))?

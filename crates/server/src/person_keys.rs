@@ -10,9 +10,11 @@
 //! transaction (`Store::rekey_person`). A person who already holds a booking
 //! under the new key too (booked as both before the fix) keeps both rows as
 //! they are, logged by booking id. The run is recorded in `data_fixes` and
-//! not repeated; run every server of a database on this version.
+//! not repeated; run every server of a database on this version. It runs
+//! after the re-seal (`reseal.rs`), so the numbers it opens are bound to
+//! their rows.
 
-use crate::crypto::Keyring;
+use crate::crypto::{Keyring, at};
 use pasaporte_core::person::{Document, DocumentNumber, DocumentType};
 use pasaporte_store::{Store, StoreError};
 
@@ -66,11 +68,15 @@ pub async fn rekey_all(store: &Store, keys: &Keyring) -> anyhow::Result<Rekeyed>
             .await?;
         let Some(last) = rows.last() else { break };
         after = (last.0.clone(), last.1);
-        for (booking_id, _, doc_key, kind, number_enc) in &rows {
+        for (booking_id, position, doc_key, kind, number_enc) in &rows {
             let Some(kind) = DocumentType::parse(kind) else {
                 continue;
             };
-            let typed = keys.open("document_number", number_enc)?;
+            let position = u32::try_from(*position)?;
+            let typed = keys.open(
+                at::applicant_document_number(booking_id, position),
+                number_enc,
+            )?;
             let Ok(number) = DocumentNumber::parse(kind, &typed, "document_number") else {
                 continue;
             };

@@ -31,6 +31,7 @@
 //! a transaction across a network call or a signature.
 
 use crate::app::App;
+use crate::crypto::at;
 use crate::production::{PersonalisationRecord, input_from_application, personalise};
 use crate::signing::SigningKey;
 use crate::vendors::protocol::{self, ChipFilesB64, DataPage, Outcome, RejectReason};
@@ -69,10 +70,6 @@ pub const RETRY_MAX_MS: i64 = 10 * 60_000;
 pub const REROUTE_ROUND_MAX: u32 = 500;
 /// Applications annulled per round.
 pub const ANNUL_ROUND_MAX: u32 = 500;
-/// The sealed column of an order's body.
-const ORDER_FIELD: &str = "production_order.body";
-/// Sealing name of a vendor's shared key.
-pub const VENDOR_KEY_FIELD: &str = "vendor.key";
 
 /// How the pipeline talks to vendors.
 #[derive(Clone, Debug)]
@@ -128,7 +125,7 @@ impl VendorCache {
                 out.push(h.clone());
                 continue;
             }
-            let secret = app.keys.open(VENDOR_KEY_FIELD, &row.key_enc)?;
+            let secret = app.keys.open(at::vendor_key(&row.id), &row.key_enc)?;
             let key = SigningKey::new(&row.id, secret.into_bytes()).map_err(internal)?;
             let s = &app.vendor_settings;
             let client = HttpVendor::new(&row.base_url, key.clone(), s.attempt_timeout, s.attempts)
@@ -177,7 +174,7 @@ pub async fn save_vendor(
         .upsert_vendor(&VendorRow {
             id: id.into(),
             base_url: base_url.into(),
-            key_enc: keys.seal(VENDOR_KEY_FIELD, secret)?,
+            key_enc: keys.seal(at::vendor_key(id), secret)?,
             site: site.into(),
             state: "active".into(),
             share,
@@ -337,7 +334,7 @@ pub fn open_order(app: &App, row: &OrderRow) -> Result<protocol::Order, WorkErro
 }
 
 fn open_with(keys: &crate::crypto::Keyring, row: &OrderRow) -> Result<protocol::Order, WorkError> {
-    let json = keys.open(ORDER_FIELD, &row.body_enc)?;
+    let json = keys.open(at::order_body(&row.order_id), &row.body_enc)?;
     serde_json::from_str(&json).map_err(internal)
 }
 
@@ -357,11 +354,18 @@ pub async fn orders_as_sent(
         let mut order = open_with(keys, row)?;
         if order.chip.dg2.is_empty() {
             let jpeg = match chips.get(&row.application_id) {
-                Some(chip) => crate::production::chip_jpeg(keys, Some(chip), None),
+                Some(chip) => {
+                    crate::production::chip_jpeg(keys, &row.application_id, Some(chip), None)
+                }
                 // Captured before chip portraits were kept: from the photo.
                 None => {
                     let app_row = store.application(&row.application_id).await?;
-                    crate::production::chip_jpeg(keys, None, app_row.photo_enc.as_deref())
+                    crate::production::chip_jpeg(
+                        keys,
+                        &row.application_id,
+                        None,
+                        app_row.photo_enc.as_deref(),
+                    )
                 }
             }
             .map_err(internal)?;
@@ -386,9 +390,9 @@ pub async fn order_as_sent(
         .ok_or_else(|| internal("no order"))
 }
 
-fn seal_order(app: &App, order: &protocol::Order) -> Result<String, WorkError> {
+fn seal_order(app: &App, order_id: &str, order: &protocol::Order) -> Result<String, WorkError> {
     let json = serde_json::to_string(order).map_err(internal)?;
-    Ok(app.keys.seal(ORDER_FIELD, &json)?)
+    Ok(app.keys.seal(at::order_body(order_id), &json)?)
 }
 
 /// What an order round is about to make for one application.
@@ -598,7 +602,7 @@ async fn make_records(
                 // DG2 is rebuilt from the application's portrait when sent.
                 order.chip.dg2 = String::new();
                 bodies.push(Some((
-                    seal_order(app, &order)?,
+                    seal_order(app, &p.order_id, &order)?,
                     BookletType::for_passport(record.passport_type),
                 )));
             }
@@ -956,7 +960,7 @@ async fn move_order(
         body.booklet_serial = serial.clone();
         let version = o.version;
         let from = o.vendor_id.clone().unwrap_or_else(|| "-".into());
-        o.body_enc = seal_order(app, &body)?;
+        o.body_enc = seal_order(app, &o.order_id, &body)?;
         o.vendor_id = Some(vendor_id.clone());
         o.booklet_serial = Some(serial);
         o.state = OrderState::Queued;
@@ -1345,7 +1349,7 @@ fn ready_mail(
     let Some(contact) = row.contact_enc.as_deref() else {
         return Ok(None);
     };
-    let contact = ContactDoc::open(app, contact)?;
+    let contact = ContactDoc::open(app, &row.id, contact)?;
     if contact.email.trim().is_empty() {
         return Ok(None);
     }
@@ -1361,12 +1365,15 @@ fn ready_mail(
          Bring your identity document; a minor's passport is handed only to a parent or guardian on record.\n\
          Passports not collected within 6 months are annulled.\n"
     );
+    let id = format!("m-{}", uuid::Uuid::now_v7().simple());
     Ok(Some(MailRow {
-        id: format!("m-{}", uuid::Uuid::now_v7().simple()),
-        recipient_enc: app.keys.seal("mail_recipient", contact.email.trim())?,
+        recipient_enc: app
+            .keys
+            .seal(at::mail_recipient(&id), contact.email.trim())?,
         subject: "Su pasaporte está listo / Your passport is ready".into(),
-        body_enc: app.keys.seal("mail_body", &body)?,
+        body_enc: app.keys.seal(at::mail_body(&id), &body)?,
         ics_enc: None,
+        id,
     }))
 }
 
@@ -1407,7 +1414,7 @@ pub async fn hand_over(
     let identity = row
         .identity_enc
         .as_deref()
-        .map(|s| IdentityDoc::open(app, s))
+        .map(|s| IdentityDoc::open(app, &row.id, s))
         .transpose()?
         .ok_or_else(|| internal("no identity"))?;
     let extras = workflow::open_extras(app, &row)?;
@@ -1558,7 +1565,7 @@ pub async fn issue_emergency(
         .map_err(internal)?;
     let mut kept = order_body(&record, &order_id, &serial, &row.office);
     kept.chip.dg2 = String::new();
-    let body = seal_order(app, &kept)?;
+    let body = seal_order(app, &order_id, &kept)?;
     retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let row = store::application_in(&mut tx, application_id).await?;

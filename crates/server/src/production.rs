@@ -16,6 +16,7 @@
 //! name the field and what is wrong with it, never its value.
 
 use crate::app::App;
+use crate::crypto::at;
 use crate::workflow::IdentityDoc;
 use icao9303::{
     Certificate, ChipError, ChipFiles, DocumentSigner, Format, Mrz, MrzError, MrzFields,
@@ -50,8 +51,6 @@ pub const CHIP_PORTRAIT_HEIGHT_MAX: u32 = 600;
 /// JPEG quality of the chip portrait: 85 keeps a face's detail at about
 /// 30–60 KB for 480 × 600.
 pub const CHIP_PORTRAIT_JPEG_QUALITY: u8 = 85;
-/// The sealed column (and associated data) of an application's chip portrait.
-pub const CHIP_PORTRAIT_FIELD: &str = "application.chip_portrait";
 /// Largest chip portrait: what a DG2 may hold within the vendor protocol's
 /// chip file limit (96 KiB), with room for DG2's headers.
 pub const CHIP_PORTRAIT_BYTES_MAX: usize = 90 * 1024;
@@ -208,12 +207,13 @@ pub fn input_from_application(
     let identity = row
         .identity_enc
         .as_deref()
-        .map(|s| IdentityDoc::open(app, s))
+        .map(|s| IdentityDoc::open(app, &row.id, s))
         .transpose()
         .map_err(|_| PersonaliseError::Application("identity"))?
         .ok_or(PersonaliseError::Application("identity"))?;
     let portrait = chip_jpeg(
         &app.keys,
+        &row.id,
         row.chip_portrait_enc.as_deref(),
         row.photo_enc.as_deref(),
     )?;
@@ -233,12 +233,13 @@ pub fn input_from_application(
 /// so both ways give the same bytes every time they are asked).
 pub fn chip_jpeg(
     keys: &crate::crypto::Keyring,
+    application_id: &str,
     chip_portrait_enc: Option<&str>,
     photo_enc: Option<&str>,
 ) -> Result<Vec<u8>, PersonaliseError> {
     use base64::Engine as _;
-    let open = |field: &str, sealed: &str| {
-        keys.open(field, sealed)
+    let open = |at: crate::crypto::SealedAt<'_>, sealed: &str| {
+        keys.open(at, sealed)
             .ok()
             .and_then(|b64| {
                 base64::engine::general_purpose::STANDARD
@@ -248,8 +249,8 @@ pub fn chip_jpeg(
             .ok_or(PersonaliseError::Application("photo"))
     };
     match (chip_portrait_enc, photo_enc) {
-        (Some(chip), _) => open(CHIP_PORTRAIT_FIELD, chip),
-        (None, Some(photo)) => chip_portrait(&open("application.photo", photo)?),
+        (Some(chip), _) => open(at::chip_portrait(application_id), chip),
+        (None, Some(photo)) => chip_portrait(&open(at::application_photo(application_id), photo)?),
         (None, None) => Err(PersonaliseError::Application("photo")),
     }
 }
@@ -702,8 +703,12 @@ mod tests {
         let row = ApplicationRow {
             id: "app-1".into(),
             passport_type: Some("fronterizo".into()),
-            identity_enc: Some(identity.seal(&app).unwrap()),
-            photo_enc: Some(app.keys.seal("application.photo", &photo).unwrap()),
+            identity_enc: Some(identity.seal(&app, "app-1").unwrap()),
+            photo_enc: Some(
+                app.keys
+                    .seal(at::application_photo("app-1"), &photo)
+                    .unwrap(),
+            ),
             ..Default::default()
         };
         let number = PassportNumber::from_sequence("AX", 42).unwrap();

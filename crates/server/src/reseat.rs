@@ -20,6 +20,7 @@
 //! fit the new capacity and moves the others (the latest booked move first).
 
 use crate::app::{App, OfficeEntry};
+use crate::crypto::at;
 use crate::mail::{self, Reseated};
 use crate::workflow::{TxResult, WorkError, retrying};
 use pasaporte_core::application::{Actor, CommandKind, check_reason};
@@ -491,7 +492,7 @@ async fn reseat_in(
     for b in to_place {
         let lost_at = Timestamp::from_millisecond(b.start_ms).map_err(crate::workers::internal)?;
         let tod = minute_of_day(office, lost_at);
-        let email = k.open("email", &b.email_enc)?;
+        let email = k.open(at::booking_email(&b.id), &b.email_enc)?;
         let token = k.manage_token(&b.id);
         let mut placed = false;
         for _ in 0..SEAT_ATTEMPTS_MAX {

@@ -1340,7 +1340,9 @@ async fn tokens_from_mail(w: &World) -> anyhow::Result<BTreeMap<String, String>>
     let mut out = BTreeMap::new();
     let now = Timestamp::now().as_millisecond() + 60_000;
     for m in w.store.due_mail(now, MAIL_READ_MAX).await? {
-        let body = w.keys.open("mail_body", &m.body_enc)?;
+        let body = w
+            .keys
+            .open(crate::crypto::at::mail_body(&m.id), &m.body_enc)?;
         for line in body.lines() {
             let Some(at) = line.find("/solicitudes/") else {
                 continue;

@@ -277,6 +277,7 @@ pub async fn check_registry(app: &App, id: &str, now: Timestamp) -> Result<bool,
     let row = app.store.application(id).await?;
     let identity = IdentityDoc::open(
         app,
+        &row.id,
         row.identity_enc
             .as_deref()
             .ok_or_else(|| internal("no identity"))?,
@@ -537,7 +538,7 @@ pub async fn facts_of(app: &App, id: &str) -> Result<Facts, WorkError> {
     let identity = row
         .identity_enc
         .as_deref()
-        .map(|s| IdentityDoc::open(app, s))
+        .map(|s| IdentityDoc::open(app, &row.id, s))
         .transpose()?;
     let extras = workflow::open_extras(app, &row)?;
     let minor = identity

@@ -11,7 +11,7 @@
 //! refunds).
 
 use crate::app::App;
-use crate::crypto::CryptoError;
+use crate::crypto::{CryptoError, SealedAt, at};
 use pasaporte_core::application::{
     Actor, Application, Command, NO_SHOW_GRACE_MINUTES, Role, State, TransitionError,
 };
@@ -57,6 +57,11 @@ pub enum WorkError {
     Unavailable(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A sealed value did not open for the row it was read from (moved
+    /// between rows, damaged, or under an unknown key): logged at ERROR by
+    /// `Keyring::open` with the place, answered with an opaque 500.
+    #[error("{0}")]
+    Integrity(String),
 }
 
 impl From<StoreError> for WorkError {
@@ -71,7 +76,12 @@ impl From<StoreError> for WorkError {
 
 impl From<CryptoError> for WorkError {
     fn from(e: CryptoError) -> Self {
-        WorkError::Internal(e.to_string())
+        match e {
+            CryptoError::Integrity { .. } => WorkError::Integrity(e.to_string()),
+            CryptoError::Config(_) | CryptoError::Open | CryptoError::Random => {
+                WorkError::Internal(e.to_string())
+            }
+        }
     }
 }
 
@@ -141,20 +151,25 @@ pub struct IdentityDoc {
 }
 
 impl IdentityDoc {
-    /// Seals each field on its own (AES-256-GCM, the field's name as
-    /// associated data, the current key id), as a JSON object of sealed
-    /// strings: a field cannot be moved to another, and old keys still open.
-    pub fn seal(&self, app: &App) -> Result<String, WorkError> {
-        seal_fields(app, "application", self)
+    /// Seals each field on its own (AES-256-GCM, the application's id, the
+    /// column and the field's name as associated data, the current key id),
+    /// as a JSON object of sealed strings: a field cannot be moved to
+    /// another field or application, and old keys still open.
+    pub fn seal(&self, app: &App, application_id: &str) -> Result<String, WorkError> {
+        seal_fields(app, at::application_identity(application_id), self)
     }
 
-    pub fn open(app: &App, sealed: &str) -> Result<Self, WorkError> {
-        open_fields(app, "application", sealed)
+    pub fn open(app: &App, application_id: &str, sealed: &str) -> Result<Self, WorkError> {
+        open_fields(app, at::application_identity(application_id), sealed)
     }
 }
 
-/// Seals every string field of `value` separately under `prefix.field`.
-pub fn seal_fields<T: Serialize>(app: &App, prefix: &str, value: &T) -> Result<String, WorkError> {
+/// Seals every string field of `value` separately at `doc.field(name)`.
+pub fn seal_fields<T: Serialize>(
+    app: &App,
+    doc: SealedAt<'_>,
+    value: &T,
+) -> Result<String, WorkError> {
     let internal = |e: serde_json::Error| WorkError::Internal(e.to_string());
     let serde_json::Value::Object(fields) = serde_json::to_value(value).map_err(internal)? else {
         return Err(WorkError::Internal("sealed documents are objects".into()));
@@ -163,13 +178,12 @@ pub fn seal_fields<T: Serialize>(app: &App, prefix: &str, value: &T) -> Result<S
     for (name, v) in fields {
         let sealed = match v {
             serde_json::Value::String(text) => {
-                serde_json::Value::String(app.keys.seal(&format!("{prefix}.{name}"), &text)?)
+                serde_json::Value::String(app.keys.seal(doc.field(&name), &text)?)
             }
             serde_json::Value::Null => serde_json::Value::Null,
-            other => serde_json::Value::String(
-                app.keys
-                    .seal(&format!("{prefix}.{name}"), &other.to_string())?,
-            ),
+            other => {
+                serde_json::Value::String(app.keys.seal(doc.field(&name), &other.to_string())?)
+            }
         };
         out.insert(name, sealed);
     }
@@ -179,7 +193,7 @@ pub fn seal_fields<T: Serialize>(app: &App, prefix: &str, value: &T) -> Result<S
 /// Opens what [`seal_fields`] sealed.
 pub fn open_fields<T: serde::de::DeserializeOwned>(
     app: &App,
-    prefix: &str,
+    doc: SealedAt<'_>,
     sealed: &str,
 ) -> Result<T, WorkError> {
     let internal = |e: serde_json::Error| WorkError::Internal(e.to_string());
@@ -189,7 +203,7 @@ pub fn open_fields<T: serde::de::DeserializeOwned>(
     for (name, v) in fields {
         let open = match v {
             serde_json::Value::String(s) => {
-                serde_json::Value::String(app.keys.open(&format!("{prefix}.{name}"), &s)?)
+                serde_json::Value::String(app.keys.open(doc.field(&name), &s)?)
             }
             other => other,
         };
@@ -205,12 +219,9 @@ pub struct ContactDoc {
     pub phone: Option<String>,
 }
 
-/// The sealing prefix of an application's contact fields.
-const CONTACT_PREFIX: &str = "application.contact";
-
 impl ContactDoc {
-    pub fn open(app: &App, sealed: &str) -> Result<Self, WorkError> {
-        open_fields(app, CONTACT_PREFIX, sealed)
+    pub fn open(app: &App, application_id: &str, sealed: &str) -> Result<Self, WorkError> {
+        open_fields(app, at::application_contact(application_id), sealed)
     }
 }
 
@@ -412,26 +423,31 @@ pub async fn check_in(
         ));
     }
     let day = local_day(app, &booking.office, now)?;
-    let mut identities = Vec::with_capacity(booking.applicants.len());
-    for a in &booking.applicants {
-        let k = &app.keys;
-        identities.push(
-            IdentityDoc {
-                document_type: a.document_type.clone(),
-                document_number: k.open("document_number", &a.document_number_enc)?,
-                surnames: k.open("surnames", &a.surnames_enc)?,
-                given_names: k.open("given_names", &a.given_names_enc)?,
-                birth_date: k.open("birth_date", &a.birth_date_enc)?,
-                ..IdentityDoc::default()
-            }
-            .seal(app)?,
-        );
-    }
+    // The applications' ids first: each identity is sealed for its row.
     let ids: Vec<String> = booking
         .applicants
         .iter()
         .map(|_| uuid::Uuid::now_v7().to_string())
         .collect();
+    let mut identities = Vec::with_capacity(booking.applicants.len());
+    for ((position, a), id) in (0u32..).zip(&booking.applicants).zip(&ids) {
+        let k = &app.keys;
+        let b = booking.id.as_str();
+        identities.push(
+            IdentityDoc {
+                document_type: a.document_type.clone(),
+                document_number: k.open(
+                    at::applicant_document_number(b, position),
+                    &a.document_number_enc,
+                )?,
+                surnames: k.open(at::applicant_surnames(b, position), &a.surnames_enc)?,
+                given_names: k.open(at::applicant_given_names(b, position), &a.given_names_enc)?,
+                birth_date: k.open(at::applicant_birth_date(b, position), &a.birth_date_enc)?,
+                ..IdentityDoc::default()
+            }
+            .seal(app, id)?,
+        );
+    }
     let tickets = retrying!(async {
         let mut tx = app.store.begin_write().await?;
         store::mark_booking_checked_in(&mut tx, &booking.id, now.as_millisecond())
@@ -611,11 +627,11 @@ pub async fn walk_in(
         given_names: given.as_str().into(),
         birth_date: birth.to_string(),
         ..IdentityDoc::default()
-    }
-    .seal(app)?;
+    };
     let limit = i64::from(entry.office.counters) * WALK_INS_PER_COUNTER_DAY;
     let day = today.to_string();
     let id = uuid::Uuid::now_v7().to_string();
+    let identity = identity.seal(app, &id)?;
     let t = retrying!(async {
         let mut tx = app.store.begin_write().await?;
         // Walk-in numbers have their own counter so that the quota is exact.
@@ -922,7 +938,7 @@ pub async fn view_application(
     let identity = row
         .identity_enc
         .as_deref()
-        .map(|s| IdentityDoc::open(app, s))
+        .map(|s| IdentityDoc::open(app, &row.id, s))
         .transpose()?;
     let history = app.store.audit_events_of(id).await?;
     Ok(ApplicationView {
@@ -1068,7 +1084,7 @@ pub fn open_extras(app: &App, row: &ApplicationRow) -> Result<Option<ExtrasForm>
     row.extras_enc
         .as_deref()
         .map(|s| {
-            let json = app.keys.open("application.extras", s)?;
+            let json = app.keys.open(at::application_extras(&row.id), s)?;
             serde_json::from_str(&json).map_err(|e| WorkError::Internal(e.to_string()))
         })
         .transpose()
@@ -1246,7 +1262,7 @@ pub async fn capture(
     let before = row
         .identity_enc
         .as_deref()
-        .map(|s| IdentityDoc::open(app, s))
+        .map(|s| IdentityDoc::open(app, &row.id, s))
         .transpose()?
         .ok_or_else(|| WorkError::Internal("application without identity".into()))?;
     let identity = IdentityDoc {
@@ -1259,10 +1275,10 @@ pub async fn capture(
         sex: sex.as_str().into(),
         nationality,
     }
-    .seal(app)?;
+    .seal(app, id)?;
     let contact = seal_fields(
         app,
-        CONTACT_PREFIX,
+        at::application_contact(id),
         &ContactDoc {
             email: email.as_str().into(),
             phone: phone.as_ref().map(|p| p.as_str().into()),
@@ -1270,15 +1286,15 @@ pub async fn capture(
     )?;
     let extras_json =
         serde_json::to_string(&form.extras).map_err(|e| WorkError::Internal(e.to_string()))?;
-    let extras = app.keys.seal("application.extras", &extras_json)?;
+    let extras = app.keys.seal(at::application_extras(id), &extras_json)?;
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD;
     let photo_enc = app
         .keys
-        .seal("application.photo", &b64.encode(portrait.png()))?;
+        .seal(at::application_photo(id), &b64.encode(portrait.png()))?;
     let signature_enc = app
         .keys
-        .seal("application.signature", &b64.encode(signed.png()))?;
+        .seal(at::application_signature(id), &b64.encode(signed.png()))?;
     // The chip's portrait, made once here (where a person waits anyway)
     // rather than at each personalisation.
     let chip_jpeg = crate::production::chip_portrait(portrait.png()).map_err(|e| {
@@ -1290,10 +1306,9 @@ pub async fn capture(
             "The photo cannot be converted for the passport's chip: take another.",
         )]))
     })?;
-    let chip_portrait_enc = app.keys.seal(
-        crate::production::CHIP_PORTRAIT_FIELD,
-        &b64.encode(&chip_jpeg),
-    )?;
+    let chip_portrait_enc = app
+        .keys
+        .seal(at::chip_portrait(id), &b64.encode(&chip_jpeg))?;
     let lost = form
         .extras
         .replaces_lost_or_stolen()

@@ -9,7 +9,9 @@
 //! (written inside the caller's transaction with their audit event); `audit.rs`
 //! the hash-chained trail; `keys.rs` the check values of the deployment's
 //! keys; `leases.rs` which node runs each background worker; `production.rs`
-//! booklets, their custody record and passport numbers; [`testing`] makes throw-away databases for tests.
+//! booklets, their custody record and passport numbers; `sealed.rs` lists the
+//! columns of sealed values and pages through them for the server's one-off
+//! re-seal; [`testing`] makes throw-away databases for tests.
 //!
 //! Invariants the database itself enforces (not code that reads then writes):
 //! a slot's pool never holds more than its share (`slot_seats` CHECK, one row
@@ -28,6 +30,7 @@ mod orders;
 mod outbox;
 mod payments;
 mod production;
+mod sealed;
 mod sqlite_writer;
 mod staff;
 pub mod testing;
@@ -41,6 +44,7 @@ pub use orders::*;
 pub use outbox::*;
 pub use payments::*;
 pub use production::*;
+pub use sealed::*;
 pub use staff::*;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -40,7 +40,7 @@
 
 use super::session::{self, expired, new_token, token_hash};
 use super::{StaffSession, password, totp};
-use crate::crypto::Keyring;
+use crate::crypto::{Keyring, at};
 use pasaporte_core::application::Role;
 use pasaporte_core::policy::STAFF_ROLES;
 use pasaporte_store::{NewStaffRow, SessionRow, StaffRow, Store, StoreError, ThrottlePolicy};
@@ -78,10 +78,6 @@ pub const SIGN_IN_BUSY_RETRY_SECONDS: u64 = 1;
 /// How long throttle rows and ceiling windows are kept after their last
 /// attempt (locks last 15 minutes; a day is plenty to see a pattern).
 pub const SIGN_IN_ATTEMPTS_KEPT_HOURS: i64 = 24;
-
-/// The column names sealed values are bound to.
-pub const DISPLAY_NAME_FIELD: &str = "staff.display_name";
-pub const TOTP_SECRET_FIELD: &str = "staff.totp_secret";
 
 /// Why a username was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -204,12 +200,12 @@ pub async fn create_staff(
         id: id.clone(),
         username: username.clone(),
         display_name_enc: keys
-            .seal(DISPLAY_NAME_FIELD, &display_name)
+            .seal(at::staff_display_name(&id), &display_name)
             .map_err(|e| internal(&e))?,
         role: new.role.as_str().to_string(),
         password_hash,
         totp_secret_enc: keys
-            .seal(TOTP_SECRET_FIELD, &secret)
+            .seal(at::staff_totp_secret(&id), &secret)
             .map_err(|e| internal(&e))?,
         created_ms: now_ms,
         offices,
@@ -400,7 +396,7 @@ async fn check_credentials(
     let accepted = match account {
         Some(a) if password_ok && a.active => {
             let secret = keys
-                .open(TOTP_SECRET_FIELD, &a.totp_secret_enc)
+                .open(at::staff_totp_secret(&a.id), &a.totp_secret_enc)
                 .map_err(|e| SignInError::Internal(e.to_string()))?;
             let now_s = u64::try_from(now_ms / 1000).unwrap_or(0);
             match totp::check(&secret, code, now_s) {
@@ -593,7 +589,8 @@ pub async fn session_for_token(
 
 /// The display name of an account, opened.
 pub fn display_name(keys: &Keyring, a: &StaffRow) -> Option<String> {
-    keys.open(DISPLAY_NAME_FIELD, &a.display_name_enc).ok()
+    keys.open(at::staff_display_name(&a.id), &a.display_name_enc)
+        .ok()
 }
 
 #[cfg(test)]

@@ -579,7 +579,7 @@ fn failure(lang: Lang, e: WorkError) -> Failure {
             tracing::warn!(error = %m, "storage unavailable");
             Failure::Page(unavailable_page(lang))
         }
-        WorkError::Internal(m) => {
+        WorkError::Internal(m) | WorkError::Integrity(m) => {
             tracing::error!(error = %m, "console use case failed");
             Failure::Page(internal_page(lang))
         }
@@ -2414,12 +2414,26 @@ async fn photo(
     };
     let png = app
         .keys
-        .open("application.photo", sealed)
+        .open(crate::crypto::at::application_photo(&row.id), sealed)
         .map_err(|e| e.to_string())
         .and_then(|b64| {
             base64::engine::general_purpose::STANDARD
                 .decode(b64.trim())
                 .map_err(|e| e.to_string())
+        })
+        .and_then(|bytes| {
+            // The digest is stored in clear beside the sealed photo: one
+            // moved without the other is refused too.
+            use sha2::Digest as _;
+            let digest = crate::crypto::hex(&sha2::Sha256::digest(&bytes));
+            if row.photo_sha256.as_deref() == Some(digest.as_str()) {
+                Ok(bytes)
+            } else {
+                Err(format!(
+                    "data integrity: applications.photo_sha256[{}] does not match its photo",
+                    row.id
+                ))
+            }
         });
     match png {
         Ok(bytes) => (

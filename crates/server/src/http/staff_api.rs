@@ -339,7 +339,7 @@ pub fn work_error(lang: Lang, e: WorkError) -> ApiError {
             err
         }
         WorkError::Unavailable(m) => ApiError::unavailable(lang, &m),
-        WorkError::Internal(m) => ApiError::internal(lang, &m),
+        WorkError::Internal(m) | WorkError::Integrity(m) => ApiError::internal(lang, &m),
     }
 }
 

@@ -23,6 +23,7 @@ both_databases!(
     every_console_route_wants_a_session,
     pages_and_the_console_carry_the_content_security_policy,
     clerk_and_supervisor_take_a_citizen_to_approved_in_the_browser,
+    sealed_columns_swapped_between_applications_are_refused,
 );
 
 const PASSWORD: &str = "caballo cuaderno lluvia tenaz";
@@ -898,4 +899,112 @@ async fn pages_and_the_console_carry_the_content_security_policy(db: TestDb) {
             "{what}"
         );
     }
+}
+
+/// Captures an application with `surnames` and a portrait of `width`.
+async fn captured(app: &TestApp, clerk: &Signed, id: &str, surnames: &str, width: u32) {
+    let mut fields = capture_fields(surnames);
+    fields.push(("csrf", clerk.csrf.clone()));
+    let body = multipart(
+        &fields,
+        &[
+            ("photo", portrait_png(width, width * 5 / 4)),
+            ("signature", signature_png(600, 200)),
+        ],
+    );
+    let r = post_capture(app, clerk, id, body).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+}
+
+/// The review's attack (issue 12 item 4): the sealed identity, the photo
+/// and its digest swapped between two applications with SQL. Before, each
+/// application showed the other person; now each refuses, with an opaque
+/// answer, and the refusal is counted (and logged at ERROR with the place).
+async fn sealed_columns_swapped_between_applications_are_refused(db: TestDb) {
+    let app = spawn_app(db).await;
+    let ana = add_staff(&app, "ana", Role::Clerk, &["TST"]).await;
+    let clerk = sign_in(&app, &ana).await;
+    let (first, _) = checked_in_and_called(&app, &clerk, 1).await;
+    captured(&app, &clerk, &first, "Muñoz García", 600).await;
+    let (second, _) = checked_in_and_called(&app, &clerk, 3).await;
+    captured(&app, &clerk, &second, "Rojas Díaz", 640).await;
+    let staff_json = |id: &str| {
+        client()
+            .get(app.url(&format!("/api/v1/staff/applications/{id}")))
+            .header(COOKIE, &clerk.cookie)
+            .send()
+    };
+    let photo = |id: &str| {
+        client()
+            .get(app.url(&format!("/console/applications/{id}/photo.png")))
+            .header(COOKIE, &clerk.cookie)
+            .send()
+    };
+    let (status, html) = page(&app, &clerk, &format!("/console/applications/{first}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Muñoz García") && !html.contains("Rojas Díaz"));
+    let v: Value = staff_json(&first).await.unwrap().json().await.unwrap();
+    assert_eq!(v["surnames"], "Muñoz García", "{v}");
+    let own_photo = photo(&first).await.unwrap().bytes().await.unwrap();
+    assert!(own_photo.starts_with(b"\x89PNG"));
+
+    // The swap, through SQL, of the sealed columns and the photo's digest.
+    let a = app.store.application(&first).await.unwrap();
+    let b = app.store.application(&second).await.unwrap();
+    let mut tx = app.store.pool().begin().await.unwrap();
+    for (id, from) in [(&first, &b), (&second, &a)] {
+        sqlx::query(
+            "UPDATE applications SET identity_enc = $2, photo_enc = $3, photo_sha256 = $4 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(from.identity_enc.clone())
+        .bind(from.photo_enc.clone())
+        .bind(from.photo_sha256.clone())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let before = pasaporte::crypto::integrity_failures();
+    for (id, other) in [(&first, "Rojas"), (&second, "Muñoz")] {
+        let (status, html) = page(&app, &clerk, &format!("/console/applications/{id}")).await;
+        assert_eq!(status, 500, "refused, not shown: {html}");
+        assert!(!html.contains(other) && !html.contains("Díaz") && !html.contains("García"));
+        let r = staff_json(id).await.unwrap();
+        assert_eq!(r.status(), 500);
+        let body = r.text().await.unwrap();
+        assert!(body.contains("\"internal\""), "{body}");
+        assert!(
+            !body.contains(other) && !body.contains("identity_enc"),
+            "opaque: {body}"
+        );
+        let r = photo(id).await.unwrap();
+        assert_eq!(r.status(), 500, "the other person's portrait is not served");
+        assert!(!r.bytes().await.unwrap().starts_with(b"\x89PNG"));
+    }
+    assert!(
+        pasaporte::crypto::integrity_failures() >= before + 4,
+        "each refusal is counted"
+    );
+
+    // Only the digest moved (the photos stay put): the photo is refused too.
+    let mut tx = app.store.pool().begin().await.unwrap();
+    for (id, from) in [(&first, &a), (&second, &b)] {
+        sqlx::query(
+            "UPDATE applications SET identity_enc = $2, photo_enc = $3, photo_sha256 = $4 WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .bind(from.identity_enc.clone())
+        .bind(from.photo_enc.clone())
+        .bind(if id == &first { b.photo_sha256.clone() } else { a.photo_sha256.clone() })
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let (status, html) = page(&app, &clerk, &format!("/console/applications/{first}")).await;
+    assert_eq!(status, 200, "the identity is back where it belongs");
+    assert!(html.contains("Muñoz García"));
+    assert_eq!(photo(&first).await.unwrap().status(), 500);
 }

@@ -18,6 +18,7 @@ mod payments;
 mod production;
 mod registry;
 mod reseat;
+mod sealed;
 mod shares;
 mod simulate;
 mod support;

@@ -136,16 +136,17 @@ async fn an_office_split_holds_citizens_to_the_online_share(db: TestDb) {
     assert_eq!(b["pool"], "urgent", "{b}");
     // The evidence is sealed at rest and the grant is in the audit trail.
     let code = b["code"].as_str().unwrap();
-    let sealed = app
-        .store
-        .booking_by_code(code)
-        .await
-        .unwrap()
+    let row = app.store.booking_by_code(code).await.unwrap();
+    let sealed = row
         .evidence_enc
         .expect("an urgent booking keeps its evidence");
     assert!(!sealed.contains("Carta"), "evidence stored in clear");
     assert_eq!(
-        keys().keyring().unwrap().open("evidence", &sealed).unwrap(),
+        keys()
+            .keyring()
+            .unwrap()
+            .open(pasaporte::crypto::at::booking_evidence(&row.id), &sealed)
+            .unwrap(),
         urgent["evidence"].as_str().unwrap()
     );
     let events = app.store.audit_events(0, 10_000).await.unwrap();
