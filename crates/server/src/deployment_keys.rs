@@ -7,9 +7,12 @@
 //! makes itself a key file for a database that already holds sealed data.
 //!
 //! Rotation, node by node: add the new key after the current one on every
-//! node (`k1:…,k2:…`: it is recorded and opens nothing yet), then put it
-//! first on every node (`k2:…,k1:…`: it seals new data, `k1` still opens the
-//! old). A recorded key stays required: data sealed under it must open.
+//! node (`k1:…,k2:…`: it is recorded and opens nothing yet; nodes not yet
+//! given it keep working), then put it first on every node (`k2:…,k1:…`: it
+//! seals new data, `k1` still opens the old). Once a key has sealed, every
+//! node needs it: a node without it refuses to start, and a running one
+//! answers `/readyz` with 503 so that the load balancer stops sending it
+//! requests it could not serve.
 
 use crate::crypto::{KeyChecks, Keyring};
 use pasaporte_store::{RecordedKey, Store};
@@ -29,7 +32,7 @@ pub enum KeyDisagreement {
     )]
     DataKey(String),
     #[error(
-        "data key {0} is recorded as one of this deployment's keys but this node was not given it: add it to PASAPORTE_DATA_KEYS (data sealed under it must open); nothing was changed"
+        "data key {0} has sealed data of this deployment but this node was not given it: add it to PASAPORTE_DATA_KEYS (data sealed under it must open); nothing was changed"
     )]
     MissingDataKey(String),
 }
@@ -42,11 +45,13 @@ fn rows_of(checks: &KeyChecks) -> Vec<RecordedKey> {
         kind: LOOKUP.into(),
         key_id: LOOKUP.into(),
         check_value: checks.lookup.clone(),
+        sealing: false,
     }];
     rows.extend(checks.data.iter().map(|(id, check)| RecordedKey {
         kind: DATA.into(),
         key_id: id.clone(),
         check_value: check.clone(),
+        sealing: *id == checks.current,
     }));
     rows
 }
@@ -57,7 +62,10 @@ pub fn disagreement(checks: &KeyChecks, recorded: &[RecordedKey]) -> Option<KeyD
         match r.kind.as_str() {
             LOOKUP if r.check_value != checks.lookup => return Some(KeyDisagreement::LookupKey),
             DATA => match checks.data.iter().find(|(id, _)| *id == r.key_id) {
-                None => return Some(KeyDisagreement::MissingDataKey(r.key_id.clone())),
+                None if r.sealing => {
+                    return Some(KeyDisagreement::MissingDataKey(r.key_id.clone()));
+                }
+                None => {}
                 Some((_, c)) if *c != r.check_value => {
                     return Some(KeyDisagreement::DataKey(r.key_id.clone()));
                 }
@@ -84,7 +92,13 @@ pub async fn agree(store: &Store, keys: &Keyring, now_ms: i64) -> anyhow::Result
         );
     }
     let rows = rows_of(&checks);
-    if rows.iter().any(|r| !recorded.contains(r)) {
+    let known = |r: &RecordedKey| {
+        recorded.iter().any(|k| {
+            (&k.kind, &k.key_id, &k.check_value) == (&r.kind, &r.key_id, &r.check_value)
+                && (k.sealing || !r.sealing)
+        })
+    };
+    if !rows.iter().all(known) {
         store.record_keys(&rows, now_ms).await?;
         // Another node may have recorded other keys at the same moment.
         if let Some(d) = disagreement(&checks, &store.recorded_keys().await?) {
@@ -106,20 +120,24 @@ mod tests {
     fn keys_agree_or_say_which_one_differs() {
         let (a, b, c) = ("aa".repeat(32), "bb".repeat(32), "cc".repeat(32));
         let first = keyring(&format!("k1:{a}"), &c);
-        let recorded = rows_of(&first.checks());
-        let check = |data: String, lookup: &str| {
-            disagreement(&keyring(&data, lookup).checks(), &recorded).map(|d| d.to_string())
+        let mut recorded = rows_of(&first.checks());
+        let against = |recorded: &[RecordedKey], data: String, lookup: &str| {
+            disagreement(&keyring(&data, lookup).checks(), recorded).map(|d| d.to_string())
         };
+        let check = |data: String, lookup: &str| against(&rows_of(&first.checks()), data, lookup);
         assert_eq!(check(format!("k1:{a}"), &c), None);
         // Rotation: a new key beside the recorded one, sealing or not.
         assert_eq!(check(format!("k1:{a},k2:{b}"), &c), None);
         assert_eq!(check(format!("k2:{b},k1:{a}"), &c), None);
+        // k1 only known (another node will seal with it): not required yet.
+        recorded[1].sealing = false;
+        assert_eq!(against(&recorded, format!("k2:{b}"), &c), None);
         let lookup = check(format!("k1:{a}"), &b).expect("another lookup key");
         assert!(lookup.contains("PASAPORTE_LOOKUP_KEY"), "{lookup}");
         let data = check(format!("k1:{b}"), &c).expect("another k1");
         assert!(data.contains("data key k1 differs"), "{data}");
         let missing = check(format!("k2:{b}"), &c).expect("k1 missing");
-        assert!(missing.contains("k1 is recorded"), "{missing}");
+        assert!(missing.contains("k1 has sealed"), "{missing}");
         // No secret reaches the message or the recorded rows.
         for text in [lookup, data, missing] {
             assert!(!text.contains(&a) && !text.contains(&b) && !text.contains(&c));

@@ -18,13 +18,15 @@ pub struct RecordedKey {
     pub kind: String,
     pub key_id: String,
     pub check_value: String,
+    /// Whether a node has sealed with this data key (then every node needs it).
+    pub sealing: bool,
 }
 
 impl Store {
     /// The keys recorded for this database, by kind and id.
     pub async fn recorded_keys(&self) -> Result<Vec<RecordedKey>> {
         let rows = sqlx::query(
-            "SELECT kind, key_id, check_value FROM deployment_keys ORDER BY kind, key_id",
+            "SELECT kind, key_id, check_value, sealing_since_ms FROM deployment_keys ORDER BY kind, key_id",
         )
         .fetch_all(&self.pool)
         .await?;
@@ -34,12 +36,14 @@ impl Store {
                     kind: r.try_get("kind")?,
                     key_id: r.try_get("key_id")?,
                     check_value: r.try_get("check_value")?,
+                    sealing: r.try_get::<Option<i64>, _>("sealing_since_ms")?.is_some(),
                 })
             })
             .collect()
     }
 
-    /// Records keys not yet recorded; a key recorded already keeps its first
+    /// Records keys not yet recorded, and marks the ones given as `sealing`
+    /// as having sealed from now on; a key recorded already keeps its first
     /// check value (the caller compared them before), so two nodes starting
     /// at once with the same keys both succeed.
     pub async fn record_keys(&self, keys: &[RecordedKey], now_ms: i64) -> Result<()> {
@@ -55,6 +59,17 @@ impl Store {
             .bind(now_ms)
             .execute(&mut *tx)
             .await?;
+            if k.sealing {
+                sqlx::query(
+                    "UPDATE deployment_keys SET sealing_since_ms = $3
+                     WHERE kind = $1 AND key_id = $2 AND sealing_since_ms IS NULL",
+                )
+                .bind(&k.kind)
+                .bind(&k.key_id)
+                .bind(now_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -188,7 +188,14 @@ impl Store {
         sqlx::migrate!("./migrations")
             .run(&self.pool)
             .await
-            .map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+            .map_err(|e| match e {
+                // A newer pasaporte migrated this database: an older node
+                // must not write to a schema it does not know.
+                sqlx::migrate::MigrateError::VersionMissing(v) => StoreError::Other(format!(
+                    "the database's schema is newer than this pasaporte (it has migration {v}, which this version does not know): run this node on the version that migrated it or a later one"
+                )),
+                e => StoreError::Other(format!("migration failed: {e}")),
+            })
     }
 
     /// Whether the database answers.

@@ -109,20 +109,30 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the database answers and the writer runs.
+/// Readiness: the database answers, the writer runs and this node has every
+/// key the deployment seals with.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "health",
     responses(
         (status = 200, description = "`ready`", content_type = "text/plain", body = String),
-        (status = 503, description = "`writer stopped` or `database unavailable`", content_type = "text/plain", body = String),
+        (status = 503, description = "`writer stopped`, `database unavailable` or `keys differ from the deployment's`", content_type = "text/plain", body = String),
     )
 )]
 async fn readyz(axum::extract::State(app): axum::extract::State<AppState>) -> Response {
-    match app.store.ping().await {
-        Ok(()) if app.writer.is_running() => (StatusCode::OK, "ready").into_response(),
-        Ok(()) => (StatusCode::SERVICE_UNAVAILABLE, "writer stopped").into_response(),
+    match app.store.recorded_keys().await {
+        Ok(recorded) if app.writer.is_running() => {
+            match crate::deployment_keys::disagreement(&app.keys.checks(), &recorded) {
+                None => (StatusCode::OK, "ready").into_response(),
+                Some(d) => {
+                    tracing::error!(reason = %d, "not ready");
+                    let body = "keys differ from the deployment's";
+                    (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+                }
+            }
+        }
+        Ok(_) => (StatusCode::SERVICE_UNAVAILABLE, "writer stopped").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()

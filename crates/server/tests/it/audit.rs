@@ -21,7 +21,7 @@ async fn append(w: &World, n: i64) -> (i64, String) {
         id: "clerk-1".into(),
         role: Role::Clerk,
     };
-    let mut tx = w.app.store.pool().begin().await.unwrap();
+    let mut tx = w.app.store.begin_write().await.unwrap();
     let mut head = None;
     for i in 0..n {
         let at_ms = pasaporte_core::jiff::Timestamp::now().as_millisecond();
@@ -114,7 +114,7 @@ async fn a_cut_trail_is_found_against_the_anchors_kept_outside(db: TestDb) {
     // One transaction, so the running checkpointer never sees the tail
     // without its checkpoint (and signs it again).
     let (cut_at, _) = heads[1];
-    let mut tx = w.app.store.pool().begin().await.unwrap();
+    let mut tx = w.app.store.begin_write().await.unwrap();
     for sql in [
         "DELETE FROM audit_events WHERE seq > $1",
         "DELETE FROM audit_checkpoints WHERE seq > $1",

@@ -951,7 +951,7 @@ async fn sealed_columns_swapped_between_applications_are_refused(db: TestDb) {
     // The swap, through SQL, of the sealed columns and the photo's digest.
     let a = app.store.application(&first).await.unwrap();
     let b = app.store.application(&second).await.unwrap();
-    let mut tx = app.store.pool().begin().await.unwrap();
+    let mut tx = app.store.begin_write().await.unwrap();
     for (id, from) in [(&first, &b), (&second, &a)] {
         sqlx::query(
             "UPDATE applications SET identity_enc = $2, photo_enc = $3, photo_sha256 = $4 WHERE id = $1",
@@ -989,7 +989,7 @@ async fn sealed_columns_swapped_between_applications_are_refused(db: TestDb) {
     );
 
     // Only the digest moved (the photos stay put): the photo is refused too.
-    let mut tx = app.store.pool().begin().await.unwrap();
+    let mut tx = app.store.begin_write().await.unwrap();
     for (id, from) in [(&first, &a), (&second, &b)] {
         sqlx::query(
             "UPDATE applications SET identity_enc = $2, photo_enc = $3, photo_sha256 = $4 WHERE id = $1",

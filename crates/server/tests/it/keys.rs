@@ -140,6 +140,9 @@ async fn keys_rotate_node_by_node(db: TestDb) {
     // Step 1: every node gets k2 beside k1, k1 still sealing.
     let added = format!("{DATA_KEYS},k2:{NEW_KEY}");
     let adding = start(&url, keys_of(&added, LOOKUP_KEY)).await.unwrap();
+    // A node not given k2 yet keeps working: k2 has sealed nothing.
+    assert_eq!(old.get_text("/readyz").await.0, 200);
+    start(&url, keys()).await.expect("k1 alone still starts");
     // Step 2: k2 seals, k1 still opens.
     let sealing = format!("k2:{NEW_KEY},{DATA_KEYS}");
     let rotated = start(&url, keys_of(&sealing, LOOKUP_KEY)).await.unwrap();
@@ -153,6 +156,13 @@ async fn keys_rotate_node_by_node(db: TestDb) {
     );
     // A node left with k1 alone would not open what k2 sealed: refused.
     let stale = start(&url, keys()).await.err().expect("k2 is required now");
-    assert!(stale.contains("data key k2 is recorded"), "{stale}");
+    assert!(stale.contains("data key k2 has sealed"), "{stale}");
+    // The node still running without k2 is no longer ready.
+    let (status, body) = old.get_text("/readyz").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (503, "keys differ from the deployment's")
+    );
+    assert_eq!(rotated.get_text("/readyz").await.0, 200);
     assert_eq!(store.recorded_keys().await.unwrap().len(), 3);
 }

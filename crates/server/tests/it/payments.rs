@@ -275,7 +275,7 @@ crate::both_databases!(
 /// transaction; whether it was new.
 async fn apply(store: &pasaporte_store::Store, got: &Received) -> bool {
     let event = verify(SECRET, &got.headers, &got.body, now_secs()).unwrap();
-    let mut tx = store.pool().begin().await.unwrap();
+    let mut tx = store.begin_write().await.unwrap();
     let applied = apply_event(&mut tx, &event, now_secs() * 1000)
         .await
         .unwrap();
@@ -301,7 +301,7 @@ async fn store_with_reference(db: TestDb, reference: &str, fee: Money) -> pasapo
     pasaporte::import_offices(&store, pasaporte::DEMO_OFFICES_CSV)
         .await
         .unwrap();
-    let mut tx = store.pool().begin().await.unwrap();
+    let mut tx = store.begin_write().await.unwrap();
     insert_payment_reference(
         &mut tx,
         &NewReference {
@@ -358,7 +358,7 @@ async fn a_replayed_callback_is_applied_once(db: TestDb) {
     let mut odd = again.clone();
     odd.event_id = "evt_other".into();
     odd.amount_minor = 1;
-    let mut tx = store.pool().begin().await.unwrap();
+    let mut tx = store.begin_write().await.unwrap();
     assert!(matches!(
         apply_event(&mut tx, &odd, 0).await,
         Err(ApplyError::Mismatch)
@@ -393,7 +393,7 @@ async fn a_refund_completes_with_a_callback(db: TestDb) {
     assert_eq!(s.pay(&reference).await, 200);
     assert!(apply(&store, &s.rx.nth(1).await).await);
 
-    let mut tx = store.pool().begin().await.unwrap();
+    let mut tx = store.begin_write().await.unwrap();
     mark_refund_pending(&mut tx, &reference).await.unwrap();
     tx.commit().await.unwrap();
     // The refund worker; a second pass before the callback asks again, harmlessly.

@@ -27,7 +27,8 @@ both!(
     offices_round_trip,
     batch_contains_each_refusal,
     reschedule_and_cancel_keep_counts,
-    outbox_lifecycle
+    outbox_lifecycle,
+    a_schema_newer_than_the_code_is_refused,
 );
 
 // After `both!`, which it uses.
@@ -252,4 +253,21 @@ async fn outbox_lifecycle(db: TestDb) {
     );
     let again = store.due_mail(500, 10).await.unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 1));
+}
+
+/// A node older than the schema (a rolling upgrade went the other way)
+/// refuses to run on it and says why.
+async fn a_schema_newer_than_the_code_is_refused(db: TestDb) {
+    let (store, _) = fresh(db).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
+         SELECT 99999, 'from a later version', success, checksum, execution_time
+         FROM _sqlx_migrations WHERE version = 1",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let e = store.migrate().await.unwrap_err().to_string();
+    assert!(e.contains("schema is newer than this pasaporte"), "{e}");
+    assert!(e.contains("99999"), "{e}");
 }
