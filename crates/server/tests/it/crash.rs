@@ -49,8 +49,14 @@ async fn import_test_offices(db_url: &str) {
 
 /// Starts `pasaporte serve` on `db_url` and returns it with its address.
 async fn start_server(db_url: &str) -> (Child, String) {
+    start_server_with(db_url, &[]).await
+}
+
+/// [`start_server`] with more flags.
+async fn start_server_with(db_url: &str, flags: &[&str]) -> (Child, String) {
     let mut child = bin()
         .args(["serve", "--database", db_url, "--listen", "127.0.0.1:0"])
+        .args(flags)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -69,6 +75,11 @@ async fn start_server(db_url: &str) -> (Child, String) {
 }
 
 crate::both_databases!(kill_nine_loses_no_acknowledged_booking);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_nodes_work_is_taken_over_and_done_once() {
+    killed_node_work_taken_over(TestDb::Postgres).await
+}
 
 async fn kill_nine_loses_no_acknowledged_booking(db: TestDb) {
     let db_url = testing::fresh_url(db).await.unwrap();
@@ -191,4 +202,90 @@ async fn two_servers_on_one_postgres_never_oversell() {
     let store = Store::open(&db_url).await.unwrap();
     assert_eq!(store.active_bookings().await.unwrap(), 50);
     assert!(store.check_slots().await.unwrap().is_empty());
+}
+
+/// Two nodes on one database and one mail server: the node holding the
+/// outbox's lease is killed with SIGKILL; the other takes the work over
+/// once the lease runs out, and every mail goes out once.
+async fn killed_node_work_taken_over(db: TestDb) {
+    let db_url = testing::fresh_url(db).await.unwrap();
+    import_test_offices(&db_url).await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let mails = crate::mail::start_smtp(listener);
+    let flags = [
+        "--smtp-host",
+        "127.0.0.1",
+        "--smtp-port",
+        &port,
+        "--smtp-security",
+        "none",
+        "--outbox-interval-ms",
+        "50",
+        "--worker-lease-ms",
+        "1500",
+    ];
+    let client = client();
+    let book = |base: String, n: u64| {
+        let client = client.clone();
+        async move {
+            let start = free_slots_at(&client, &base, "TST").await.remove(0);
+            let r = client
+                .post(format!("{base}/api/v1/bookings"))
+                .json(&booking_body("TST", &start, vec![person(n)]))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status().as_u16(), 201);
+            let v: serde_json::Value = r.json().await.unwrap();
+            v["code"].as_str().unwrap().to_string()
+        }
+    };
+    let delivered = |n: usize| {
+        let mails = mails.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while mails.lock().unwrap().len() < n {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{n} mails never arrived"
+                );
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+    };
+    // A starts alone and takes the outbox; B joins and sends nothing.
+    let (mut a, base_a) = start_server_with(&db_url, &flags).await;
+    let mut codes = vec![book(base_a.clone(), 0).await];
+    delivered(1).await;
+    let (_b, base_b) = start_server_with(&db_url, &flags).await;
+    for n in 1..6 {
+        codes.push(book(base_b.clone(), n).await);
+    }
+    delivered(6).await;
+    // A dies holding the lease; B's bookings wait, then B sends them.
+    a.start_kill().unwrap();
+    a.wait().await.unwrap();
+    for n in 6..12 {
+        codes.push(book(base_b.clone(), n).await);
+    }
+    delivered(12).await;
+    let store = Store::open(&db_url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.outbox_stats().await.unwrap().sent != 12 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not all recorded as sent"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let mails = mails.lock().unwrap().clone();
+    assert_eq!(mails.len(), 12, "each mail once");
+    for code in &codes {
+        let n = mails
+            .iter()
+            .filter(|(_, data)| data.replace("=\r\n", "").contains(code.as_str()))
+            .count();
+        assert_eq!(n, 1, "booking {code}'s mail went out {n} times");
+    }
 }

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Mails received: recipients and the raw message.
-type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
+pub type Mails = Arc<Mutex<Vec<(Vec<String>, String)>>>;
 
 #[derive(Clone, Default)]
 struct Inbox {
@@ -39,7 +39,8 @@ impl mailin_embedded::Handler for Inbox {
     }
 }
 
-fn start_smtp(listener: std::net::TcpListener) -> Mails {
+/// A real SMTP server on `listener` that keeps every mail it is given.
+pub fn start_smtp(listener: std::net::TcpListener) -> Mails {
     let inbox = Inbox::default();
     let mails = inbox.mails.clone();
     let mut server = mailin_embedded::Server::new(inbox);
