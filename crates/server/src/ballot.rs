@@ -686,6 +686,7 @@ pub async fn submit_request(
     )?;
     let request = NewRequest {
         booking: NewBooking {
+            actor: crate::booking::citizen(&id),
             id,
             code: code.clone(),
             office: entry.office.code.clone(),

@@ -454,6 +454,7 @@ async fn seed(store: &Store, slots: &[(String, String)], count: u64) -> anyhow::
             let start: pasaporte_core::jiff::Timestamp = start.parse()?;
             let id = uuid::Uuid::now_v7().to_string();
             ops.push(WriteOp::Book(NewBooking {
+                actor: crate::booking::citizen(&id),
                 code: format!("S{:07}", (done + i) % 10_000_000),
                 id,
                 office: office.clone(),
