@@ -5,6 +5,7 @@
 //! Layout: `accounts.rs` the use cases (`create_staff`, `sign_in`,
 //! `reauthenticate`, `sign_out`, `session_for_token`) and the throttle;
 //! `password.rs` the password policy and Argon2id; `totp.rs` RFC 6238 codes;
+//! `refusals.rs` refusals and failed sign-ins logged and counted (`GET /metrics`);
 //! `session.rs` tokens and cookies; `cli.rs` `pasaporte staff add|list`; this
 //! file the extractors ([`StaffSession`], [`ConsoleForm`], [`StaffWrite`]) and
 //! [`Denied`]. The pages and `/api/v1/staff/...` routes are in

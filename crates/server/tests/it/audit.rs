@@ -248,9 +248,15 @@ async fn bookings_reschedules_and_cancellations_are_audited(db: TestDb) {
     for r in w.app.store.audit_events(1, 10_000).await.unwrap() {
         let text = format!("{:?}", r.event);
         // `person(n)`'s document numbers are 1000 7nnn.
-        assert!(!text.contains("100070") && !text.contains("Muñoz"), "{text}");
+        assert!(
+            !text.contains("100070") && !text.contains("Muñoz"),
+            "{text}"
+        );
         if r.event.action.starts_with("booking.") {
-            assert_eq!((r.event.role.as_str(), r.event.office.as_str()), ("citizen", "TST"));
+            assert_eq!(
+                (r.event.role.as_str(), r.event.office.as_str()),
+                ("citizen", "TST")
+            );
         }
     }
     let (ok, text) = verify(&w, &[]);
@@ -310,10 +316,15 @@ async fn failed_sign_ins_are_audited_with_throttle_key_and_address(db: TestDb) {
     );
     for e in &events {
         let text = format!("{e:?}");
-        assert!(!text.contains("not the password") && !text.contains("nobody.here"), "{text}");
+        assert!(
+            !text.contains("not the password") && !text.contains("nobody.here"),
+            "{text}"
+        );
     }
     assert!(
-        metrics(app).await.contains("pasaporte_failed_sign_ins_total 2"),
+        metrics(app)
+            .await
+            .contains("pasaporte_failed_sign_ins_total 2"),
         "{}",
         metrics(app).await
     );
@@ -330,17 +341,26 @@ async fn refusals_are_logged_and_counted(db: TestDb) {
     let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
     let other = staff(app, "clerk.ts2", Role::Clerk, &["TS2"]).await;
     let (status, v) = app
-        .staff_call(&other, Method::POST, "/api/v1/staff/offices/TS2/walk-ins", Some(&json!({
-            "document_type": "cedula_ciudadania",
-            "document_number": "79000321",
-            "surnames": "Quintanilla Zabaleta",
-            "given_names": "Ximena",
-            "birth_date": "1988-11-23",
-        })))
+        .staff_call(
+            &other,
+            Method::POST,
+            "/api/v1/staff/offices/TS2/walk-ins",
+            Some(&json!({
+                "document_type": "cedula_ciudadania",
+                "document_number": "79000321",
+                "surnames": "Quintanilla Zabaleta",
+                "given_names": "Ximena",
+                "birth_date": "1988-11-23",
+            })),
+        )
         .await;
     assert_eq!(status, 201, "{v}");
     let foreign = v["application"].as_str().unwrap().to_string();
-    assert!(metrics(app).await.contains("pasaporte_authorization_refusals_total{kind=\"role\"} 0"));
+    assert!(
+        metrics(app)
+            .await
+            .contains("pasaporte_authorization_refusals_total{kind=\"role\"} 0")
+    );
     // The role: a clerk may not see the supervisors' queues.
     let (status, _) = app
         .staff_call(&clerk, Method::GET, "/api/v1/staff/supervisor/queues", None)
@@ -348,11 +368,19 @@ async fn refusals_are_logged_and_counted(db: TestDb) {
     assert_eq!(status, 403);
     // An application of another office: answered like an unknown one.
     let (status, _) = app
-        .staff_call(&clerk, Method::GET, &format!("/api/v1/staff/applications/{foreign}"), None)
+        .staff_call(
+            &clerk,
+            Method::GET,
+            &format!("/api/v1/staff/applications/{foreign}"),
+            None,
+        )
         .await;
     assert_eq!(status, 404);
     let (status, _) = app
-        .staff_page(&clerk, &format!("/console/applications/{foreign}/photo.png"))
+        .staff_page(
+            &clerk,
+            &format!("/console/applications/{foreign}/photo.png"),
+        )
         .await;
     assert_eq!(status, 404);
     let m = metrics(app).await;
@@ -374,13 +402,18 @@ async fn staff_reads_of_personal_data_are_audited_under_concurrency(db: TestDb) 
     let app = &w.app;
     let clerk = staff(app, "clerk.tst", Role::Clerk, &["TST"]).await;
     let (status, v) = app
-        .staff_call(&clerk, Method::POST, "/api/v1/staff/offices/TST/walk-ins", Some(&json!({
-            "document_type": "cedula_ciudadania",
-            "document_number": "79000654",
-            "surnames": "Quintanilla Zabaleta",
-            "given_names": "Ximena",
-            "birth_date": "1988-11-23",
-        })))
+        .staff_call(
+            &clerk,
+            Method::POST,
+            "/api/v1/staff/offices/TST/walk-ins",
+            Some(&json!({
+                "document_type": "cedula_ciudadania",
+                "document_number": "79000654",
+                "surnames": "Quintanilla Zabaleta",
+                "given_names": "Ximena",
+                "birth_date": "1988-11-23",
+            })),
+        )
         .await;
     assert_eq!(status, 201, "{v}");
     let id = v["application"].as_str().unwrap().to_string();
