@@ -376,11 +376,13 @@ async fn audit_failure(
     username: &str,
     throttle_key: &str,
     because: FailedBecause,
-    account: Option<&StaffRow>,
+    known: Option<Option<&StaffRow>>,
 ) {
     let looked_up;
-    let account = match account {
-        Some(a) => Some(a),
+    // `Some(..)`: the check already looked the username up (found or not):
+    // no second read, so an unknown username costs what a known one does.
+    let account = match known {
+        Some(a) => a,
         None => {
             looked_up = match parse_username(username) {
                 Ok(u) => store.staff_by_username(&u).await.ok().flatten(),
@@ -512,8 +514,8 @@ async fn check_credentials(
                 "staff sign-in refused"
             );
             let because = FailedBecause::Credentials;
-            let account = account.as_ref();
-            audit_failure(store, attempt, action, username, &key, because, account).await;
+            let known = Some(account.as_ref());
+            audit_failure(store, attempt, action, username, &key, because, known).await;
             Err(SignInError::Refused)
         }
     }
