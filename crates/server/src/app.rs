@@ -166,6 +166,8 @@ pub struct App {
     /// Which offices and days ballot releases cover (live booking asks).
     pub releases: crate::ballot::ReleaseCache,
     pub fair: crate::ballot::FairSettings,
+    /// Refusals and failed sign-ins counted (`auth/refusals.rs`, `GET /metrics`).
+    pub security: Arc<crate::auth::refusals::SecurityCounters>,
     offices: RwLock<Arc<BTreeMap<String, Arc<OfficeEntry>>>>,
 }
 
@@ -206,6 +208,7 @@ impl App {
             fees: crate::payments::fee_schedule()?,
             releases: crate::ballot::ReleaseCache::default(),
             fair: adapters.fair,
+            security: Arc::default(),
             offices: RwLock::new(Arc::new(BTreeMap::new())),
         });
         app.reload_offices().await?;

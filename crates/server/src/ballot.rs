@@ -157,7 +157,10 @@ pub async fn open_release(
     // A release refuses live bookings at every office it covers: only staff
     // of all of them may open it. Offices outside the assignment answer like
     // unknown ones.
-    if chosen.iter().any(|code| !scope.may_use_office(code)) {
+    if chosen
+        .iter()
+        .any(|code| !crate::workflow::in_scope(scope, code))
+    {
         return Err(WorkError::NotFound);
     }
     if chosen.is_empty() {
@@ -685,6 +688,7 @@ pub async fn submit_request(
     )?;
     let request = NewRequest {
         booking: NewBooking {
+            actor: crate::booking::citizen(&id),
             id,
             code: code.clone(),
             office: entry.office.code.clone(),

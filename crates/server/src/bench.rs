@@ -456,6 +456,7 @@ async fn seed(store: &Store, slots: &[(String, String)], count: u64) -> anyhow::
             let id = uuid::Uuid::now_v7().to_string();
             let mail_id = uuid::Uuid::now_v7().to_string();
             ops.push(WriteOp::Book(NewBooking {
+                actor: crate::booking::citizen(&id),
                 code: format!("S{:07}", (done + i) % 10_000_000),
                 office: office.clone(),
                 start_ms: start.as_millisecond(),

@@ -613,6 +613,9 @@ async fn book_attempts(
             now,
         )?;
         let op = WriteOp::Book(NewBooking {
+            // A supervisor's urgent grant is theirs; any other booking the
+            // citizen's own.
+            actor: urgent_actor.cloned().unwrap_or_else(|| citizen(&id)),
             id: id.clone(),
             code: code.clone(),
             office: office_code.to_string(),
@@ -699,6 +702,15 @@ async fn book_attempts(
         };
     }
     Err(BookError::Internal("no free confirmation code".into()))
+}
+
+/// The citizen holding booking `id`, as the audit trail names them: by the
+/// booking's id, never by a document number or a name.
+pub(crate) fn citizen(id: &str) -> Actor {
+    Actor {
+        id: id.to_string(),
+        role: pasaporte_core::application::Role::Citizen,
+    }
 }
 
 /// One applicant as shown to the booking's holder: the document number masked.
@@ -915,6 +927,7 @@ pub async fn reschedule(
         // No seat to give back: the citizen picks the new one (the store
         // takes the booking's pool share of the whole slot).
         WriteOp::Move {
+            actor: citizen(&b.id),
             booking_id: b.id.clone(),
             office: b.office.office.code.clone(),
             start_ms: slot.start.as_millisecond(),
@@ -925,6 +938,7 @@ pub async fn reschedule(
     } else {
         // The booking keeps its pool: its share of the new slot.
         WriteOp::Reschedule {
+            actor: citizen(&b.id),
             booking_id: b.id.clone(),
             start_ms: slot.start.as_millisecond(),
             capacity: b.office.policy.shares.split(slot.capacity).get(b.pool),
@@ -950,6 +964,7 @@ pub async fn cancel(
 ) -> Result<BookingView, ManageError> {
     let b = active_view(app, code, token).await?;
     let op = WriteOp::Cancel {
+        actor: citizen(&b.id),
         booking_id: b.id.clone(),
         now_ms: now.as_millisecond(),
         mail: b.mail(app, MailKind::Cancelled, lang, b.start, b.end, now)?,

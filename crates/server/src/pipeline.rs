@@ -996,7 +996,7 @@ pub async fn resend_order(
     retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let mut o = store::order_in(&mut tx, order_id).await?;
-        if !scope.may_use_office(&o.office) {
+        if !crate::workflow::in_scope(scope, &o.office) {
             return Err(WorkError::NotFound);
         }
         if o.state != OrderState::Dead {
@@ -1223,7 +1223,7 @@ fn office_application(
     row: &pasaporte_store::ApplicationRow,
     scope: &dyn OfficeScope,
 ) -> Result<(), WorkError> {
-    if scope.may_use_office(&row.office) {
+    if crate::workflow::in_scope(scope, &row.office) {
         Ok(())
     } else {
         Err(WorkError::NotFound)

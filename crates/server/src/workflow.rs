@@ -285,6 +285,21 @@ pub async fn transition(
 /// Who may see which office: the signed-in staff member's assignment.
 pub trait OfficeScope: Sync {
     fn may_use_office(&self, office: &str) -> bool;
+
+    /// Told when something of `office` was refused to this scope (logged
+    /// and counted for a staff member; nothing for the workers).
+    fn refused(&self, _office: &str) {}
+}
+
+/// Whether `scope` covers `office`; when not, the refusal is reported
+/// ([`OfficeScope::refused`]). For checks that refuse a request, not for
+/// filtering a list.
+pub fn in_scope(scope: &dyn OfficeScope, office: &str) -> bool {
+    let ok = scope.may_use_office(office);
+    if !ok {
+        scope.refused(office);
+    }
+    ok
 }
 
 /// The workers' scope: they act for the whole service.
@@ -381,7 +396,7 @@ pub async fn check_in(
     now: Timestamp,
 ) -> Result<CheckedIn, WorkError> {
     let booking = find_booking(app, &by).await?;
-    if !scope.may_use_office(&booking.office) {
+    if !in_scope(scope, &booking.office) {
         return Err(WorkError::NotFound);
     }
     match booking.status.as_str() {
@@ -575,7 +590,7 @@ pub async fn walk_in(
     now: Timestamp,
 ) -> Result<(String, String), WorkError> {
     let entry = app.office(office).ok_or(WorkError::NotFound)?;
-    if !scope.may_use_office(office) {
+    if !in_scope(scope, office) {
         return Err(WorkError::NotFound);
     }
     if entry.office.kind == OfficeKind::Consulate {
@@ -679,7 +694,7 @@ pub async fn call_to_counter(
     counter: &str,
     now: Timestamp,
 ) -> Result<ApplicationRow, WorkError> {
-    if !scope.may_use_office(office) {
+    if !in_scope(scope, office) {
         return Err(WorkError::NotFound);
     }
     let counter = counter.trim();
@@ -812,7 +827,7 @@ async fn decide_if(
     let next = retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let row = store::application_in(&mut tx, id).await?;
-        if !scope.may_use_office(&row.office) {
+        if !in_scope(scope, &row.office) {
             return Err(WorkError::NotFound);
         }
         if let Some(expected) = expected
@@ -865,7 +880,7 @@ pub async fn approve(
     now: Timestamp,
 ) -> Result<Application, WorkError> {
     let row = app.store.application(id).await?;
-    if !scope.may_use_office(&row.office) {
+    if !in_scope(scope, &row.office) {
         return Err(WorkError::NotFound);
     }
     if row.state != State::Paid.as_str() {
@@ -928,11 +943,13 @@ pub struct ApplicationView {
 /// Reads one application for a person allowed to see its office.
 pub async fn view_application(
     app: &App,
+    actor: &Actor,
     scope: &dyn OfficeScope,
     id: &str,
+    now: Timestamp,
 ) -> Result<ApplicationView, WorkError> {
     let row = app.store.application(id).await?;
-    if !scope.may_use_office(&row.office) {
+    if !in_scope(scope, &row.office) {
         return Err(WorkError::NotFound);
     }
     let identity = row
@@ -941,11 +958,29 @@ pub async fn view_application(
         .map(|s| IdentityDoc::open(app, &row.id, s))
         .transpose()?;
     let history = app.store.audit_events_of(id).await?;
+    record_read(app, actor, &row.office, id, store::READ_ACTIONS[0], now).await;
     Ok(ApplicationView {
         row,
         identity,
         history,
     })
+}
+
+/// Records that `actor` read application `id`'s personal data (`action`, one
+/// of [`store::READ_ACTIONS`]): who, which application, its office, when;
+/// nothing of what was shown. One small transaction of its own, after the
+/// reads (a read takes no lock for it); a failure to record is logged and
+/// the read still answered, as for the sign-in events.
+pub async fn record_read(
+    app: &App,
+    actor: &Actor,
+    office: &str,
+    id: &str,
+    action: &str,
+    now: Timestamp,
+) {
+    let event = AuditEvent::by(actor, now.as_millisecond(), action, office, id);
+    crate::auth::accounts::append_audit(&app.store, &event).await;
 }
 
 /// What a clerk captures at the counter, as a form or JSON with the same
@@ -1142,7 +1177,7 @@ pub async fn capture(
     use pasaporte_core::person::{Email, PersonName, Phone, age_on, parse_birth_date};
     use pasaporte_core::registry::Sex;
     let row = app.store.application(id).await?;
-    if !scope.may_use_office(&row.office) {
+    if !in_scope(scope, &row.office) {
         return Err(WorkError::NotFound);
     }
     let entry = app.office(&row.office).ok_or(WorkError::NotFound)?;
@@ -1366,7 +1401,7 @@ pub async fn request_waiver(
     retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let row = store::application_in(&mut tx, id).await?;
-        if !scope.may_use_office(&row.office) {
+        if !in_scope(scope, &row.office) {
             return Err(WorkError::NotFound);
         }
         if row.state != State::RegistryVerified.as_str() {
@@ -1422,7 +1457,7 @@ pub async fn decide_waiver(
     now: Timestamp,
 ) -> Result<State, WorkError> {
     let row = app.store.application(id).await?;
-    if !scope.may_use_office(&row.office) {
+    if !in_scope(scope, &row.office) {
         return Err(WorkError::NotFound);
     }
     let facts = crate::workers::facts_of(app, id).await?;

@@ -449,6 +449,10 @@ pub async fn booking_for_check_in(
     ))
 }
 
+/// The audit actions of a staff member reading an application's personal
+/// data: its detail (identity, contact, history) and its photo.
+pub const READ_ACTIONS: [&str; 2] = ["application.viewed", "application.photo_viewed"];
+
 impl Store {
     /// A write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so a transaction that reads then writes cannot
@@ -680,16 +684,22 @@ impl Store {
             .collect()
     }
 
-    /// An application's audit events, in order: its history.
+    /// An application's audit events, in order: its history. Staff reads
+    /// of it ([`READ_ACTIONS`]) are in the trail but not in its history: an
+    /// often-read application would otherwise push its own steps past the
+    /// page's limit.
     pub async fn audit_events_of(
         &self,
         subject: &str,
     ) -> Result<Vec<pasaporte_core::audit::AuditEvent>> {
         let rows = sqlx::query(
             "SELECT at_ms, actor, role, action, office, subject, from_state, to_state, detail
-             FROM audit_events WHERE subject = $1 ORDER BY seq LIMIT 1000",
+             FROM audit_events WHERE subject = $1 AND action <> $2 AND action <> $3
+             ORDER BY seq LIMIT 1000",
         )
         .bind(subject)
+        .bind(READ_ACTIONS[0])
+        .bind(READ_ACTIONS[1])
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -3,13 +3,19 @@
 //! or not at all), signed checkpoints, and reading both back page by page.
 //!
 //! Concurrency: appending reads the chain's head and inserts `head + 1` in the
-//! same transaction. On SQLite writers are serialised, so the head cannot move
-//! in between (a write that loses the lock gets `Unavailable`, and is retried
-//! by its caller). On PostgreSQL two transactions may read the same head; the
-//! `seq` primary key then refuses the second insert (after the first commits)
-//! with `StoreError::Conflict`, and the caller retries the whole transaction.
-//! No `SELECT ... FOR UPDATE` or advisory lock is needed (neither works
-//! through `sqlx::Any` on both backends), and no gap or fork can be committed.
+//! same transaction, so appends must queue. On SQLite writers are serialised
+//! by the database (`BEGIN IMMEDIATE`, and the group-commit writer's
+//! connection), so the head cannot move in between. On PostgreSQL an append
+//! first takes a transaction-scoped advisory lock ([`AUDIT_CHAIN_LOCK`]):
+//! a second transaction appending at the same time waits at that statement
+//! until the first commits or rolls back, then reads the new head (under READ
+//! COMMITTED each statement sees what committed before it). Without it, two
+//! transactions read the same head and the `seq` primary key refused the
+//! second with a `Conflict` that reached clients as a 500 (issue 11 item 3).
+//! The lock is held until the commit: take it as late as possible, which is
+//! why batches append their events at the end (`Store::apply_batch`).
+//! The primary key still stands behind the lock: no gap or fork can be
+//! committed, whatever a future caller forgets.
 
 use crate::{Result, Store, StoreError};
 use pasaporte_core::audit::{
@@ -28,6 +34,35 @@ pub const AUDIT_PAGE_EVENTS_MAX: u32 = 10_000;
 pub struct AuditHead {
     pub seq: i64,
     pub hash: ChainHash,
+}
+
+/// The key of the PostgreSQL advisory lock that serialises appends to the
+/// chain (`pg_advisory_xact_lock`): an arbitrary constant, ASCII
+/// "pasaudit" read as a big-endian integer, unlikely to meet another
+/// application's lock on a shared server.
+pub const AUDIT_CHAIN_LOCK: i64 = 0x7061_7361_7564_6974;
+
+/// On PostgreSQL, waits for and takes the chain's advisory lock for the rest
+/// of `tx` (taking it again in the same transaction is free); on SQLite
+/// nothing: the transaction already holds the database's write lock or will
+/// take it at its first write.
+pub async fn lock_audit_chain(tx: &mut Transaction<'static, Any>) -> Result<()> {
+    if tx.backend_name() == "PostgreSQL" {
+        // `pg_advisory_xact_lock` returns `void`, a type `sqlx::Any` cannot
+        // decode: select a constant from it instead.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT 1 AS locked FROM pg_advisory_xact_lock({AUDIT_CHAIN_LOCK})"
+        )))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// The head, after taking the chain's lock: what an append builds on.
+async fn head_for_append(tx: &mut Transaction<'static, Any>) -> Result<Option<AuditHead>> {
+    lock_audit_chain(tx).await?;
+    head_in(tx).await
 }
 
 async fn head_in(tx: &mut Transaction<'static, Any>) -> Result<Option<AuditHead>> {
@@ -53,7 +88,7 @@ pub async fn append_audit_event(
     tx: &mut Transaction<'static, Any>,
     event: &AuditEvent,
 ) -> Result<AuditHead> {
-    let head = head_in(tx).await?;
+    let head = head_for_append(tx).await?;
     let record = AuditRecord::next(head.as_ref().map(|h| (h.seq, &h.hash)), event.clone());
     sqlx::query(
         "INSERT INTO audit_events (seq, prev_hash, hash, at_ms, actor, role, action, office, subject, from_state, to_state, detail)
@@ -90,7 +125,7 @@ pub async fn append_audit_events(
     if events.is_empty() {
         return Ok(());
     }
-    let mut head = head_in(tx).await?;
+    let mut head = head_for_append(tx).await?;
     let mut records = Vec::with_capacity(events.len());
     for e in events {
         let r = AuditRecord::next(head.as_ref().map(|h| (h.seq, &h.hash)), e.clone());
@@ -268,7 +303,9 @@ impl Store {
         now_ms: i64,
     ) -> Result<Option<SignedCheckpoint>> {
         let mut tx = self.pool.begin().await?;
-        let Some(head) = head_in(&mut tx).await? else {
+        // Locked like an append, so that two checkpoints of one head do not
+        // race to the primary key.
+        let Some(head) = head_for_append(&mut tx).await? else {
             return Ok(None);
         };
         let signed = sqlx::query("SELECT seq FROM audit_checkpoints WHERE seq = $1")

@@ -7,6 +7,7 @@
 //! CHECK keeps every pool within its share of the slot.
 
 use crate::{Backend, Result, Store, StoreError, to_i64, to_u32};
+use pasaporte_core::application::Actor;
 use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::shares::Pool;
 use sqlx::any::AnyRow;
@@ -35,6 +36,10 @@ pub struct MailRow {
 
 #[derive(Clone, Debug)]
 pub struct NewBooking {
+    /// Who books: the citizen (their actor id is the booking id) or the
+    /// staff member booking for them; named by the audit event written with
+    /// the booking.
+    pub actor: Actor,
     pub id: String,
     pub code: String,
     pub office: String,
@@ -61,7 +66,7 @@ pub struct NewBooking {
 pub struct UrgentGrant {
     /// The case's evidence, sealed like every personal field.
     pub evidence_enc: String,
-    /// Written in the booking's transaction.
+    /// Written in the booking's transaction, before the booking's own event.
     pub audit: AuditEvent,
 }
 
@@ -71,6 +76,7 @@ pub enum WriteOp {
     /// Moves a booking to another slot of the same office: the new seats are
     /// taken before the old ones are released, in one transaction.
     Reschedule {
+        actor: Actor,
         booking_id: String,
         start_ms: i64,
         /// The capacity, in the new slot, of the pool the booking holds its
@@ -80,6 +86,7 @@ pub enum WriteOp {
         mail: MailRow,
     },
     Cancel {
+        actor: Actor,
         booking_id: String,
         now_ms: i64,
         mail: MailRow,
@@ -89,6 +96,7 @@ pub enum WriteOp {
     /// first, then the old ones released (a displaced booking holds none).
     /// An active or displaced booking becomes active at the new slot.
     Move {
+        actor: Actor,
         booking_id: String,
         office: String,
         start_ms: i64,
@@ -398,9 +406,6 @@ async fn book(
             .map_err(classify)?;
     }
     insert_mail(tx, &b.mail, b.now_ms).await?;
-    if let Some(u) = &b.urgent {
-        crate::append_audit_event(tx, &u.audit).await?;
-    }
     Ok(WriteOutcome::Booked {
         code: b.code.clone(),
     })
@@ -537,13 +542,16 @@ async fn apply_one(
             capacity,
             now_ms,
             mail,
+            ..
         } => reschedule(tx, booking_id, *start_ms, *capacity, *now_ms, mail).await,
         WriteOp::Cancel {
             booking_id,
             now_ms,
             mail,
+            ..
         } => cancel(tx, booking_id, *now_ms, mail).await,
         WriteOp::Move {
+            actor: _,
             booking_id,
             office,
             start_ms,
@@ -551,6 +559,101 @@ async fn apply_one(
             now_ms,
             mail,
         } => move_booking(tx, booking_id, office, *start_ms, *capacity, *now_ms, mail).await,
+    }
+}
+
+/// The audit events of one write that changed something, in chain order:
+/// an urgent grant's, then the booking's own. Ids, offices, slot instants
+/// (unix ms) and seat counts only: never a name, a document number or the
+/// evidence. A replayed request changed nothing and records nothing.
+pub(crate) fn write_events(op: &WriteOp, outcome: &WriteOutcome, out: &mut Vec<AuditEvent>) {
+    match (op, outcome) {
+        (WriteOp::Book(b), WriteOutcome::Booked { .. }) => {
+            if let Some(u) = &b.urgent {
+                out.push(u.audit.clone());
+            }
+            let mut e = AuditEvent::by(&b.actor, b.now_ms, "booking.book", &b.office, &b.id);
+            e.to_state = Some("active".into());
+            e.detail = format!(
+                "slot_ms={} seats={} pool={}",
+                b.start_ms,
+                b.applicants.len(),
+                b.pool.as_str()
+            );
+            out.push(e);
+        }
+        (
+            WriteOp::Reschedule {
+                actor,
+                booking_id,
+                now_ms,
+                ..
+            },
+            WriteOutcome::Rescheduled {
+                office,
+                from_ms,
+                to_ms,
+                seats,
+                pool,
+            },
+        ) => {
+            let mut e = AuditEvent::by(actor, *now_ms, "booking.reschedule", office, booking_id);
+            e.detail = format!(
+                "from_slot_ms={from_ms} to_slot_ms={to_ms} seats={seats} pool={}",
+                pool.as_str()
+            );
+            out.push(e);
+        }
+        (
+            WriteOp::Cancel {
+                actor,
+                booking_id,
+                now_ms,
+                ..
+            },
+            WriteOutcome::Cancelled {
+                office,
+                start_ms,
+                seats,
+                pool,
+            },
+        ) => {
+            let mut e = AuditEvent::by(actor, *now_ms, "booking.cancel", office, booking_id);
+            e.to_state = Some("cancelled".into());
+            e.detail = format!(
+                "slot_ms={start_ms} seats_released={seats} pool={}",
+                pool.as_str()
+            );
+            out.push(e);
+        }
+        (
+            WriteOp::Move {
+                actor,
+                booking_id,
+                now_ms,
+                ..
+            },
+            WriteOutcome::Moved {
+                from_office,
+                from_ms,
+                to_office,
+                to_ms,
+                seats,
+                released,
+            },
+        ) => {
+            let mut e = AuditEvent::by(actor, *now_ms, "booking.move", to_office, booking_id);
+            e.to_state = Some("active".into());
+            e.detail = format!(
+                "from={from_office}@{from_ms} to={to_office}@{to_ms} seats={seats} released={released}"
+            );
+            out.push(e);
+        }
+        // Nothing changed, or an outcome no write of this kind produces.
+        (WriteOp::Book(_), _)
+        | (WriteOp::Reschedule { .. }, _)
+        | (WriteOp::Cancel { .. }, _)
+        | (WriteOp::Move { .. }, _) => {}
     }
 }
 
@@ -579,6 +682,12 @@ impl Store {
     /// write (full slot, person already booked...) is rolled back alone. If the
     /// transaction itself fails (a deadlock between two servers on PostgreSQL,
     /// say), nothing was applied and the caller may retry.
+    ///
+    /// Every write that changed something is audited in the same
+    /// transaction (`write_events`): the batch's events are appended
+    /// together after its last write, with one read of the chain's head and
+    /// multi-row inserts, so the group commit keeps its rate and, on
+    /// PostgreSQL, the chain's lock is held only from there to the commit.
     pub async fn apply_batch(
         &self,
         ops: &[WriteOp],
@@ -627,6 +736,13 @@ impl Store {
                 }
             }
         }
+        let mut events = Vec::new();
+        for (op, result) in ops.iter().zip(&out) {
+            if let Ok(outcome) = result {
+                write_events(op, outcome, &mut events);
+            }
+        }
+        crate::append_audit_events(&mut tx, &events).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -7,6 +7,7 @@
 
 use crate::bookings::{
     MailRow, NewBooking, WriteError, WriteOp, WriteOutcome, classify_constraint, parse_pool,
+    write_events,
 };
 use crate::{SQLITE_BUSY_TIMEOUT_MS, StoreError, to_i64, to_u32};
 use pasaporte_core::audit::{AuditEvent, AuditRecord, ChainHash};
@@ -91,6 +92,15 @@ impl SqliteWriter {
                 }
             }
         }
+        // The batch's audit events, after its last write (see
+        // `Store::apply_batch`).
+        let mut events = Vec::new();
+        for (op, result) in ops.iter().zip(&out) {
+            if let Ok(outcome) = result {
+                write_events(op, outcome, &mut events);
+            }
+        }
+        append_audit_events(&tx, &events)?;
         tx.commit().map_err(store_err)?;
         Ok(out)
     }
@@ -202,22 +212,26 @@ fn book(tx: &Transaction<'_>, b: &NewBooking) -> Result<WriteOutcome, WriteError
             .map_err(write_err)?;
     }
     insert_mail(tx, &b.mail, b.now_ms)?;
-    if let Some(u) = &b.urgent {
-        append_audit_event(tx, &u.audit)?;
-    }
     Ok(WriteOutcome::Booked {
         code: b.code.clone(),
     })
 }
 
-/// As `audit::append_audit_event`, through this connection: the chain's
-/// head is read and the next record inserted in the batch's transaction.
-fn append_audit_event(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), WriteError> {
+/// As `audit::append_audit_events`, through this connection: the chain's
+/// head is read once and the records inserted in the batch's transaction,
+/// which holds the database's write lock (`BEGIN IMMEDIATE`), so the head
+/// cannot move in between. The insert is one cached statement run per event:
+/// on SQLite a prepared single-row insert costs microseconds, no less than a
+/// multi-row one of the same rows.
+fn append_audit_events(tx: &Transaction<'_>, events: &[AuditEvent]) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
     let head: Option<(i64, String)> = tx
         .prepare_cached("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1")
         .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
-        .map_err(write_err)?;
-    let head = match head {
+        .map_err(store_err)?;
+    let mut head = match head {
         None => None,
         Some((seq, hash)) => Some((
             seq,
@@ -226,28 +240,34 @@ fn append_audit_event(tx: &Transaction<'_>, event: &AuditEvent) -> Result<(), Wr
             })?,
         )),
     };
-    let record = AuditRecord::next(head.as_ref().map(|(s, h)| (*s, h)), event.clone());
-    tx.prepare_cached(
-        "INSERT INTO audit_events (seq, prev_hash, hash, at_ms, actor, role, action, office, subject, from_state, to_state, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            record.seq,
-            record.prev_hash,
-            record.hash,
-            event.at_ms,
-            event.actor,
-            event.role,
-            event.action,
-            event.office,
-            event.subject,
-            event.from_state,
-            event.to_state,
-            event.detail
-        ])
-    })
-    .map_err(write_err)?;
+    let mut insert = tx
+        .prepare_cached(
+            "INSERT INTO audit_events (seq, prev_hash, hash, at_ms, actor, role, action, office, subject, from_state, to_state, detail)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )
+        .map_err(store_err)?;
+    for event in events {
+        let record = AuditRecord::next(head.as_ref().map(|(s, h)| (*s, h)), event.clone());
+        insert
+            .execute(params![
+                record.seq,
+                record.prev_hash,
+                record.hash,
+                event.at_ms,
+                event.actor,
+                event.role,
+                event.action,
+                event.office,
+                event.subject,
+                event.from_state,
+                event.to_state,
+                event.detail
+            ])
+            .map_err(store_err)?;
+        let hash = ChainHash::from_hex(&record.hash)
+            .ok_or_else(|| StoreError::Other("a computed hash did not parse".into()))?;
+        head = Some((record.seq, hash));
+    }
     Ok(())
 }
 
@@ -366,6 +386,7 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
             capacity,
             now_ms,
             mail,
+            ..
         } => {
             let (office, old_start, seats, pool) = active_booking(tx, booking_id)?;
             if old_start == *start_ms {
@@ -389,6 +410,7 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
             booking_id,
             now_ms,
             mail,
+            ..
         } => {
             let row: Option<(String, i64, i64, String, String)> = tx
                 .prepare_cached(
@@ -430,6 +452,7 @@ fn apply_one(tx: &Transaction<'_>, op: &WriteOp) -> Result<WriteOutcome, WriteEr
             })
         }
         WriteOp::Move {
+            actor: _,
             booking_id,
             office,
             start_ms,

@@ -332,12 +332,88 @@ fn backoff_steps() -> Vec<(i64, i64)> {
     }
 }
 
+/// Why a checked or unchecked attempt was refused, as the audit trail
+/// records it (`staff.sign_in_failed`, `staff.reauthenticate_failed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailedBecause {
+    /// Spaced out or locked by the (account, address) throttle: not checked.
+    Throttled,
+    /// The account's ceiling of checks is reached: not checked.
+    AccountCeiling,
+    /// Checked: unknown user, wrong password or code, a code used before,
+    /// or an inactive account (one case, as the answer is one case).
+    Credentials,
+    /// Re-authentication with another account's password.
+    OtherAccount,
+}
+
+impl FailedBecause {
+    fn as_str(self) -> &'static str {
+        match self {
+            FailedBecause::Throttled => "throttled",
+            FailedBecause::AccountCeiling => "account_ceiling",
+            FailedBecause::Credentials => "credentials",
+            FailedBecause::OtherAccount => "other_account",
+        }
+    }
+}
+
+/// Records a refused sign-in or re-authentication (issue 12 item 6): the
+/// account when the username names one (its staff id; `unknown` otherwise),
+/// the throttle key (a keyed hash of username and address: no username in
+/// clear, and the key the throttle's rows carry), the client's address and
+/// why. Never the password or the code. Appended in its own transaction
+/// like the sign-in's own event; the client limiter in front of the sign-in
+/// routes (`http::limit_sign_in`) bounds how fast these can be made to grow.
+async fn audit_failure(
+    store: &Store,
+    attempt: Attempt<'_>,
+    action: &str,
+    username: &str,
+    throttle_key: &str,
+    because: FailedBecause,
+    known: Option<Option<&StaffRow>>,
+) {
+    let looked_up;
+    // `Some(..)`: the check already looked the username up (found or not):
+    // no second read, so an unknown username costs what a known one does.
+    let account = match known {
+        Some(a) => a,
+        None => {
+            looked_up = match parse_username(username) {
+                Ok(u) => store.staff_by_username(&u).await.ok().flatten(),
+                Err(_) => None,
+            };
+            looked_up.as_ref()
+        }
+    };
+    let client = attempt
+        .client
+        .map_or_else(|| "-".to_string(), |ip| ip.to_canonical().to_string());
+    let event = pasaporte_core::audit::AuditEvent {
+        at_ms: attempt.now_ms,
+        actor: account.map_or_else(|| "unknown".to_string(), |a| a.id.clone()),
+        // Nobody is signed in: the role claimed is not known to be theirs.
+        role: "unauthenticated".into(),
+        action: action.into(),
+        office: account.map_or_else(String::new, |a| a.offices.join(" ")),
+        subject: throttle_key.into(),
+        from_state: None,
+        to_state: None,
+        detail: format!("client={client} reason={}", because.as_str()),
+    };
+    append_audit(store, &event).await;
+    super::refusals::count_failed_sign_in();
+}
+
 /// Checks `username`'s password and code under the throttle and the
-/// account's ceiling; the account on success.
+/// account's ceiling; the account on success. A refusal is audited as
+/// `action`.
 async fn check_credentials(
     store: &Store,
     keys: &Keyring,
     attempt: Attempt<'_>,
+    action: &str,
     username: &str,
     password_text: &str,
     code: &str,
@@ -365,6 +441,8 @@ async fn check_credentials(
             locked = t.locked_until_ms > now_ms,
             "staff sign-in refused unchecked (throttled)"
         );
+        let because = FailedBecause::Throttled;
+        audit_failure(store, attempt, action, username, &key, because, None).await;
         return Err(SignInError::Refused);
     }
     let ceiling_key = account_key(keys, username);
@@ -381,6 +459,8 @@ async fn check_credentials(
             checks = ceiling.checks,
             "staff sign-in refused unchecked: the account's ceiling of checks is reached"
         );
+        let because = FailedBecause::AccountCeiling;
+        audit_failure(store, attempt, action, username, &key, because, None).await;
         return Err(SignInError::Refused);
     }
     let account = match parse_username(username) {
@@ -393,7 +473,7 @@ async fn check_credentials(
         None => password::dummy_hash().await.to_string(),
     };
     let password_ok = password::verify_with(permit, password_text, &hash).await;
-    let accepted = match account {
+    let accepted = match &account {
         Some(a) if password_ok && a.active => {
             let secret = keys
                 .open(at::staff_totp_secret(&a.id), &a.totp_secret_enc)
@@ -403,7 +483,7 @@ async fn check_credentials(
                 Some(step) => {
                     let step = i64::try_from(step).unwrap_or(i64::MAX);
                     if store.use_totp_step(&a.id, step).await? {
-                        Some(a)
+                        Some(a.clone())
                     } else {
                         None
                     }
@@ -429,6 +509,9 @@ async fn check_credentials(
                 locked = t.locked_until_ms > now_ms,
                 "staff sign-in refused"
             );
+            let because = FailedBecause::Credentials;
+            let known = Some(account.as_ref());
+            audit_failure(store, attempt, action, username, &key, because, known).await;
             Err(SignInError::Refused)
         }
     }
@@ -457,7 +540,16 @@ pub async fn sign_in(
     code: &str,
 ) -> Result<SignedIn, SignInError> {
     let now_ms = attempt.now_ms;
-    let account = check_credentials(store, keys, attempt, username, password_text, code).await?;
+    let account = check_credentials(
+        store,
+        keys,
+        attempt,
+        "staff.sign_in_failed",
+        username,
+        password_text,
+        code,
+    )
+    .await?;
     let internal = |e: crate::crypto::CryptoError| SignInError::Internal(e.to_string());
     let token = new_token().map_err(internal)?;
     let row = SessionRow {
@@ -499,9 +591,14 @@ pub async fn reauthenticate(
     code: &str,
 ) -> Result<(), SignInError> {
     let now_ms = attempt.now_ms;
+    const ACTION: &str = "staff.reauthenticate_failed";
+    let username = session.username.as_str();
     let account =
-        check_credentials(store, keys, attempt, &session.username, password_text, code).await?;
+        check_credentials(store, keys, attempt, ACTION, username, password_text, code).await?;
     if account.id != session.staff_id {
+        let key = throttle_key(keys, username, attempt.client);
+        let because = FailedBecause::OtherAccount;
+        audit_failure(store, attempt, ACTION, username, &key, because, None).await;
         return Err(SignInError::Refused);
     }
     match store
@@ -539,8 +636,9 @@ async fn audit_staff(store: &Store, session: &StaffSession, action: &str, at_ms:
     append_audit(store, &event).await;
 }
 
-/// Appends one event in its own transaction, retrying a lost race.
-async fn append_audit(store: &Store, event: &pasaporte_core::audit::AuditEvent) {
+/// Appends one event in its own transaction, retrying a lost race; a
+/// failure is logged (the caller's answer does not wait on the trail).
+pub(crate) async fn append_audit(store: &Store, event: &pasaporte_core::audit::AuditEvent) {
     let action = event.action.as_str();
     for attempt in 1..=crate::workflow::WRITE_ATTEMPTS_MAX {
         let done = async {

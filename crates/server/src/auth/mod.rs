@@ -5,6 +5,7 @@
 //! Layout: `accounts.rs` the use cases (`create_staff`, `sign_in`,
 //! `reauthenticate`, `sign_out`, `session_for_token`) and the throttle;
 //! `password.rs` the password policy and Argon2id; `totp.rs` RFC 6238 codes;
+//! `refusals.rs` refusals and failed sign-ins logged and counted (`GET /metrics`);
 //! `session.rs` tokens and cookies; `cli.rs` `pasaporte staff add|list`; this
 //! file the extractors ([`StaffSession`], [`ConsoleForm`], [`StaffWrite`]) and
 //! [`Denied`]. The pages and `/api/v1/staff/...` routes are in
@@ -51,6 +52,7 @@ pub mod accounts;
 pub mod cli;
 mod cross_site;
 pub mod password;
+pub mod refusals;
 pub mod session;
 pub mod totp;
 
@@ -114,9 +116,22 @@ impl StaffSession {
             .any(|o| o == ALL_OFFICES || o.eq_ignore_ascii_case(office))
     }
 
+    /// [`may_use_office`](Self::may_use_office) for a check that refuses
+    /// the request (an object or a named office outside the assignment,
+    /// answered like an unknown one): a refusal is logged and counted.
+    pub fn covers(&self, office: &str) -> bool {
+        let ok = self.may_use_office(office);
+        if !ok {
+            refusals::record(&self.staff_id, Some(office), refusals::RefusalKind::Object);
+        }
+        ok
+    }
+
     /// Asks the policy table: the role, the office when the action is
     /// office-scoped and one is named, and a fresh sign-in for the actions
-    /// that need one.
+    /// that need one. A forbidden request is logged and counted
+    /// ([`refusals::record`]); one that only needs a fresh sign-in is not a
+    /// refusal.
     pub fn authorize(
         &self,
         action: Action,
@@ -124,12 +139,14 @@ impl StaffSession {
         now_ms: i64,
     ) -> Result<(), Denied> {
         if !allows(self.role, action) {
+            refusals::record(&self.staff_id, office, refusals::RefusalKind::Role);
             return Err(Denied::Forbidden);
         }
         if action.is_office_scoped()
             && let Some(o) = office
             && !self.may_use_office(o)
         {
+            refusals::record(&self.staff_id, Some(o), refusals::RefusalKind::Office);
             return Err(Denied::Forbidden);
         }
         if action.needs_fresh_sign_in()

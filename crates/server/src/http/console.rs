@@ -753,7 +753,7 @@ fn office_gate(
         .map_err(|_| Box::new(not_found(lang)))?;
     s.require(action, None, &uri, lang)
         .map_err(|r| Box::new(r.into_response()))?;
-    if !s.may_use_office(code) {
+    if !s.covers(code) {
         return Err(Box::new(not_found(lang)));
     }
     app.office(code).ok_or_else(|| Box::new(not_found(lang)))
@@ -1358,7 +1358,8 @@ async fn application_page_with(
     show_issued: bool,
     status: StatusCode,
 ) -> Response {
-    let v = match workflow::view_application(app, &Scope(s), id).await {
+    let now = Timestamp::now();
+    let v = match workflow::view_application(app, &s.actor(), &Scope(s), id, now).await {
         Ok(v) => v,
         Err(e) => {
             return match failure(lang, e) {
@@ -2405,13 +2406,15 @@ async fn photo(
         return r.into_response();
     }
     let row = match app.store.application(&id).await {
-        Ok(r) if s.may_use_office(&r.office) => r,
+        Ok(r) if s.covers(&r.office) => r,
         Ok(_) | Err(pasaporte_store::StoreError::NotFound) => return not_found(lang),
         Err(e) => return store_failure(lang, e),
     };
     let Some(sealed) = row.photo_enc.as_deref() else {
         return not_found(lang);
     };
+    let action = pasaporte_store::READ_ACTIONS[1];
+    workflow::record_read(&app, &s.actor(), &row.office, &id, action, Timestamp::now()).await;
     let png = app
         .keys
         .open(crate::crypto::at::application_photo(&row.id), sealed)
@@ -2504,7 +2507,7 @@ async fn supervisor(
         return r.into_response();
     }
     if let Some(o) = &office
-        && (!s.may_use_office(o) || app.office(o).is_none())
+        && (!s.covers(o) || app.office(o).is_none())
     {
         return not_found(lang);
     }
@@ -2679,7 +2682,7 @@ async fn close_day(
     ) {
         return r.into_response();
     }
-    if !s.may_use_office(&office) || app.office(&office).is_none() {
+    if !s.covers(&office) || app.office(&office).is_none() {
         return not_found(lang);
     }
     let day = value(&form, "day").trim().parse();
@@ -2737,7 +2740,7 @@ async fn reconciliation_data(
 ) -> Result<(pasaporte_store::Reconciliation, Option<String>), Response> {
     s.require(Action::ViewReconciliation, None, uri, lang)?;
     if let Some(o) = &q.office
-        && (!s.may_use_office(o) || app.office(o).is_none())
+        && (!s.covers(o) || app.office(o).is_none())
     {
         return Err(not_found(lang));
     }

@@ -75,6 +75,16 @@ pub fn router(app: AppState) -> Router {
                 limit_client,
             )),
         )
+        .route(
+            "/metrics",
+            axum::routing::get(crate::auth::refusals::metrics),
+        )
+        // Below every route: the matched route and the counters for the
+        // refusal checks (`auth/refusals.rs`).
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::refusals::note_request,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::REFERRER_POLICY,

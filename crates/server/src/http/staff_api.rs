@@ -269,6 +269,14 @@ impl OfficeScope for Scope<'_> {
     fn may_use_office(&self, office: &str) -> bool {
         self.0.may_use_office(office)
     }
+
+    fn refused(&self, office: &str) {
+        crate::auth::refusals::record(
+            &self.0.staff_id,
+            Some(office),
+            crate::auth::refusals::RefusalKind::Object,
+        );
+    }
 }
 
 /// Asks the policy table; turns a refusal into the API's answer.
@@ -474,7 +482,7 @@ async fn today(
 ) -> Result<Response, ApiError> {
     let now = Timestamp::now();
     authorize(&staff, lang, Action::ViewOfficeDay, None, now)?;
-    if !staff.may_use_office(&office) {
+    if !staff.covers(&office) {
         return Err(work_error(lang, WorkError::NotFound));
     }
     let entry = app
@@ -588,6 +596,10 @@ pub struct OfficeOnly<'a>(pub &'a StaffSession, pub &'a str);
 impl OfficeScope for OfficeOnly<'_> {
     fn may_use_office(&self, office: &str) -> bool {
         office == self.1 && self.0.may_use_office(office)
+    }
+
+    fn refused(&self, office: &str) {
+        Scope(self.0).refused(office);
     }
 }
 
@@ -741,7 +753,7 @@ async fn application(
 ) -> Result<Response, ApiError> {
     let now = Timestamp::now();
     authorize(&staff, lang, Action::ViewApplication, None, now)?;
-    let v = workflow::view_application(&app, &Scope(&staff), &id)
+    let v = workflow::view_application(&app, &staff.actor(), &Scope(&staff), &id, now)
         .await
         .map_err(|e| work_error(lang, e))?;
     Ok(Json(ApplicationDetailJson {
@@ -1776,7 +1788,7 @@ async fn urgent_booking(
     let staff = &staff.0;
     let now = Timestamp::now();
     authorize(staff, lang, Action::GrantUrgent, None, now)?;
-    if !staff.may_use_office(&office) {
+    if !staff.covers(&office) {
         return Err(work_error(lang, WorkError::NotFound));
     }
     let input = pasaporte_core::booking::BookingInput {
@@ -1882,7 +1894,7 @@ fn office_of_staff(
     lang: Lang,
     office: &str,
 ) -> Result<(), ApiError> {
-    if staff.may_use_office(office) {
+    if staff.covers(office) {
         Ok(())
     } else {
         Err(work_error(lang, WorkError::NotFound))

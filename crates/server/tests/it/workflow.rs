@@ -1148,10 +1148,12 @@ async fn concurrent_counters_keep_the_trail_intact(db: TestDb) {
         tickets,
         ["T-001", "T-002", "T-003", "T-004", "T-005", "T-006"]
     );
-    // Every step recorded once (and the three accounts and sign-ins), in one
-    // unbroken chain.
+    // Every step recorded once (the three accounts and sign-ins, the twelve
+    // bookings, the eighteen check-ins and walk-ins), in one unbroken chain.
     match app.store.verify_audit(&w.audit_key).await.unwrap() {
-        pasaporte_core::audit::Verdict::Intact { count, .. } => assert_eq!(count, 3 + 3 + 18),
+        pasaporte_core::audit::Verdict::Intact { count, .. } => {
+            assert_eq!(count, 3 + 3 + 12 + 18)
+        }
         other => panic!("{other:?}"),
     }
 }

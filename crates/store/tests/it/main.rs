@@ -29,6 +29,7 @@ both!(
     reschedule_and_cancel_keep_counts,
     outbox_lifecycle,
     a_schema_newer_than_the_code_is_refused,
+    batch_writes_are_audited_in_their_transaction,
 );
 
 // After `both!`, which it uses.
@@ -59,6 +60,7 @@ fn mail(id: &str) -> MailRow {
 
 fn booking(id: &str, start_ms: i64, people: &[&str], capacity: u32, key: Option<&str>) -> WriteOp {
     WriteOp::Book(NewBooking {
+        actor: crate::citizen(),
         id: id.into(),
         code: format!("C{id}"),
         office: "AAA".into(),
@@ -168,6 +170,7 @@ async fn reschedule_and_cancel_keep_counts(db: TestDb) {
         .await
         .unwrap();
     let moved = |to: i64| WriteOp::Reschedule {
+        actor: crate::citizen(),
         booking_id: "1".into(),
         start_ms: to,
         capacity: 2,
@@ -198,6 +201,7 @@ async fn reschedule_and_cancel_keep_counts(db: TestDb) {
         vec![(1000, 0), (2000, 2), (3000, 1)]
     );
     let cancel = WriteOp::Cancel {
+        actor: crate::citizen(),
         booking_id: "1".into(),
         now_ms: 3,
         mail: mail("c1"),
@@ -208,6 +212,7 @@ async fn reschedule_and_cancel_keep_counts(db: TestDb) {
     assert_eq!(store.active_booking_of("p1").await.unwrap(), None);
     let r = store
         .apply_batch(&[WriteOp::Cancel {
+            actor: crate::citizen(),
             booking_id: "nope".into(),
             now_ms: 3,
             mail: mail("c2"),
@@ -270,4 +275,127 @@ async fn a_schema_newer_than_the_code_is_refused(db: TestDb) {
     let e = store.migrate().await.unwrap_err().to_string();
     assert!(e.contains("schema is newer than this pasaporte"), "{e}");
     assert!(e.contains("99999"), "{e}");
+}
+
+/// The citizen the suite's bookings are written for.
+fn citizen() -> pasaporte_core::application::Actor {
+    pasaporte_core::application::Actor {
+        id: "citizen-1".into(),
+        role: pasaporte_core::application::Role::Citizen,
+    }
+}
+
+/// Issue 12 item 6: every booking, reschedule, move and cancellation that a
+/// batch commits is in the audit trail, in the batch's transaction; refused
+/// and replayed writes leave nothing; the chain verifies.
+async fn batch_writes_are_audited_in_their_transaction(db: TestDb) {
+    use pasaporte_core::application::{Actor, Role};
+    use pasaporte_core::audit::{AuditEvent, CheckpointSigner, Verdict};
+    let store = setup(db).await;
+    let mut urgent = booking("u", 2000, &["p9"], 5, None);
+    let supervisor = Actor {
+        id: "staff-sup".into(),
+        role: Role::Supervisor,
+    };
+    if let WriteOp::Book(b) = &mut urgent {
+        b.actor = supervisor.clone();
+        b.urgent = Some(Box::new(UrgentGrant {
+            evidence_enc: "sealed".into(),
+            audit: AuditEvent::by(&supervisor, 1, "booking.urgent_granted", "AAA", "u"),
+        }));
+    }
+    let r = store
+        .apply_batch(&[
+            booking("1", 1000, &["p1"], 5, Some("k1")),
+            booking("2", 1000, &["p2"], 5, None),
+            // Refused: p1 already holds a booking.
+            booking("3", 1000, &["p1"], 5, None),
+            // Replayed: changes nothing.
+            booking("1", 1000, &["p1"], 5, Some("k1")),
+            urgent,
+        ])
+        .await
+        .unwrap();
+    assert!(r[0].is_ok() && r[1].is_ok() && r[4].is_ok(), "{r:?}");
+    assert!(matches!(r[2], Err(WriteError::AlreadyBooked)));
+    assert!(matches!(r[3], Ok(WriteOutcome::Replayed { .. })));
+    let r = store
+        .apply_batch(&[
+            WriteOp::Reschedule {
+                actor: citizen(),
+                booking_id: "1".into(),
+                start_ms: 3000,
+                capacity: 5,
+                now_ms: 7,
+                mail: mail("r1"),
+            },
+            WriteOp::Move {
+                actor: citizen(),
+                booking_id: "2".into(),
+                office: "MAD".into(),
+                start_ms: 4000,
+                capacity: 5,
+                now_ms: 8,
+                mail: mail("v2"),
+            },
+            WriteOp::Cancel {
+                actor: citizen(),
+                booking_id: "u".into(),
+                now_ms: 9,
+                mail: mail("cu"),
+            },
+            // Refused: unknown booking.
+            WriteOp::Cancel {
+                actor: citizen(),
+                booking_id: "nope".into(),
+                now_ms: 9,
+                mail: mail("cn"),
+            },
+        ])
+        .await
+        .unwrap();
+    assert!(r[..3].iter().all(|o| o.is_ok()), "{r:?}");
+    let events = store.audit_events(1, 100).await.unwrap();
+    let seen: Vec<(&str, &str, &str, &str)> = events
+        .iter()
+        .map(|e| {
+            let e = &e.event;
+            (
+                e.action.as_str(),
+                e.actor.as_str(),
+                e.office.as_str(),
+                e.subject.as_str(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("booking.book", "citizen-1", "AAA", "1"),
+            ("booking.book", "citizen-1", "AAA", "2"),
+            ("booking.urgent_granted", "staff-sup", "AAA", "u"),
+            ("booking.book", "staff-sup", "AAA", "u"),
+            ("booking.reschedule", "citizen-1", "AAA", "1"),
+            ("booking.move", "citizen-1", "MAD", "2"),
+            ("booking.cancel", "citizen-1", "AAA", "u"),
+        ]
+    );
+    assert_eq!(events[0].event.detail, "slot_ms=1000 seats=1 pool=online");
+    assert_eq!(
+        events[4].event.detail,
+        "from_slot_ms=1000 to_slot_ms=3000 seats=1 pool=online"
+    );
+    assert_eq!(events[6].event.to_state.as_deref(), Some("cancelled"));
+    // No personal data: the document keys of the applicants appear nowhere.
+    for e in &events {
+        assert!(!format!("{:?}", e.event).contains("p1"), "{e:?}");
+    }
+    let key = CheckpointSigner::from_seed(&[3; 32]).public();
+    assert_eq!(
+        store.verify_audit(&key).await.unwrap(),
+        Verdict::Intact {
+            count: 7,
+            checkpointed_through: 0
+        }
+    );
 }

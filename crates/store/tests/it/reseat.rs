@@ -14,6 +14,7 @@ both!(
 
 fn move_to(id: &str, office: &str, start_ms: i64, capacity: u32) -> WriteOp {
     WriteOp::Move {
+        actor: crate::citizen(),
         booking_id: id.into(),
         office: office.into(),
         start_ms,
@@ -76,6 +77,7 @@ async fn a_move_crosses_offices_and_keeps_counts(db: TestDb) {
     assert!(store.check_slots().await.unwrap().is_empty());
     // A cancelled booking does not move.
     let cancel = WriteOp::Cancel {
+        actor: crate::citizen(),
         booking_id: "2".into(),
         now_ms: 6,
         mail: mail("c2"),
@@ -158,6 +160,7 @@ async fn a_displaced_booking_holds_its_person_and_can_be_seated_again(db: TestDb
         .unwrap();
     tx.commit().await.unwrap();
     let cancel = WriteOp::Cancel {
+        actor: crate::citizen(),
         booking_id: "1".into(),
         now_ms: 7,
         mail: mail("c1"),

@@ -89,6 +89,7 @@ async fn pools_are_counted_apart(db: TestDb) {
     // Moving and cancelling keep the seats in their pool.
     let r = store
         .apply_batch(&[WriteOp::Reschedule {
+            actor: crate::citizen(),
             booking_id: "4".into(),
             start_ms: 2000,
             capacity: 1,
@@ -106,6 +107,7 @@ async fn pools_are_counted_apart(db: TestDb) {
     ));
     let r = store
         .apply_batch(&[WriteOp::Cancel {
+            actor: crate::citizen(),
             booking_id: "6".into(),
             now_ms: 3,
             mail: mail("c6"),
