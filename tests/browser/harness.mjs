@@ -1,9 +1,11 @@
 // The browser tests' world: the real `pasaporte` binary on a scratch SQLite
 // database (demo simulators in-process, a test office open around the clock),
-// staff accounts made with the real CLI, and Debian's Chromium driven by
+// staff accounts made with the real CLI, a reverse proxy in front of it (its
+// own Host forwarded, X-Forwarded-For appended), and Debian's Chromium driven by
 // playwright-core on a phone-sized screen, with axe-core run on every page.
 
 import { spawn, execFileSync } from "node:child_process";
+import { createServer, request } from "node:http";
 import { createHmac } from "node:crypto";
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -164,9 +166,36 @@ export class World {
     }
   }
 
+  /// The service behind a reverse proxy, as every deployment runs it: the
+  /// proxy forwards its own Host (nginx's default `proxy_pass`) and appends
+  /// the peer to X-Forwarded-For; the service knows its public address
+  /// (`--public-url`) and believes the proxy's header (`--trusted-proxies`).
+  /// Everything the browser does goes through the proxy.
+  async startProxy() {
+    this.proxy = createServer((req, res) => {
+      const up = new URL(this.upstream);
+      const prior = req.headers["x-forwarded-for"];
+      const peer = req.socket.remoteAddress;
+      const headers = { ...req.headers, host: up.host, "x-forwarded-for": prior ? `${prior}, ${peer}` : peer };
+      const out = request({ host: up.hostname, port: up.port, method: req.method, path: req.url, headers }, (r) => {
+        res.writeHead(r.statusCode, r.headers);
+        r.pipe(res);
+      });
+      out.on("error", (e) => {
+        res.writeHead(502, { "content-type": "text/plain" });
+        res.end(`proxy: ${e}`);
+      });
+      req.pipe(out);
+    });
+    await new Promise((resolve) => this.proxy.listen(0, "127.0.0.1", resolve));
+    this.proxyUrl = `http://127.0.0.1:${this.proxy.address().port}`;
+  }
+
   async serve() {
+    await this.startProxy();
     const smtp = ["--smtp-host", "127.0.0.1", "--smtp-port", String(this.smtpPort), "--smtp-security", "none"];
-    this.server = spawn(this.bin, ["serve", "--demo", "--listen", "127.0.0.1:0", ...smtp], {
+    const proxied = ["--public-url", this.proxyUrl, "--trusted-proxies", "127.0.0.1"];
+    this.server = spawn(this.bin, ["serve", "--demo", "--listen", "127.0.0.1:0", ...smtp, ...proxied], {
       env: this.env,
       cwd: this.dir,
       stdio: ["ignore", "pipe", "pipe"],
@@ -194,6 +223,8 @@ export class World {
       this.server.on("exit", (code) => reject(new Error(`the service exited (${code}):\n${this.serverLog}`)));
     });
     await ready;
+    this.upstream = this.base;
+    this.base = this.proxyUrl;
   }
 
   /// A phone-sized page (390 × 844, touch), in Spanish as a Colombian phone is.
@@ -234,6 +265,7 @@ export class World {
     await this.browser?.close();
     this.server?.kill("SIGTERM");
     this.smtp?.close();
+    this.proxy?.close();
   }
 }
 

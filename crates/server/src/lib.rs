@@ -444,6 +444,7 @@ pub async fn serve(
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let (mut adapters, _sims) = adapters(&work, demo, addr).await?;
+    limits.trusted_proxies().map_err(anyhow::Error::msg)?;
     adapters.limits = limits::RateLimits::new(&limits);
     adapters.public_origin = public_url.as_deref().map(auth::origin_of);
     let public_url = public_url.unwrap_or_else(|| format!("http://{addr}"));

@@ -1,6 +1,7 @@
 //! Rate limits against automation on the citizens' booking routes and on
 //! staff sign-in. On booking routes: per
-//! client (the peer address) on every booking write, and per identity (the
+//! client (the peer address, or behind a trusted proxy the address it
+//! forwarded: `http::client_ip`) on every booking write, and per identity (the
 //! keyed hash of the person's document) on new bookings, so a script that
 //! books, cancels and books again for one person, or floods from one
 //! address, gets `429 Too Many Requests` with `Retry-After`, while people
@@ -16,6 +17,7 @@
 //! ([`RateLimits::forget_idle`], run by the worker loop), so memory follows
 //! the active clients, not every address ever seen.
 
+use crate::http::client_ip::TrustedProxies;
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::net::IpAddr;
@@ -51,6 +53,11 @@ pub struct LimitArgs {
     /// core and about 19 MiB).
     #[arg(long, env = "PASAPORTE_SIGN_IN_CHECKS_MAX", default_value_t = 0)]
     pub sign_in_checks_max: usize,
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose
+    /// `X-Forwarded-For` names the client for the limits above and the logs;
+    /// from anyone else the header is ignored. Empty: no proxy is trusted.
+    #[arg(long, env = "PASAPORTE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
 }
 
 impl LimitArgs {
@@ -66,7 +73,13 @@ impl LimitArgs {
             rate_sign_in_per_min: 0,
             rate_sign_in_burst: 0,
             sign_in_checks_max: 0,
+            trusted_proxies: String::new(),
         }
+    }
+
+    /// The proxies `--trusted-proxies` names, or what is wrong with it.
+    pub fn trusted_proxies(&self) -> Result<TrustedProxies, String> {
+        TrustedProxies::parse(&self.trusted_proxies)
     }
 }
 
@@ -78,6 +91,8 @@ pub struct RateLimits {
     sign_in: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// The permits for password checks of sign-ins.
     pub sign_in_checks: crate::auth::password::PasswordChecks,
+    /// Whose forwarding headers name the client (`http::client_ip`).
+    pub trusted_proxies: TrustedProxies,
 }
 
 fn quota(per: Duration, count: u32, burst: u32) -> Option<Quota> {
@@ -111,6 +126,8 @@ impl RateLimits {
             identity,
             sign_in,
             sign_in_checks: crate::auth::password::PasswordChecks::new(args.sign_in_checks_max),
+            // `serve` refuses a setting that does not parse before this.
+            trusted_proxies: args.trusted_proxies().unwrap_or_default(),
         }
     }
 

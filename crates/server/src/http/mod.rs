@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod ballot_api;
+pub mod client_ip;
 pub mod console;
 pub mod console_auth;
 pub mod openapi;
@@ -104,6 +105,12 @@ pub fn router(app: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        // Outermost: the client's address (behind a trusted proxy, the one
+        // it forwarded) before any limit or log reads it.
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            client_ip::find_client,
         ))
         .with_state(app)
 }

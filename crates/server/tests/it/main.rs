@@ -16,6 +16,7 @@ mod keys;
 mod mail;
 mod payments;
 mod production;
+mod proxy;
 mod registry;
 mod reseat;
 mod sealed;
