@@ -492,11 +492,7 @@ impl Store {
             .allocations
             .iter()
             .map(|a| CacheScope::Seats(a.office.clone()));
-        bump_generations_in(
-            &mut tx,
-            seated.chain(std::iter::once(CacheScope::Releases)),
-        )
-        .await?;
+        bump_generations_in(&mut tx, seated.chain(std::iter::once(CacheScope::Releases))).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -175,9 +175,11 @@ pub(crate) fn seat_scopes(
             (WriteOp::Book(b), Ok(WriteOutcome::Booked { .. })) => offices.push(&b.office),
             (
                 _,
-                Ok(WriteOutcome::Rescheduled { office, .. }
-                | WriteOutcome::Cancelled { office, .. }
-                | WriteOutcome::Displaced { office, .. }),
+                Ok(
+                    WriteOutcome::Rescheduled { office, .. }
+                    | WriteOutcome::Cancelled { office, .. }
+                    | WriteOutcome::Displaced { office, .. },
+                ),
             ) => offices.push(office),
             (
                 _,

@@ -3,9 +3,7 @@
 //! re-seating, see `bookings.rs`), and their release policies (mode and
 //! capacity split per pool).
 
-use crate::{
-    CacheScope, Result, Store, StoreError, Tx, bump_generations_in, to_i64, to_u32,
-};
+use crate::{CacheScope, Result, Store, StoreError, Tx, bump_generations_in, to_i64, to_u32};
 use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::calendar::Closure;
 use pasaporte_core::jiff::civil::{Date, Weekday};

@@ -106,9 +106,7 @@ async fn a_booking_and_a_cancellation_on_one_node_show_on_another(db: TestDb) {
     let token = v["manage_token"].as_str().unwrap().to_string();
     shows(b, "NOD", &start, Some((0, 2)), booked, "the booking on B").await;
     // B refuses the full slot (the database would anyway).
-    let (s, v) = b
-        .book(&booking_body("NOD", &start, vec![person(2)]))
-        .await;
+    let (s, v) = b.book(&booking_body("NOD", &start, vec![person(2)])).await;
     assert_eq!(s, 409, "{v}");
 
     // Cancelled on node A: node B offers the seats again.
@@ -122,10 +120,16 @@ async fn a_booking_and_a_cancellation_on_one_node_show_on_another(db: TestDb) {
         .await;
     assert_eq!(s, 200, "{v}");
     let cancelled = Instant::now();
-    shows(b, "NOD", &start, Some((2, 2)), cancelled, "the cancellation on B").await;
-    let (s, v) = b
-        .book(&booking_body("NOD", &start, vec![person(2)]))
-        .await;
+    shows(
+        b,
+        "NOD",
+        &start,
+        Some((2, 2)),
+        cancelled,
+        "the cancellation on B",
+    )
+    .await;
+    let (s, v) = b.book(&booking_body("NOD", &start, vec![person(2)])).await;
     assert_eq!(s, 201, "{v}");
     let booked = Instant::now();
     shows(a, "NOD", &start, Some((1, 2)), booked, "B's booking on A").await;
@@ -166,12 +170,12 @@ async fn a_closure_and_a_capacity_cut_on_one_node_show_on_another(db: TestDb) {
     let closed = Instant::now();
     shows(b, "NOD", &first, None, closed, "the closure on B").await;
     let (_, v) = b
-        .get(&format!("/api/v1/offices/NOD/slots?from={closed_day}&days=1"))
+        .get(&format!(
+            "/api/v1/offices/NOD/slots?from={closed_day}&days=1"
+        ))
         .await;
     assert_eq!(v["unavailable_days"][0]["date"], closed_day.as_str(), "{v}");
-    let (s, v) = b
-        .book(&booking_body("NOD", &first, vec![person(3)]))
-        .await;
+    let (s, v) = b.book(&booking_body("NOD", &first, vec![person(3)])).await;
     assert_eq!(s, 422, "B refuses the closed day: {v}");
 
     // A capacity cut to one counter on the later day: one seat a slot on B.
@@ -241,6 +245,14 @@ async fn a_surge_across_three_nodes_never_oversells(db: TestDb) {
     assert!(store.check_slots().await.unwrap().is_empty());
     // And every node's calendar says so.
     for (i, node) in n.iter().enumerate() {
-        shows(node, "TST", &start, Some((0, 50)), done, &format!("node {i}")).await;
+        shows(
+            node,
+            "TST",
+            &start,
+            Some((0, 50)),
+            done,
+            &format!("node {i}"),
+        )
+        .await;
     }
 }
