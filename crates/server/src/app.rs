@@ -17,9 +17,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-/// How long another server's bookings may take to show in this server's
-/// availability view when several share one PostgreSQL database.
-pub const SHARED_VIEW_TTL: Duration = Duration::from_secs(1);
+/// How long this node trusts a loaded office-day of its availability view
+/// when several nodes share one PostgreSQL database. Not how other nodes'
+/// bookings arrive (their generations do, within `cache_sync::CACHE_POLL_MS`):
+/// a backstop should a write ever reach the database without bumping one.
+pub const SHARED_VIEW_TTL: Duration = Duration::from_secs(30);
 
 /// Days of computed slots kept per office; past that the memo starts afresh.
 pub const PLANNED_DAYS_MAX: usize = 800;
@@ -36,7 +38,8 @@ pub struct PlannedDay {
 }
 
 /// A day's availability answer as `http/` rendered it, reused while the
-/// office's availability generation is unchanged (and within the view's TTL).
+/// office's availability generation is unchanged (and within the view's TTL,
+/// the backstop).
 #[derive(Debug)]
 pub struct RenderedDay {
     pub generation: u64,
@@ -168,6 +171,8 @@ pub struct App {
     pub fair: crate::ballot::FairSettings,
     /// Refusals and failed sign-ins counted (`auth/refusals.rs`, `GET /metrics`).
     pub security: Arc<crate::auth::refusals::SecurityCounters>,
+    /// The cache generations this node last read (see `cache_sync.rs`).
+    pub cache_sync: crate::cache_sync::CacheSync,
     offices: RwLock<Arc<BTreeMap<String, Arc<OfficeEntry>>>>,
 }
 
@@ -189,6 +194,8 @@ impl App {
             Backend::Postgres => SHARED_VIEW_TTL,
         };
         let availability = Arc::new(Availability::new(ttl));
+        // Before the caches are filled: no change falls between.
+        let cache_sync = crate::cache_sync::CacheSync::start(&store).await?;
         let writer = Writer::start(store.clone(), availability.clone());
         let app = Arc::new(Self {
             store,
@@ -209,9 +216,11 @@ impl App {
             releases: crate::ballot::ReleaseCache::default(),
             fair: adapters.fair,
             security: Arc::default(),
+            cache_sync,
             offices: RwLock::new(Arc::new(BTreeMap::new())),
         });
         app.reload_offices().await?;
+        crate::cache_sync::spawn(&app);
         Ok(app)
     }
 

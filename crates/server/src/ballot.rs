@@ -1139,15 +1139,19 @@ pub fn release_in_scope(r: &ReleaseRow, scope: &dyn OfficeScope) -> bool {
     r.offices.iter().all(|o| scope.may_use_office(o))
 }
 
-/// How long this server trusts its copy of the releases' coverage: another
-/// server's new release is seen within this (live booking asks per booking).
-pub const RELEASE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// How long this node trusts its copy of the releases' coverage at most. Not
+/// how other nodes' changes arrive (the `releases` generation does, see
+/// `cache_sync.rs`): a backstop should a write ever miss its bump.
+pub const RELEASE_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The offices and days each release still covers (open, or drawn with
-/// people waiting), read at most once per [`RELEASE_CACHE_TTL`].
+/// people waiting), read again after [`ReleaseCache::clear`] (a change on
+/// this node or another) or [`RELEASE_CACHE_TTL`].
 #[derive(Default)]
 pub struct ReleaseCache {
     inner: std::sync::RwLock<Option<(std::time::Instant, std::sync::Arc<Vec<Coverage>>)>>,
+    /// Counts clears: a read that raced one is not kept.
+    cleared: std::sync::atomic::AtomicU64,
 }
 
 /// `(offices, first day, last day)` of one release.
@@ -1156,6 +1160,8 @@ type Coverage = (Vec<String>, String, String);
 impl ReleaseCache {
     pub fn clear(&self) {
         if let Ok(mut w) = self.inner.write() {
+            self.cleared
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             *w = None;
         }
     }
@@ -1167,6 +1173,7 @@ impl ReleaseCache {
         {
             return Ok(c.clone());
         }
+        let cleared = self.cleared.load(std::sync::atomic::Ordering::SeqCst);
         let mut covering = Vec::new();
         for r in app.store.releases().await? {
             // A drawn release whose waitlist is empty has no one to give
@@ -1187,7 +1194,9 @@ impl ReleaseCache {
             covering.push((r.offices, r.first_day, r.last_day));
         }
         let c = std::sync::Arc::new(covering);
-        if let Ok(mut w) = self.inner.write() {
+        if let Ok(mut w) = self.inner.write()
+            && self.cleared.load(std::sync::atomic::Ordering::SeqCst) == cleared
+        {
             *w = Some((std::time::Instant::now(), c.clone()));
         }
         Ok(c)

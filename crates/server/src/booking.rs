@@ -125,8 +125,9 @@ pub async fn office_day(
         .zip(&planned.texts)
         .filter(|(s, _)| s.start > now)
         .map(|(s, (start_text, end_text))| {
-            let taken = booked.get(&s.start.as_millisecond()).copied().unwrap_or(0);
-            let online = entry.policy.shares.split(s.capacity).online;
+            let ms = s.start.as_millisecond();
+            let taken = booked.taken(ms);
+            let online = booked.capacity(ms, entry.policy.shares.split(s.capacity).online);
             SlotView {
                 start: s.start,
                 end: s.end,

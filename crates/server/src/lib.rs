@@ -3,6 +3,8 @@
 //! Layout: `main.rs` parses the command line and runs one command; `app.rs`
 //! holds what use cases share; `booking.rs` the booking use cases; `writer.rs`
 //! the group-commit writer; `availability.rs` the in-memory seat view;
+//! `cache_sync.rs` keeps it, the offices and the release coverage in step
+//! with other nodes' writes;
 //! `crypto.rs` personal-data sealing; `mail.rs` and `ics.rs` what citizens
 //! receive; `workflow.rs` the office's use cases and `workers.rs` the steps
 //! nobody clicks; `auth/` staff sign-in, sessions and CSRF; `photo.rs` the
@@ -21,6 +23,7 @@ pub mod ballot_cli;
 pub mod bench;
 pub mod bench_production;
 pub mod booking;
+pub mod cache_sync;
 pub mod capacity;
 pub mod crypto;
 pub mod deployment_keys;

@@ -334,6 +334,13 @@ async fn reseat_day(
     let report = retrying!(async {
         let mut tx = app.store.begin_write().await?;
         let r = reseat_in(app, &mut tx, &city, day, &change, actor, now).await?;
+        // Every office of the city may have gained or lost seats, and the
+        // day's closure or cut is an office rule: other nodes' caches follow
+        // (once each, at the end, so the rows are held only for the commit).
+        let seats = city
+            .iter()
+            .map(|c| store::CacheScope::Seats(c.entry.office.code.clone()));
+        store::bump_generations_in(&mut tx, seats.chain([store::CacheScope::Offices])).await?;
         tx.commit().await.map_err(StoreError::from)?;
         Ok::<_, WorkError>(r)
     })?;

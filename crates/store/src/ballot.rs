@@ -12,7 +12,9 @@ use crate::bookings::{
     MailRow, NewBooking, WriteError, add_seats, classify, insert_booking_rows, insert_mail,
     release_seats,
 };
-use crate::{Result, Store, StoreError, append_audit_event, to_u32};
+use crate::{
+    CacheScope, Result, Store, StoreError, append_audit_event, bump_generations_in, to_u32,
+};
 use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::shares::Pool;
 use sqlx::Row;
@@ -235,6 +237,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         append_audit_event(&mut tx, audit).await?;
+        bump_generations_in(&mut tx, [CacheScope::Releases]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -384,6 +387,8 @@ impl Store {
         if !OPEN_REQUEST_STATUSES.contains(&status.as_str()) {
             return Ok(false);
         }
+        // A waitlist may have emptied: the release's coverage may change.
+        let mut scopes = vec![CacheScope::Releases];
         if status == "offered" {
             let office: String = row.try_get("office_code")?;
             release_seats(
@@ -395,8 +400,10 @@ impl Store {
             )
             .await
             .map_err(write_error)?;
+            scopes.push(CacheScope::Seats(office));
         }
         end_request(&mut tx, booking_id, "withdrawn", now_ms).await?;
+        bump_generations_in(&mut tx, scopes).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -481,6 +488,11 @@ impl Store {
             end_request(&mut tx, &id, "expired", d.now_ms).await?;
         }
         append_audit_event(&mut tx, &d.audit).await?;
+        let seated = d
+            .allocations
+            .iter()
+            .map(|a| CacheScope::Seats(a.office.clone()));
+        bump_generations_in(&mut tx, seated.chain(std::iter::once(CacheScope::Releases))).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -524,6 +536,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_mail(&mut tx, &grant.mail, now_ms).await?;
+        bump_generations_in(&mut tx, [CacheScope::Seats(grant.office.clone())]).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -550,6 +563,8 @@ impl Store {
             == 1;
         if accepted {
             insert_mail(&mut tx, mail, now_ms).await?;
+            // One fewer waiting: the release's coverage may change.
+            bump_generations_in(&mut tx, [CacheScope::Releases]).await?;
         }
         tx.commit().await?;
         Ok(accepted)
@@ -585,6 +600,11 @@ impl Store {
                     .await
                     .map_err(write_error)?;
                 end_request(&mut tx, &id, "expired", now_ms).await?;
+                bump_generations_in(
+                    &mut tx,
+                    [CacheScope::Releases, CacheScope::Seats(office.clone())],
+                )
+                .await?;
                 out.push((office, start));
             }
             tx.commit().await?;
@@ -703,6 +723,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         insert_mail(&mut tx, mail, now_ms).await?;
+        bump_generations_in(&mut tx, [CacheScope::Seats(b.office.clone())]).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -171,6 +171,46 @@ impl From<sqlx::Error> for WriteError {
     }
 }
 
+/// The offices whose seats the applied writes of a batch changed: the
+/// generations the batch bumps (each once, whatever the number of writes).
+pub(crate) fn seat_scopes(
+    ops: &[WriteOp],
+    results: &[std::result::Result<WriteOutcome, WriteError>],
+) -> Vec<crate::CacheScope> {
+    let mut offices: Vec<&str> = Vec::new();
+    for (op, result) in ops.iter().zip(results) {
+        match (op, result) {
+            (WriteOp::Book(b), Ok(WriteOutcome::Booked { .. })) => offices.push(&b.office),
+            (
+                _,
+                Ok(
+                    WriteOutcome::Rescheduled { office, .. }
+                    | WriteOutcome::Cancelled { office, .. }
+                    | WriteOutcome::Displaced { office, .. },
+                ),
+            ) => offices.push(office),
+            (
+                _,
+                Ok(WriteOutcome::Moved {
+                    from_office,
+                    to_office,
+                    ..
+                }),
+            ) => {
+                offices.push(from_office);
+                offices.push(to_office);
+            }
+            (_, Ok(WriteOutcome::Booked { .. } | WriteOutcome::Replayed { .. }) | Err(_)) => {}
+        }
+    }
+    offices.sort_unstable();
+    offices.dedup();
+    offices
+        .into_iter()
+        .map(|o| crate::CacheScope::Seats(o.to_string()))
+        .collect()
+}
+
 /// Maps a refused statement to what it means for the booking.
 pub(crate) fn classify(e: sqlx::Error) -> WriteError {
     match StoreError::from(e) {
@@ -743,6 +783,7 @@ impl Store {
             }
         }
         crate::append_audit_events(&mut tx, &events).await?;
+        crate::bump_generations_in(&mut tx, seat_scopes(ops, &out)).await?;
         tx.commit().await?;
         Ok(out)
     }
@@ -1009,6 +1050,7 @@ pub const DISPLACED_LIST_MAX: u32 = 500;
 /// holds more keeps exactly that many, so no one can book it until
 /// re-seating has moved the excess out (calling this again then lowers it
 /// the rest of the way). A slot without a row gets one with no seat taken.
+/// The caller bumps the office's seat generation before it commits.
 pub async fn cap_slots_in(
     tx: &mut Tx,
     office: &str,
@@ -1104,7 +1146,8 @@ pub async fn active_between_in(
 /// [`WriteOp::Move`] inside the caller's transaction and its own savepoint: the new seats are taken first, then
 /// the old ones released. A refusal (the slot filled meanwhile, the booking
 /// no longer active) rolls back the savepoint alone and is returned, so the
-/// caller can try the next seat.
+/// caller can try the next seat. The caller bumps both offices' seat
+/// generations before it commits (see `generations.rs`).
 #[allow(clippy::too_many_arguments)]
 pub async fn move_booking_in(
     tx: &mut Tx,
@@ -1227,7 +1270,8 @@ async fn move_booking(
 
 /// Marks an active booking `displaced`: its seats are released, its people
 /// stay held (no one loses their place to the closure), and it waits for
-/// the citizen's choice.
+/// the citizen's choice. The caller bumps the office's seat generation
+/// before it commits.
 pub async fn displace_booking_in(
     tx: &mut Tx,
     booking_id: &str,

@@ -8,7 +8,8 @@
 //! keeps mail until it is sent; `applications.rs` the office workflow's rows
 //! (written inside the caller's transaction with their audit event); `audit.rs`
 //! the hash-chained trail; `keys.rs` the check values of the deployment's
-//! keys; `leases.rs` which node runs each background worker; `production.rs`
+//! keys; `leases.rs` which node runs each background worker; `generations.rs`
+//! the cache generations every write bumps so that other nodes' caches follow; `production.rs`
 //! booklets, their custody record and passport numbers; `sealed.rs` lists the
 //! columns of sealed values and pages through them for the server's one-off
 //! re-seal; [`testing`] makes throw-away databases for tests.
@@ -23,6 +24,7 @@ mod applications;
 mod audit;
 mod ballot;
 mod bookings;
+mod generations;
 mod keys;
 mod leases;
 mod offices;
@@ -39,6 +41,7 @@ pub use applications::*;
 pub use audit::*;
 pub use ballot::*;
 pub use bookings::*;
+pub use generations::*;
 pub use keys::*;
 pub use orders::*;
 pub use outbox::*;

@@ -3,7 +3,7 @@
 //! re-seating, see `bookings.rs`), and their release policies (mode and
 //! capacity split per pool).
 
-use crate::{Result, Store, StoreError, Tx, to_i64, to_u32};
+use crate::{CacheScope, Result, Store, StoreError, Tx, bump_generations_in, to_i64, to_u32};
 use pasaporte_core::audit::AuditEvent;
 use pasaporte_core::calendar::Closure;
 use pasaporte_core::jiff::civil::{Date, Weekday};
@@ -80,6 +80,7 @@ const OFFICE_COLUMNS: &str = "code, name, kind, city, country, time_zone, hours,
 impl Store {
     /// Adds an office or replaces its description (bookings are untouched).
     pub async fn upsert_office(&self, o: &Office) -> Result<()> {
+        let mut tx = self.begin_write().await?;
         sqlx::query(
             "INSERT INTO offices (code, name, kind, city, country, time_zone, hours, counters, service_minutes, slot_minutes, horizon_days)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -99,8 +100,10 @@ impl Store {
         .bind(to_i64(o.service_minutes))
         .bind(to_i64(o.slot_minutes))
         .bind(to_i64(o.horizon_days))
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        bump_generations_in(&mut tx, [CacheScope::Offices]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -126,15 +129,10 @@ impl Store {
 
     /// Closes an office for one local date (replacing the reason if already closed).
     pub async fn add_closure(&self, office: &str, day: Date, reason: &str) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO closures (office_code, day, reason) VALUES ($1, $2, $3)
-             ON CONFLICT (office_code, day) DO UPDATE SET reason = excluded.reason",
-        )
-        .bind(office)
-        .bind(day.to_string())
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
+        let mut tx = self.begin_write().await?;
+        insert_closure_in(&mut tx, office, day, reason).await?;
+        bump_generations_in(&mut tx, [CacheScope::Offices]).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -177,6 +175,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        bump_generations_in(
+            &mut tx,
+            [CacheScope::Offices, CacheScope::Seats(office.to_string())],
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -259,6 +262,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         crate::append_audit_event(&mut tx, event).await?;
+        bump_generations_in(&mut tx, [CacheScope::Offices]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -274,6 +278,7 @@ pub struct CapacityCut {
 
 /// Closes an office for one local date inside `tx` (replacing the reason if
 /// already closed): visible only with the re-seating it is committed with.
+/// The caller bumps [`CacheScope::Offices`] before it commits.
 pub async fn insert_closure_in(tx: &mut Tx, office: &str, day: Date, reason: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO closures (office_code, day, reason) VALUES ($1, $2, $3)
@@ -288,6 +293,7 @@ pub async fn insert_closure_in(tx: &mut Tx, office: &str, day: Date, reason: &st
 }
 
 /// Records a capacity cut inside `tx` (replacing an earlier one for the day).
+/// The caller bumps [`CacheScope::Offices`] before it commits.
 pub async fn insert_capacity_cut_in(
     tx: &mut Tx,
     office: &str,

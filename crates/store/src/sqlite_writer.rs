@@ -14,6 +14,10 @@ use pasaporte_core::audit::{AuditEvent, AuditRecord, ChainHash};
 use pasaporte_core::shares::Pool;
 use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
+/// `generations::BUMP_SQL` with SQLite's placeholder.
+const BUMP_SQL: &str = "INSERT INTO cache_generations (scope, generation) VALUES (?1, 1)
+     ON CONFLICT (scope) DO UPDATE SET generation = cache_generations.generation + 1";
+
 pub(crate) struct SqliteWriter {
     conn: Connection,
 }
@@ -101,6 +105,12 @@ impl SqliteWriter {
             }
         }
         append_audit_events(&tx, &events)?;
+        // One bump per office the batch changed (see `generations.rs`).
+        for scope in crate::bookings::seat_scopes(ops, &out) {
+            tx.prepare_cached(BUMP_SQL)
+                .and_then(|mut s| s.execute(params![scope.key()]))
+                .map_err(store_err)?;
+        }
         tx.commit().map_err(store_err)?;
         Ok(out)
     }

@@ -14,6 +14,7 @@ mod console_production;
 mod crash;
 mod keys;
 mod mail;
+mod nodes;
 mod payments;
 mod production;
 mod proxy;

@@ -30,6 +30,7 @@ both!(
     outbox_lifecycle,
     a_schema_newer_than_the_code_is_refused,
     batch_writes_are_audited_in_their_transaction,
+    writes_bump_cache_generations,
 );
 
 // After `both!`, which it uses.
@@ -398,4 +399,73 @@ async fn batch_writes_are_audited_in_their_transaction(db: TestDb) {
             checkpointed_through: 0
         }
     );
+}
+
+/// The generation of `scope` as stored (0 before its first write).
+async fn generation(store: &Store, scope: CacheScope) -> i64 {
+    let key = scope.key();
+    store
+        .cache_generations()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map_or(0, |(_, g)| g)
+}
+
+/// Each write that other nodes' caches depend on moves its scope's
+/// generation, in its own transaction: a batch once per office it changed,
+/// whatever the number of bookings; a refused or replayed write not at all.
+async fn writes_bump_cache_generations(db: TestDb) {
+    let store = setup(db).await;
+    let seats = |o: &str| CacheScope::Seats(o.to_string());
+    let offices = generation(&store, CacheScope::Offices).await;
+    assert!(offices >= 2, "each office imported bumps it: {offices}");
+    assert_eq!(generation(&store, seats("AAA")).await, 0);
+
+    let ops = vec![
+        booking("1", 1000, &["p1"], 3, Some("k1")),
+        booking("2", 1000, &["p2"], 3, None),
+        booking("3", 2000, &["p3"], 3, None),
+    ];
+    store.apply_batch(&ops).await.unwrap();
+    assert_eq!(generation(&store, seats("AAA")).await, 1, "once per batch");
+    assert_eq!(generation(&store, seats("MAD")).await, 0);
+
+    // Refused (the person holds a booking) and replayed: nothing changed.
+    let r = store
+        .apply_batch(&[
+            booking("4", 2000, &["p1"], 3, None),
+            booking("1", 1000, &["p1"], 3, Some("k1")),
+        ])
+        .await
+        .unwrap();
+    assert!(matches!(r[0], Err(WriteError::AlreadyBooked)));
+    assert!(matches!(r[1], Ok(WriteOutcome::Replayed { .. })));
+    assert_eq!(generation(&store, seats("AAA")).await, 1);
+
+    // A cancellation frees seats: the office moves again.
+    store
+        .apply_batch(&[WriteOp::Cancel {
+            actor: citizen(),
+            booking_id: "2".into(),
+            now_ms: 5,
+            mail: mail("m-cancel"),
+        }])
+        .await
+        .unwrap();
+    assert_eq!(generation(&store, seats("AAA")).await, 2);
+
+    // Office rules: a closure and its removal.
+    let d = pasaporte_core::jiff::civil::date(2026, 12, 2);
+    store.add_closure("MAD", d, "Paro").await.unwrap();
+    assert_eq!(generation(&store, CacheScope::Offices).await, offices + 1);
+    store.remove_closure("MAD", d).await.unwrap();
+    assert_eq!(generation(&store, CacheScope::Offices).await, offices + 2);
+    assert_eq!(generation(&store, seats("MAD")).await, 1);
+
+    // Keys and scopes round-trip.
+    for s in [seats("AAA"), CacheScope::Offices, CacheScope::Releases] {
+        assert_eq!(CacheScope::parse(&s.key()), Some(s));
+    }
 }
