@@ -179,7 +179,12 @@ pub struct July2025Args {
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     match cmd {
         SimulateCommand::July2025(args) => {
-            let outcome = july_2025(&args, true).await?;
+            // Ctrl-C or SIGTERM drops the run, whose drop stops the nodes and
+            // the PostgreSQL it started (and removes its files).
+            let outcome = tokio::select! {
+                r = july_2025(&args, true) => r?,
+                () = crate::shutdown_signal() => anyhow::bail!("interrupted"),
+            };
             println!("{}", outcome.markdown);
             println!("{}", outcome.report_path.display());
             anyhow::ensure!(
@@ -396,9 +401,7 @@ pub struct MailFigures {
 impl MailFigures {
     /// Each mail sent, and received, exactly once.
     pub fn exactly_once(&self) -> bool {
-        self.duplicates == 0
-            && self.received == self.distinct
-            && self.distinct == self.outbox_sent
+        self.duplicates == 0 && self.received == self.distinct && self.distinct == self.outbox_sent
     }
 }
 
@@ -752,24 +755,36 @@ fn scaled_offices_csv(seats: usize) -> anyhow::Result<(String, Vec<String>)> {
         .map(|f| f[8].parse::<usize>().unwrap_or(1).max(1))
         .collect();
     let total: usize = counters.iter().sum();
-    // Nine one-hour slots in the demo offices' weekday (07:00–16:00).
-    let wanted = seats.div_ceil(9).max(rows.len());
-    let mut scaled: Vec<usize> = counters
-        .iter()
-        .map(|c| (c * wanted / total).max(1))
-        .collect();
-    let (mut i, n) = (0, scaled.len());
-    while scaled.iter().sum::<usize>() < wanted {
-        scaled[i % n] += 1;
-        i += 1;
-    }
+    let counters_max = pasaporte_core::office::COUNTERS_MAX as usize;
+    // People one counter serves in an hour: one, unless the largest office
+    // would need more counters than an office may have (a national run):
+    // then shorter services, so the counters fit.
+    let mut per_hour = 1;
+    let scaled = loop {
+        // Nine one-hour slots in the demo offices' weekday (07:00–16:00).
+        let wanted = seats.div_ceil(9 * per_hour).max(rows.len());
+        let mut scaled: Vec<usize> = counters
+            .iter()
+            .map(|c| (c * wanted / total).max(1))
+            .collect();
+        let (mut i, n) = (0, scaled.len());
+        while scaled.iter().sum::<usize>() < wanted {
+            scaled[i % n] += 1;
+            i += 1;
+        }
+        if scaled.iter().all(|c| *c <= counters_max) || per_hour >= SERVICES_PER_HOUR_MAX {
+            break scaled;
+        }
+        per_hour += 1;
+    };
+    let service_minutes = 60 / per_hour;
     let mut csv = String::from(
         "code,name,kind,city,country,time_zone,weekday_hours,saturday_hours,counters,daily_capacity,sunday_hours,service_minutes,slot_minutes,horizon_days\n",
     );
     let mut codes = Vec::new();
     for (f, c) in rows.iter().zip(&scaled) {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{c},{},,60,60,60\n",
+            "{},{},{},{},{},{},{},{},{c},{},,{service_minutes},60,60\n",
             f[0],
             f[1],
             f[2],
@@ -778,12 +793,16 @@ fn scaled_offices_csv(seats: usize) -> anyhow::Result<(String, Vec<String>)> {
             f[5],
             f[6],
             f[7],
-            c * 9
+            c * 9 * per_hour
         ));
         codes.push(f[0].clone());
     }
     Ok((csv, codes))
 }
+
+/// Services per counter per hour at most when scaling (60 divides by each
+/// number up to it: 5-minute services).
+const SERVICES_PER_HOUR_MAX: usize = 12;
 
 /// An office open around the clock, in a city of its own, where the
 /// production step's applicants walk in whatever the hour of the run.
@@ -988,7 +1007,8 @@ async fn spawn_world(
         document_signer: (ds.key_pem()?, ds.cert_pem()?),
     };
     let smtp = smtp::SmtpSink::start().await?;
-    let mut nodes = vec![start_server_at(&parts, store.clone(), fair(), callback_addr, smtp.addr).await?];
+    let mut nodes =
+        vec![start_server_at(&parts, store.clone(), fair(), callback_addr, smtp.addr).await?];
     for _ in 1..args.nodes {
         // A node of its own: its own pool of connections, writer, caches,
         // listener and worker loops, on the same database.
@@ -1579,9 +1599,7 @@ async fn live_release_at_scale(
             for _ in 0..BOT_REQUESTS {
                 if target.is_none() {
                     'poll: for o in offices.iter() {
-                        for (start, _, remaining) in
-                            slots_on(&net, node, &client, o, day).await?
-                        {
+                        for (start, _, remaining) in slots_on(&net, node, &client, o, day).await? {
                             if remaining > 0 {
                                 let body = serde_json::to_vec(&booking_body(n, o, &start))?;
                                 target = Some((o.clone(), start, body));
@@ -1777,8 +1795,7 @@ async fn outbox_drained(w: &World) -> anyhow::Result<pasaporte_store::OutboxStat
     loop {
         // A mail reaches the mail server before it is recorded sent: once
         // none is due, every one recorded sent has been received.
-        if w
-            .store
+        if w.store
             .due_mail(Timestamp::now().as_millisecond(), 1)
             .await?
             .is_empty()
@@ -2557,7 +2574,11 @@ async fn reconfirmation(
 ) -> anyhow::Result<Step<ReconfirmFigures>> {
     use crate::ballot::Reconfirm;
     let mut rng = SplitMix64::stream(seed, 3);
-    w.phase("reconfirmation", "reconfirmation", w.acknowledged.len() as u64 * 2);
+    w.phase(
+        "reconfirmation",
+        "reconfirmation",
+        w.acknowledged.len() as u64 * 2,
+    );
     let Some(first) = w.acknowledged.first() else {
         return Ok(Step::NotAvailable {
             why: "no bookings to reconfirm".into(),
@@ -2737,7 +2758,8 @@ async fn vanished(w: &World) -> anyhow::Result<(u64, u64)> {
                             | "displaced"
                     )
                 );
-            let moved = kept && (v["office"] != office.as_str() || !same_instant(&v["start"], &start));
+            let moved =
+                kept && (v["office"] != office.as_str() || !same_instant(&v["start"], &start));
             Ok((kept, moved))
         }
     })
@@ -2807,6 +2829,17 @@ mod tests {
             "{counters}"
         );
         assert!(offices[0].counters >= offices[2].counters);
+        assert!(offices.iter().all(|o| o.service_minutes == 60));
+        // A national run: more seats than 500 counters serve in hour-long
+        // services; the services get shorter, the counters fit.
+        let (csv, _) = scaled_offices_csv(NATIONAL_PEOPLE / DEMAND_FACTOR).unwrap();
+        let offices = pasaporte_core::office::parse_offices_csv(&csv).unwrap();
+        let per_day: u32 = offices
+            .iter()
+            .map(|o| o.counters * 9 * 60 / o.service_minutes)
+            .sum();
+        assert!(per_day >= 33_333, "{per_day}");
+        assert!(offices.iter().all(|o| o.counters <= 500));
     }
 
     #[test]

@@ -106,7 +106,10 @@ pub fn markdown(f: &Figures, lang: Lang) -> String {
             t("NO", "NO")
         },
         f.mail.outbox_sent,
-        t("enviados según el buzón de salida", "sent as the outbox records"),
+        t(
+            "enviados según el buzón de salida",
+            "sent as the outbox records"
+        ),
         f.mail.distinct,
         t("mensajes distintos recibidos", "distinct messages received"),
         f.mail.duplicates,
@@ -616,26 +619,6 @@ pub fn html(f: &Figures, lang: Lang) -> String {
     s
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn svg_has_one_bar_per_value_and_escapes_labels() {
-        let c = BarChart {
-            title: "a <b>".into(),
-            series: vec![("x".into(), "#000"), ("y".into(), "#fff")],
-            groups: vec![("g1".into(), vec![1.0, 2.0]), ("g2".into(), vec![0.0, 4.0])],
-            label: |v| format!("{v:.0}"),
-        };
-        let svg = c.svg();
-        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
-        // Four bars and two legend squares.
-        assert_eq!(svg.matches("<rect").count(), 6);
-        assert!(svg.contains("a &lt;b&gt;"));
-    }
-}
-
 /// The load reached: per phase, per node (numbered from 1, as operators
 /// count them) and in total.
 fn load_section(s: &mut String, f: &Figures, lang: Lang) {
@@ -700,4 +683,24 @@ fn phase_name(key: &str, lang: Lang) -> String {
         other => (other, other),
     };
     lang.pick(es, en).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn svg_has_one_bar_per_value_and_escapes_labels() {
+        let c = BarChart {
+            title: "a <b>".into(),
+            series: vec![("x".into(), "#000"), ("y".into(), "#fff")],
+            groups: vec![("g1".into(), vec![1.0, 2.0]), ("g2".into(), vec![0.0, 4.0])],
+            label: |v| format!("{v:.0}"),
+        };
+        let svg = c.svg();
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>"));
+        // Four bars and two legend squares.
+        assert_eq!(svg.matches("<rect").count(), 6);
+        assert!(svg.contains("a &lt;b&gt;"));
+    }
 }

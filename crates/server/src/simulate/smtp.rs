@@ -149,14 +149,11 @@ async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
 
 fn keep(inbox: &Mutex<Inbox>, message: &[u8]) {
     let text = String::from_utf8_lossy(message);
-    let id = text
-        .lines()
-        .take_while(|l| !l.is_empty())
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("message-id")
-                .then(|| value.trim().to_string())
-        });
+    let id = text.lines().take_while(|l| !l.is_empty()).find_map(|l| {
+        let (name, value) = l.split_once(':')?;
+        name.eq_ignore_ascii_case("message-id")
+            .then(|| value.trim().to_string())
+    });
     let body = quoted_printable(&text);
     let mut tokens = Vec::new();
     for line in body.lines() {

@@ -197,7 +197,11 @@ async fn july_2025_on_three_nodes_loses_nothing_and_mails_once() {
     let Step::Done(b) = &f.ballot else {
         panic!("{:?}", f.ballot)
     };
-    assert_eq!(b.seats_to_people + b.seats_to_bots, b.seats_offered, "{b:?}");
+    assert_eq!(
+        b.seats_to_people + b.seats_to_bots,
+        b.seats_offered,
+        "{b:?}"
+    );
     assert_eq!(b.replayed, Some(true));
     let md = std::fs::read_to_string(&out.report_path).unwrap();
     assert!(md.contains("mail sent exactly once | **yes**"), "{md}");
