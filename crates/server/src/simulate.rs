@@ -32,8 +32,11 @@
 //! (server, simulators, staff sessions) and the phases; `report.rs` the
 //! figures' Markdown and HTML (with a small hand-written SVG writer).
 
+pub mod load;
+pub mod pg;
 pub mod report;
 pub mod rng;
+pub mod smtp;
 
 use crate::auth::{self, NewStaff};
 use crate::crypto::Keyring;
@@ -61,9 +64,26 @@ pub const PEOPLE_DEFAULT: usize = 300;
 /// seats a day), so below this the day's 36 seats are more than a third of
 /// the requesters and demand is no longer tripled.
 pub const PEOPLE_MIN: usize = 108;
-/// Most requesters: each is a loopback address and a client; past it the
-/// run stops being a quick replay.
-pub const PEOPLE_MAX: usize = 20_000;
+/// Most requesters: each is a loopback address (two blocks of 62,500 per
+/// address group fit in 127.0.0.0/8 beside the others).
+pub const PEOPLE_MAX: usize = 125_000;
+/// Up to this many requesters the live release runs one request at a time
+/// in the order of simulated time, so a seed gives the same seats to the
+/// same requesters; above it (`--scale national`) bots and people send at
+/// once ([`SENDERS_AT_SCALE`] in flight), each requester's own writes in
+/// order, and the live figures depend on the races (not replayable).
+pub const SEQUENTIAL_LIVE_MAX: usize = 20_000;
+/// `--scale national`: requesters (a third as many seats a release day:
+/// about 33,000 across the Bogotá offices).
+pub const NATIONAL_PEOPLE: usize = 100_000;
+/// `--scale national`: nodes on the one PostgreSQL.
+pub const NATIONAL_NODES: usize = 3;
+/// Most nodes: each keeps a pool of database connections, a writer and
+/// worker loops in this one process.
+pub const NODES_MAX: usize = 8;
+/// Seconds to wait for the outbox to send every queued mail (a national
+/// run queues a few hundred thousand).
+pub const MAIL_WAIT_SECS: u64 = 900;
 /// The share of requesters that are bots (resellers), from the issue.
 pub const BOT_SHARE: f64 = 0.20;
 /// Requests one bot sends for one of a person's, from the issue.
@@ -108,6 +128,14 @@ pub enum SimulateCommand {
     July2025(July2025Args),
 }
 
+/// A preset of the run's size.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scale {
+    /// At least [`NATIONAL_PEOPLE`] requesters, [`NATIONAL_NODES`] nodes, a
+    /// PostgreSQL started by the command (unless `--postgres URL`).
+    National,
+}
+
 /// The report's format.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -130,9 +158,19 @@ pub struct July2025Args {
     #[arg(long, value_enum, default_value_t = Format::Md)]
     pub format: Format,
     /// An admin URL of a PostgreSQL server (a fresh database is created on
-    /// it); without it, a SQLite file in a temporary folder.
+    /// it), or `start`: a throw-away PostgreSQL started (and removed) by the
+    /// command; without it, a SQLite file in a temporary folder.
     #[arg(long, env = "PASAPORTE_SIM_PG_URL")]
     pub postgres: Option<String>,
+    /// Nodes serving the run, each a server of its own (listener, writer,
+    /// caches, worker loops) on the one database; clients are spread over
+    /// them by address. More than one needs PostgreSQL.
+    #[arg(long, default_value_t = 1)]
+    pub nodes: usize,
+    /// `national`: at least 100,000 requesters on 3 nodes and a PostgreSQL
+    /// started by the command.
+    #[arg(long, value_enum)]
+    pub scale: Option<Scale>,
     /// The report's language: `es` or `en`.
     #[arg(long, default_value = "es")]
     pub lang: String,
@@ -141,7 +179,12 @@ pub struct July2025Args {
 pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
     match cmd {
         SimulateCommand::July2025(args) => {
-            let outcome = july_2025(&args, true).await?;
+            // Ctrl-C or SIGTERM drops the run, whose drop stops the nodes and
+            // the PostgreSQL it started (and removes its files).
+            let outcome = tokio::select! {
+                r = july_2025(&args, true) => r?,
+                () = crate::shutdown_signal() => anyhow::bail!("interrupted"),
+            };
             println!("{}", outcome.markdown);
             println!("{}", outcome.report_path.display());
             anyhow::ensure!(
@@ -149,6 +192,11 @@ pub async fn run(cmd: SimulateCommand) -> anyhow::Result<()> {
                 "{} appointments vanished, {} slots miscounted",
                 outcome.figures.vanished,
                 outcome.figures.slot_mismatches
+            );
+            anyhow::ensure!(
+                outcome.figures.mail.exactly_once(),
+                "mail not sent exactly once: {:?}",
+                outcome.figures.mail
             );
         }
     }
@@ -326,6 +374,35 @@ pub struct Figures {
     pub days: Vec<DayRow>,
     /// Wall-clock seconds the run took (not replayable).
     pub seconds: f64,
+    /// Nodes that served the run.
+    pub nodes: u64,
+    /// Requests, rates and latencies per phase and node (not replayable).
+    pub load: Vec<load::PhaseLoad>,
+    /// Mail: what the outbox recorded sent against what the mail server got.
+    pub mail: MailFigures,
+}
+
+/// Every mail of the run, sent by whichever node held the outbox's lease.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct MailFigures {
+    /// Mails the outbox recorded sent at the end.
+    pub outbox_sent: u64,
+    /// Mails queued at the run's later instants (reminders and offers of
+    /// the worker step run days ahead): not due yet, so not sent.
+    pub outbox_later: u64,
+    /// Messages the run's mail server received, and how many distinct
+    /// Message-IDs (one per outbox row) among them.
+    pub received: u64,
+    pub distinct: u64,
+    /// Received more than once (must be 0).
+    pub duplicates: u64,
+}
+
+impl MailFigures {
+    /// Each mail sent, and received, exactly once.
+    pub fn exactly_once(&self) -> bool {
+        self.duplicates == 0 && self.received == self.distinct && self.distinct == self.outbox_sent
+    }
 }
 
 impl Figures {
@@ -357,6 +434,36 @@ impl Figures {
 
 /// Runs the scenario and writes the report into `args.out`.
 pub async fn july_2025(args: &July2025Args, show_progress: bool) -> anyhow::Result<Outcome> {
+    let mut args = args.clone();
+    if args.scale == Some(Scale::National) {
+        args.people = args.people.max(NATIONAL_PEOPLE);
+        args.nodes = args.nodes.max(NATIONAL_NODES);
+        if args.postgres.is_none() {
+            args.postgres = Some("start".into());
+        }
+    }
+    anyhow::ensure!(
+        (1..=NODES_MAX).contains(&args.nodes),
+        "--nodes goes from 1 to {NODES_MAX}"
+    );
+    anyhow::ensure!(
+        args.nodes == 1 || args.postgres.is_some(),
+        "several nodes share one PostgreSQL: add --postgres URL or --postgres start"
+    );
+    // Kept until the run ends: dropping it stops the server and removes
+    // its files, also when the run fails.
+    let mut started_pg = None;
+    if args.postgres.as_deref() == Some("start") {
+        let pg = pg::ThrowawayPg::start()?;
+        args.postgres = Some(pg.url.clone());
+        started_pg = Some(pg);
+    }
+    let result = july_2025_on(&args, show_progress).await;
+    drop(started_pg);
+    result
+}
+
+async fn july_2025_on(args: &July2025Args, show_progress: bool) -> anyhow::Result<Outcome> {
     anyhow::ensure!(
         (PEOPLE_MIN..=PEOPLE_MAX).contains(&args.people),
         "--people goes from {PEOPLE_MIN} to {PEOPLE_MAX}"
@@ -390,6 +497,7 @@ pub async fn july_2025(args: &July2025Args, show_progress: bool) -> anyhow::Resu
     let _ = std::fs::remove_dir_all(&dir);
     let mut figures = result?;
     figures.seconds = started.elapsed().as_secs_f64();
+    tracing::info!(seconds = figures.seconds, "simulation finished");
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let markdown = report::markdown(&figures, lang);
@@ -426,10 +534,20 @@ enum Who {
     Bot,
 }
 
-/// A simulated requester: their own loopback address and HTTP client.
+/// A simulated requester: their own loopback address, and the node the
+/// load balancer sends that address to. Their HTTP client is made when
+/// they act and dropped after (a national run has 200,000 requesters: kept,
+/// their idle connections would outnumber the process's files).
 struct Agent {
     who: Who,
-    client: reqwest::Client,
+    ip: Ipv4Addr,
+    node: usize,
+}
+
+impl Agent {
+    fn client(&self) -> anyhow::Result<reqwest::Client> {
+        agent_client(self.ip)
+    }
 }
 
 /// A booking the server acknowledged (201), as its citizen keeps it.
@@ -440,8 +558,84 @@ struct Acknowledged {
     start: String,
 }
 
+/// What a request needs besides its client: the nodes' addresses, the
+/// meter and the progress bar; cheap to clone into concurrent senders.
+#[derive(Clone)]
+struct Net {
+    bases: std::sync::Arc<Vec<String>>,
+    meter: load::Meter,
+    bar: ProgressBar,
+}
+
+impl Net {
+    /// One request to `node`; the answer's status and JSON body (`Null`
+    /// when not JSON), timed for the report.
+    async fn call(
+        &self,
+        node: usize,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        auth: Auth<'_>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let node = node % self.bases.len();
+        let mut req = client.request(method.clone(), format!("{}{path}", self.bases[node]));
+        match auth {
+            Auth::None => {}
+            Auth::Staff(s) => {
+                req = req.header(reqwest::header::COOKIE, &s.cookie);
+                if method != Method::GET {
+                    req = req.header("x-csrf-token", &s.csrf);
+                }
+            }
+            Auth::Bearer(t) => req = req.bearer_auth(t),
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        self.send(node, req, &method, path).await
+    }
+
+    /// A POST of a body serialized once (a bot's repeated write).
+    async fn post_json_bytes(
+        &self,
+        node: usize,
+        client: &reqwest::Client,
+        path: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let node = node % self.bases.len();
+        let req = client
+            .post(format!("{}{path}", self.bases[node]))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        self.send(node, req, &Method::POST, path).await
+    }
+
+    async fn send(
+        &self,
+        node: usize,
+        req: reqwest::RequestBuilder,
+        method: &Method,
+        path: &str,
+    ) -> anyhow::Result<(u16, Value)> {
+        let started = Instant::now();
+        let r = req
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = r.status().as_u16();
+        let v = r.json().await.unwrap_or(Value::Null);
+        self.meter.record(node, started.elapsed());
+        self.bar.inc(1);
+        Ok((status, v))
+    }
+}
+
 /// The server and the outside parties of one run.
 struct World {
+    /// Node 0's address: staff, set-up and measures go there.
     base: String,
     client: reqwest::Client,
     store: Store,
@@ -449,7 +643,14 @@ struct World {
     supervisor: StaffLogin,
     admin: StaffLogin,
     bar: ProgressBar,
-    server: Server,
+    net: Net,
+    /// The nodes; node 0 is the one the payment simulator calls back.
+    nodes: Vec<Server>,
+    smtp: smtp::SmtpSink,
+    /// Requests in flight at once in the concurrent steps.
+    senders: usize,
+    /// Whether the live release runs one request at a time (replayable).
+    sequential_live: bool,
     registry: crate::registry::sim::RunningSim,
     payments: crate::payments::RunningPaymentSim,
     payments_client: reqwest::Client,
@@ -467,7 +668,7 @@ enum Auth<'a> {
 }
 
 impl World {
-    /// One request; the answer's status and JSON body (`Null` when not JSON).
+    /// One request to node 0.
     async fn call(
         &self,
         client: &reqwest::Client,
@@ -476,28 +677,7 @@ impl World {
         body: Option<&Value>,
         auth: Auth<'_>,
     ) -> anyhow::Result<(u16, Value)> {
-        let mut req = client.request(method.clone(), format!("{}{path}", self.base));
-        match auth {
-            Auth::None => {}
-            Auth::Staff(s) => {
-                req = req.header(reqwest::header::COOKIE, &s.cookie);
-                if method != Method::GET {
-                    req = req.header("x-csrf-token", &s.csrf);
-                }
-            }
-            Auth::Bearer(t) => req = req.bearer_auth(t),
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let r = req
-            .send()
-            .await
-            .with_context(|| format!("{method} {path}"))?;
-        let status = r.status().as_u16();
-        let v = r.json().await.unwrap_or(Value::Null);
-        self.bar.inc(1);
-        Ok((status, v))
+        self.net.call(0, client, method, path, body, auth).await
     }
 
     async fn get(&self, path: &str) -> anyhow::Result<Value> {
@@ -519,7 +699,9 @@ impl World {
             .await
     }
 
-    fn phase(&self, msg: &'static str, more: u64) {
+    /// A new phase: `key` names it in the report's load table.
+    fn phase(&self, key: &'static str, msg: &'static str, more: u64) {
+        self.net.meter.start_phase(key);
         self.bar.set_message(msg);
         self.bar.inc_length(more);
     }
@@ -534,11 +716,26 @@ fn agent_client(ip: Ipv4Addr) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-/// Requester `n`'s loopback address: 127.(10 + group).x.y, one per requester.
+/// Address groups in use (see [`scenario`]).
+const ADDRESS_GROUPS: usize = 6;
+/// Requesters per address block: 250 × 250 addresses.
+const ADDRESS_BLOCK: usize = 62_500;
+
+/// Requester `n`'s loopback address, one per requester: 127.(10 + group).x.y
+/// for the first [`ADDRESS_BLOCK`], then 127.(10 + group + 6 × block).x.y.
 fn agent_ip(group: u8, n: usize) -> Ipv4Addr {
-    let hi = u8::try_from(n / 250).unwrap_or(u8::MAX);
-    let lo = u8::try_from(n % 250 + 1).unwrap_or(1);
-    Ipv4Addr::new(127, 10 + group, hi, lo)
+    let block = n / ADDRESS_BLOCK;
+    let m = n % ADDRESS_BLOCK;
+    let second = u8::try_from(10 + usize::from(group) + ADDRESS_GROUPS * block).unwrap_or(u8::MAX);
+    let hi = u8::try_from(m / 250).unwrap_or(u8::MAX);
+    let lo = u8::try_from(m % 250 + 1).unwrap_or(1);
+    Ipv4Addr::new(127, second, hi, lo)
+}
+
+/// The node a load balancer that balances by client address sends `ip` to
+/// (sticky: a client's rate-limit buckets stay on one node).
+fn node_of(ip: Ipv4Addr, nodes: usize) -> usize {
+    (u32::from(ip) as usize) % nodes.max(1)
 }
 
 /// The four Bogotá demo offices with their counters scaled so that a whole
@@ -558,24 +755,36 @@ fn scaled_offices_csv(seats: usize) -> anyhow::Result<(String, Vec<String>)> {
         .map(|f| f[8].parse::<usize>().unwrap_or(1).max(1))
         .collect();
     let total: usize = counters.iter().sum();
-    // Nine one-hour slots in the demo offices' weekday (07:00–16:00).
-    let wanted = seats.div_ceil(9).max(rows.len());
-    let mut scaled: Vec<usize> = counters
-        .iter()
-        .map(|c| (c * wanted / total).max(1))
-        .collect();
-    let (mut i, n) = (0, scaled.len());
-    while scaled.iter().sum::<usize>() < wanted {
-        scaled[i % n] += 1;
-        i += 1;
-    }
+    let counters_max = pasaporte_core::office::COUNTERS_MAX as usize;
+    // People one counter serves in an hour: one, unless the largest office
+    // would need more counters than an office may have (a national run):
+    // then shorter services, so the counters fit.
+    let mut per_hour = 1;
+    let scaled = loop {
+        // Nine one-hour slots in the demo offices' weekday (07:00–16:00).
+        let wanted = seats.div_ceil(9 * per_hour).max(rows.len());
+        let mut scaled: Vec<usize> = counters
+            .iter()
+            .map(|c| (c * wanted / total).max(1))
+            .collect();
+        let (mut i, n) = (0, scaled.len());
+        while scaled.iter().sum::<usize>() < wanted {
+            scaled[i % n] += 1;
+            i += 1;
+        }
+        if scaled.iter().all(|c| *c <= counters_max) || per_hour >= SERVICES_PER_HOUR_MAX {
+            break scaled;
+        }
+        per_hour += 1;
+    };
+    let service_minutes = 60 / per_hour;
     let mut csv = String::from(
         "code,name,kind,city,country,time_zone,weekday_hours,saturday_hours,counters,daily_capacity,sunday_hours,service_minutes,slot_minutes,horizon_days\n",
     );
     let mut codes = Vec::new();
     for (f, c) in rows.iter().zip(&scaled) {
         csv.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{c},{},,60,60,60\n",
+            "{},{},{},{},{},{},{},{},{c},{},,{service_minutes},60,60\n",
             f[0],
             f[1],
             f[2],
@@ -584,12 +793,16 @@ fn scaled_offices_csv(seats: usize) -> anyhow::Result<(String, Vec<String>)> {
             f[5],
             f[6],
             f[7],
-            c * 9
+            c * 9 * per_hour
         ));
         codes.push(f[0].clone());
     }
     Ok((csv, codes))
 }
+
+/// Services per counter per hour at most when scaling (60 divides by each
+/// number up to it: 5-minute services).
+const SERVICES_PER_HOUR_MAX: usize = 12;
 
 /// An office open around the clock, in a city of its own, where the
 /// production step's applicants walk in whatever the hour of the run.
@@ -635,7 +848,6 @@ impl Drop for Server {
 
 /// What the run's server is made of.
 struct ServerParts {
-    store: Store,
     registry_url: String,
     payments_url: String,
     payments_secret: Vec<u8>,
@@ -656,8 +868,10 @@ fn fair() -> crate::ballot::FairSettings {
 /// request period and reconfirmation set for a run of seconds).
 async fn start_server_at(
     parts: &ServerParts,
+    store: Store,
     fair: crate::ballot::FairSettings,
     addr: SocketAddr,
+    smtp: SocketAddr,
 ) -> anyhow::Result<Server> {
     use crate::registry::{HttpRegistry, RegistryConfig};
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -692,7 +906,7 @@ async fn start_server_at(
         public_origin: None,
     };
     let app = crate::app::App::new(
-        parts.store.clone(),
+        store,
         Keyring::parse(SIM_KEYS, SIM_LOOKUP)?,
         base.clone(),
         adapters,
@@ -728,6 +942,23 @@ async fn start_server_at(
         interval,
         lease(crate::lease::PRODUCTION),
     )));
+    // Every node runs the outbox too: the lease lets one send at a time.
+    let mail = crate::mail::SmtpConfig {
+        host: smtp.ip().to_string(),
+        port: smtp.port(),
+        security: "none".into(),
+        username: None,
+        password: None,
+        from: "Citas de pasaporte <citas@pasaporte.invalid>".into(),
+        retry_first: Duration::from_millis(100),
+    };
+    let (outbox_app, outbox_lease) = (app.clone(), lease(crate::lease::OUTBOX));
+    tasks.push(tokio::spawn(async move {
+        let interval = Duration::from_millis(OUTBOX_INTERVAL_MS);
+        if let Err(e) = crate::mail::run_outbox(outbox_app, mail, interval, outbox_lease).await {
+            tracing::error!(error = %e, "the simulation's outbox stopped");
+        }
+    }));
     Ok(Server { app, base, tasks })
 }
 
@@ -740,7 +971,10 @@ async fn spawn_world(
     use crate::payments::sim::{PaymentSimConfig, spawn_payment_sim};
     use crate::registry::sim::{SimConfig, spawn_registry_sim};
     let database = fresh_database(args, dir).await?;
-    let store = crate::open_store(&crate::DbArgs { database }).await?;
+    let store = crate::open_store(&crate::DbArgs {
+        database: database.clone(),
+    })
+    .await?;
     crate::import_offices(&store, crate::DEMO_OFFICES_CSV).await?;
     let (csv, offices) = scaled_offices_csv(args.people / DEMAND_FACTOR)?;
     crate::import_offices(&store, &csv).await?;
@@ -767,14 +1001,30 @@ async fn spawn_world(
     pay_cfg.delivery_backoff_first = Duration::from_millis(50);
     let payments = spawn_payment_sim(pay_cfg).await?;
     let parts = ServerParts {
-        store: store.clone(),
         registry_url: registry.url(),
         payments_url: payments.url(),
         payments_secret,
         document_signer: (ds.key_pem()?, ds.cert_pem()?),
     };
-    let server = start_server_at(&parts, fair(), callback_addr).await?;
-    let base = server.base.clone();
+    let smtp = smtp::SmtpSink::start().await?;
+    let mut nodes =
+        vec![start_server_at(&parts, store.clone(), fair(), callback_addr, smtp.addr).await?];
+    for _ in 1..args.nodes {
+        // A node of its own: its own pool of connections, writer, caches,
+        // listener and worker loops, on the same database.
+        let own = crate::open_store(&crate::DbArgs {
+            database: database.clone(),
+        })
+        .await?;
+        let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+        nodes.push(start_server_at(&parts, own, fair(), any_port, smtp.addr).await?);
+    }
+    let base = nodes[0].base.clone();
+    let net = Net {
+        bases: std::sync::Arc::new(nodes.iter().map(|n| n.base.clone()).collect()),
+        meter: load::Meter::new(nodes.len()),
+        bar: bar.clone(),
+    };
     let client = reqwest::Client::builder()
         .timeout(Duration::from_millis(REQUEST_TIMEOUT_MS))
         .build()?;
@@ -806,7 +1056,15 @@ async fn spawn_world(
         supervisor,
         admin,
         bar,
-        server,
+        net,
+        nodes,
+        smtp,
+        senders: if args.people > SEQUENTIAL_LIVE_MAX {
+            SENDERS_AT_SCALE
+        } else {
+            SENDERS_AT_ONCE
+        },
+        sequential_live: args.people <= SEQUENTIAL_LIVE_MAX,
         registry,
         payments_client: reqwest::Client::new(),
         payments,
@@ -894,7 +1152,7 @@ impl Cast {
     /// their own addresses (`first_group` for people, the next for bots):
     /// the releases stand for different weeks, whose rate-limit buckets
     /// would long have refilled.
-    fn new(requesters: usize, first_group: u8) -> anyhow::Result<Self> {
+    fn new(requesters: usize, first_group: u8, nodes: usize) -> anyhow::Result<Self> {
         let bots = bot_count(requesters);
         let mut agents = Vec::with_capacity(requesters);
         for n in 0..requesters {
@@ -908,9 +1166,11 @@ impl Cast {
             } else {
                 first_group
             };
+            let ip = agent_ip(group, n);
             agents.push(Agent {
                 who,
-                client: agent_client(agent_ip(group, n))?,
+                ip,
+                node: node_of(ip, nodes),
             });
         }
         Ok(Self { agents })
@@ -965,8 +1225,8 @@ async fn scenario(
     let earliest_before = earliest(&w, days[0]).await?;
     // Address groups: 0 and 1 the live release's people and bots, 2 and 3
     // the devices confirming and accepting, 4 and 5 the ballot's.
-    let cast = Cast::new(args.people, 0)?;
-    let ballot_cast = Cast::new(args.people, 4)?;
+    let cast = Cast::new(args.people, 0, args.nodes)?;
+    let ballot_cast = Cast::new(args.people, 4, args.nodes)?;
 
     let live = live_release(&mut w, &cast, days[0], args.seed).await?;
     let (ballot, ballot_state) = ballot_release(&mut w, &ballot_cast, days[1]).await?;
@@ -984,7 +1244,7 @@ async fn scenario(
 
     let strike = strike(&mut w, days[0]).await?;
 
-    w.phase("measuring", w.acknowledged.len() as u64 + 2);
+    w.phase("measures", "measuring", w.acknowledged.len() as u64 + 2);
     let (vanished, moved) = vanished(&w).await?;
     let slot_mismatches = w.store.check_slots().await?.len() as u64;
     let earliest = w
@@ -1002,6 +1262,19 @@ async fn scenario(
         demand.insert(b.day.clone(), b.people + b.bots);
     }
     let day_rows = capacity_days(&w, days[0], &demand).await?;
+    // Mail: every node's outbox worker has run all along; once nothing
+    // waits, what the outbox recorded sent against what the server got.
+    w.phase("mail", "mail: the outbox drained", 0);
+    let outbox = outbox_drained(&w).await?;
+    let (received, distinct) = w.smtp.counts();
+    let mail = MailFigures {
+        outbox_sent: u64::try_from(outbox.sent).unwrap_or(0),
+        outbox_later: u64::try_from(outbox.waiting).unwrap_or(0),
+        received,
+        distinct,
+        duplicates: received.saturating_sub(distinct),
+    };
+    let load = w.net.meter.figures();
     Ok(Figures {
         seed: args.seed,
         backend: backend.into(),
@@ -1021,6 +1294,9 @@ async fn scenario(
         earliest,
         days: day_rows,
         seconds: 0.0,
+        nodes: w.nodes.len() as u64,
+        load,
+        mail,
     })
 }
 
@@ -1093,8 +1369,20 @@ async fn slots_of(
     office: &str,
     day: Date,
 ) -> anyhow::Result<Vec<(String, u64, u64)>> {
-    let (status, v) = w
+    slots_on(&w.net, 0, client, office, day).await
+}
+
+/// One office-day's slots as `node` shows them.
+async fn slots_on(
+    net: &Net,
+    node: usize,
+    client: &reqwest::Client,
+    office: &str,
+    day: Date,
+) -> anyhow::Result<Vec<(String, u64, u64)>> {
+    let (status, v) = net
         .call(
+            node,
             client,
             Method::GET,
             &format!("/api/v1/offices/{office}/slots?from={day}&days=1"),
@@ -1132,8 +1420,10 @@ fn answer_key(status: u16, v: &Value) -> String {
 
 /// The live release: the day's seats open at once; bots, polling, book in
 /// its first second; people arrive over the next hour, each trying a few
-/// seats. Run in the order of simulated time, one request at a time, so the
-/// same seed gives the same seats to the same requesters.
+/// seats. Up to [`SEQUENTIAL_LIVE_MAX`] requesters, run in the order of
+/// simulated time, one request at a time, so the same seed gives the same
+/// seats to the same requesters; above it, concurrently (see
+/// [`live_release_at_scale`]).
 async fn live_release(
     w: &mut World,
     cast: &Cast,
@@ -1144,6 +1434,7 @@ async fn live_release(
     let bots = cast.count(Who::Bot);
     let people = cast.count(Who::Person);
     w.phase(
+        "live",
         "live release: bots and people booking",
         bots * u64::from(BOT_REQUESTS) * 2 + people * 6,
     );
@@ -1154,6 +1445,23 @@ async fn live_release(
             .iter()
             .map(|s| s.1)
             .sum::<u64>();
+    }
+    let mut f = ReleaseFigures {
+        day: day.to_string(),
+        seats_offered,
+        seats_to_people: 0,
+        seats_to_bots: 0,
+        people,
+        bots,
+        writes_by_people: 0,
+        writes_by_bots: 0,
+        bot_answers: BTreeMap::new(),
+        people_without_seat: 0,
+        replayed: None,
+    };
+    if !w.sequential_live {
+        live_release_at_scale(w, cast, day, seed, &mut f).await?;
+        return Ok(f);
     }
     // (ms after opening, requester, the requester's n-th write)
     let mut events: Vec<(u64, usize, u32)> = Vec::new();
@@ -1171,30 +1479,29 @@ async fn live_release(
         }
     }
     events.sort_unstable();
-    let mut f = ReleaseFigures {
-        day: day.to_string(),
-        seats_offered,
-        seats_to_people: 0,
-        seats_to_bots: 0,
-        people,
-        bots,
-        writes_by_people: 0,
-        writes_by_bots: 0,
-        bot_answers: BTreeMap::new(),
-        people_without_seat: 0,
-        replayed: None,
-    };
     // A bot's seat in view (office, start) until told the slot is full.
     let mut bot_target: BTreeMap<usize, (String, String)> = BTreeMap::new();
+    // The bots' clients, kept for their hundred writes.
+    let mut bot_clients: BTreeMap<usize, reqwest::Client> = BTreeMap::new();
     let offices = w.offices.clone();
     for (_, n, _) in events {
         let agent = &cast.agents[n];
         match agent.who {
             Who::Bot => {
+                let client = match bot_clients.get(&n) {
+                    Some(c) => c.clone(),
+                    None => {
+                        let c = agent.client()?;
+                        bot_clients.insert(n, c.clone());
+                        c
+                    }
+                };
                 if !bot_target.contains_key(&n) {
                     // Poll: the first free seat in the offices' order.
                     'poll: for o in &offices {
-                        for (start, _, remaining) in slots_of(w, &agent.client, o, day).await? {
+                        for (start, _, remaining) in
+                            slots_on(&w.net, agent.node, &client, o, day).await?
+                        {
                             if remaining > 0 {
                                 bot_target.insert(n, (o.clone(), start));
                                 break 'poll;
@@ -1207,7 +1514,7 @@ async fn live_release(
                     continue;
                 };
                 f.writes_by_bots += 1;
-                let (status, v) = book(w, agent, n, &office, &start).await?;
+                let (status, v) = book(w, agent, &client, n, &office, &start).await?;
                 *f.bot_answers.entry(answer_key(status, &v)).or_default() += 1;
                 if status == 201 {
                     f.seats_to_bots += 1;
@@ -1216,12 +1523,13 @@ async fn live_release(
                 }
             }
             Who::Person => {
+                let client = agent.client()?;
                 let mut order = offices.clone();
                 rng.shuffle(&mut order);
                 let mut attempts = 0;
                 let mut booked = false;
                 'offices: for o in &order {
-                    let free: Vec<String> = slots_of(w, &agent.client, o, day)
+                    let free: Vec<String> = slots_on(&w.net, agent.node, &client, o, day)
                         .await?
                         .into_iter()
                         .filter(|s| s.2 > 0)
@@ -1233,7 +1541,7 @@ async fn live_release(
                     let start = &free[rng.below(free.len() as u64) as usize];
                     attempts += 1;
                     f.writes_by_people += 1;
-                    let (status, _) = book(w, agent, n, o, start).await?;
+                    let (status, _) = book(w, agent, &client, n, o, start).await?;
                     if status == 201 {
                         f.seats_to_people += 1;
                         booked = true;
@@ -1252,36 +1560,192 @@ async fn live_release(
     Ok(f)
 }
 
-/// One booking write by requester `n` (release 0: the live release).
-async fn book(
+/// What one requester of the live release did at scale.
+#[derive(Default)]
+struct LiveOutcome {
+    writes: u64,
+    seated: bool,
+    answers: BTreeMap<String, u64>,
+    acknowledged: Option<Acknowledged>,
+}
+
+/// The live release above [`SEQUENTIAL_LIVE_MAX`] requesters: the bots
+/// first (they are there in the release's first second), [`World::senders`]
+/// of them at once, each sending its hundred writes in a row over one
+/// connection with its body serialized once (so the bots' extra requests
+/// cost the client little: most are answered 429 by the rate limits); then
+/// the people in their order of arrival, as many at once, each choosing
+/// with a stream of the seed of their own.
+async fn live_release_at_scale(
     w: &mut World,
-    agent: &Agent,
-    n: usize,
-    office: &str,
-    start: &str,
-) -> anyhow::Result<(u16, Value)> {
-    let body = json!({
+    cast: &Cast,
+    day: Date,
+    seed: u64,
+    f: &mut ReleaseFigures,
+) -> anyhow::Result<()> {
+    let offices = std::sync::Arc::new(w.offices.clone());
+    let bot_ids: Vec<usize> = (0..cast.agents.len())
+        .filter(|n| cast.agents[*n].who == Who::Bot)
+        .collect();
+    let bot_outcomes = concurrently(w.senders, bot_ids.len(), |i| {
+        let n = bot_ids[i];
+        let (net, offices) = (w.net.clone(), offices.clone());
+        let (node, client) = (cast.agents[n].node, cast.agents[n].client());
+        async move {
+            let client = client?;
+            let mut out = LiveOutcome::default();
+            // The seat in view and its booking body, serialized once.
+            let mut target: Option<(String, String, Vec<u8>)> = None;
+            for _ in 0..BOT_REQUESTS {
+                if target.is_none() {
+                    'poll: for o in offices.iter() {
+                        for (start, _, remaining) in slots_on(&net, node, &client, o, day).await? {
+                            if remaining > 0 {
+                                let body = serde_json::to_vec(&booking_body(n, o, &start))?;
+                                target = Some((o.clone(), start, body));
+                                break 'poll;
+                            }
+                        }
+                    }
+                }
+                let Some((office, start, body)) = target.as_ref() else {
+                    *out.answers.entry("no seat left".into()).or_default() += 1;
+                    continue;
+                };
+                out.writes += 1;
+                let (status, v) = net
+                    .post_json_bytes(node, &client, "/api/v1/bookings", body.clone())
+                    .await?;
+                *out.answers.entry(answer_key(status, &v)).or_default() += 1;
+                if status == 201 {
+                    out.seated = true;
+                    out.acknowledged = Some(acknowledged(&v, office, start));
+                } else if v["error"]["code"] == "slot_full" {
+                    target = None;
+                }
+            }
+            Ok(out)
+        }
+    })
+    .await?;
+    for o in bot_outcomes {
+        f.writes_by_bots += o.writes;
+        f.seats_to_bots += u64::from(o.seated);
+        for (k, c) in o.answers {
+            *f.bot_answers.entry(k).or_default() += c;
+        }
+        w.acknowledged.extend(o.acknowledged);
+    }
+    // People in their order of arrival.
+    let mut rng = SplitMix64::stream(seed, 1);
+    let mut people: Vec<(u64, usize)> = (0..cast.agents.len())
+        .filter(|n| cast.agents[*n].who == Who::Person)
+        .map(|n| (rng.below(ARRIVAL_MINUTES * 60_000), n))
+        .collect();
+    people.sort_unstable();
+    let person_outcomes = concurrently(w.senders, people.len(), |i| {
+        let n = people[i].1;
+        let (net, offices) = (w.net.clone(), offices.clone());
+        let (node, client) = (cast.agents[n].node, cast.agents[n].client());
+        async move {
+            let client = client?;
+            let mut rng = SplitMix64::stream(seed, PERSON_STREAM_FIRST + n as u64);
+            let mut order = offices.to_vec();
+            rng.shuffle(&mut order);
+            let mut out = LiveOutcome::default();
+            for o in &order {
+                let free: Vec<String> = slots_on(&net, node, &client, o, day)
+                    .await?
+                    .into_iter()
+                    .filter(|s| s.2 > 0)
+                    .map(|s| s.0)
+                    .collect();
+                if free.is_empty() {
+                    continue;
+                }
+                let start = &free[rng.below(free.len() as u64) as usize];
+                out.writes += 1;
+                let (status, v) = net
+                    .call(
+                        node,
+                        &client,
+                        Method::POST,
+                        "/api/v1/bookings",
+                        Some(&booking_body(n, o, start)),
+                        Auth::None,
+                    )
+                    .await?;
+                if status == 201 {
+                    out.seated = true;
+                    out.acknowledged = Some(acknowledged(&v, o, start));
+                    break;
+                }
+                if out.writes >= u64::from(PERSON_ATTEMPTS) {
+                    break;
+                }
+            }
+            Ok(out)
+        }
+    })
+    .await?;
+    for o in person_outcomes {
+        f.writes_by_people += o.writes;
+        if o.seated {
+            f.seats_to_people += 1;
+        } else {
+            f.people_without_seat += 1;
+        }
+        w.acknowledged.extend(o.acknowledged);
+    }
+    Ok(())
+}
+
+/// The seed's streams of the people of a live release at scale start here
+/// (1 and 3 are the live release's and reconfirmation's own).
+const PERSON_STREAM_FIRST: u64 = 1_000;
+
+/// Requester `n`'s booking of one seat (release 0: the live release).
+fn booking_body(n: usize, office: &str, start: &str) -> Value {
+    json!({
         "office": office,
         "start": start,
         "applicants": [identity(0, n)],
         "email": format!("persona{n}@example.co"),
-    });
+    })
+}
+
+/// A 201's booking, as its citizen keeps it.
+fn acknowledged(v: &Value, office: &str, start: &str) -> Acknowledged {
+    Acknowledged {
+        code: v["code"].as_str().unwrap_or_default().to_string(),
+        token: v["manage_token"].as_str().unwrap_or_default().to_string(),
+        office: office.to_string(),
+        start: start.to_string(),
+    }
+}
+
+/// One booking write by requester `n` (release 0: the live release).
+async fn book(
+    w: &mut World,
+    agent: &Agent,
+    client: &reqwest::Client,
+    n: usize,
+    office: &str,
+    start: &str,
+) -> anyhow::Result<(u16, Value)> {
     let (status, v) = w
+        .net
         .call(
-            &agent.client,
+            agent.node,
+            client,
             Method::POST,
             "/api/v1/bookings",
-            Some(&body),
+            Some(&booking_body(n, office, start)),
             Auth::None,
         )
         .await?;
     if status == 201 {
-        w.acknowledged.push(Acknowledged {
-            code: v["code"].as_str().unwrap_or_default().to_string(),
-            token: v["manage_token"].as_str().unwrap_or_default().to_string(),
-            office: office.to_string(),
-            start: start.to_string(),
-        });
+        w.acknowledged.push(acknowledged(&v, office, start));
     }
     Ok((status, v))
 }
@@ -1303,89 +1767,75 @@ async fn has_route(w: &World, method: Method, path: &str, staff: Option<&StaffLo
     }
 }
 
-/// One request, outside any `World` borrow (for concurrent senders).
-async fn send(
-    client: &reqwest::Client,
-    method: Method,
-    url: String,
-    body: Option<Value>,
-    bearer: Option<String>,
-) -> anyhow::Result<(u16, Value)> {
-    let mut req = client.request(method, url);
-    if let Some(t) = bearer {
-        req = req.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        req = req.json(&b);
-    }
-    let r = req.send().await?;
-    let status = r.status().as_u16();
-    Ok((status, r.json().await.unwrap_or(Value::Null)))
-}
-
-/// Senders at once in the ballot's concurrent steps (each requester's own
-/// writes stay in order).
+/// Senders at once in the concurrent steps (each requester's own writes
+/// stay in order).
 const SENDERS_AT_ONCE: usize = 16;
+/// Senders at once above [`SEQUENTIAL_LIVE_MAX`] requesters: enough to keep
+/// two cores busy, few enough that latencies measure the servers, not a
+/// queue of clients.
+const SENDERS_AT_SCALE: usize = 64;
 /// The ballot's request period: every request, proof and bot's spam of the
 /// run is in long before it closes; the draw then runs at its close
 /// through the worker step (see [`reconfirmation`] on the run's clock).
 const BALLOT_PERIOD_MINUTES: i64 = 60;
-/// Mail rows read from the outbox at once to find the links (every mail of
-/// the run is still there: no SMTP server).
-const MAIL_READ_MAX: u32 = 100_000;
-
-/// The links' tokens in the queued mail, by request code, read the way a
-/// mail client would (the body opened with the run's keys).
+/// The links' tokens in the mail of the run, by request code, read the
+/// way a mail client would: once the outbox has sent every queued mail, from
+/// the run's mail server.
 async fn tokens_from_mail(w: &World) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    let now = Timestamp::now().as_millisecond() + 60_000;
-    for m in w.store.due_mail(now, MAIL_READ_MAX).await? {
-        let body = w
-            .keys
-            .open(crate::crypto::at::mail_body(&m.id), &m.body_enc)?;
-        for line in body.lines() {
-            let Some(at) = line.find("/solicitudes/") else {
-                continue;
-            };
-            let rest = &line[at + "/solicitudes/".len()..];
-            let Some((code, tail)) = rest.split_once('/') else {
-                continue;
-            };
-            if let Some(token) = tail.strip_prefix("verificar?clave=") {
-                out.insert(code.to_string(), token.trim().to_string());
-            }
-        }
-    }
-    Ok(out)
+    outbox_drained(w).await?;
+    Ok(w.smtp.verify_tokens())
 }
 
-/// Runs `f(i)` for `0..n`, [`SENDERS_AT_ONCE`] at a time; results in order.
-async fn concurrently<F, Fut, T>(n: usize, f: F) -> anyhow::Result<Vec<T>>
+/// Waits until the outbox has no mail due (every node's worker may send;
+/// one at a time holds the lease). Mail queued by the worker step run at
+/// the run's later instants (reminders, offers) is dated then: it waits,
+/// not due yet, and is counted apart.
+async fn outbox_drained(w: &World) -> anyhow::Result<pasaporte_store::OutboxStats> {
+    let deadline = Instant::now() + Duration::from_secs(MAIL_WAIT_SECS);
+    loop {
+        // A mail reaches the mail server before it is recorded sent: once
+        // none is due, every one recorded sent has been received.
+        if w.store
+            .due_mail(Timestamp::now().as_millisecond(), 1)
+            .await?
+            .is_empty()
+        {
+            return Ok(w.store.outbox_stats().await?);
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "timed out waiting for the outbox: {:?}",
+            w.store.outbox_stats().await?
+        );
+        tokio::time::sleep(Duration::from_millis(POLL_MS)).await;
+    }
+}
+
+/// Runs `f(i)` for `0..n`, `senders` at a time (a new one starts as one
+/// ends); results in order.
+async fn concurrently<F, Fut, T>(senders: usize, n: usize, f: F) -> anyhow::Result<Vec<T>>
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>> + Send + 'static,
     T: Send + 'static,
 {
-    let mut out = Vec::with_capacity(n);
-    let mut i = 0;
-    while i < n {
-        let mut set = tokio::task::JoinSet::new();
-        let end = (i + SENDERS_AT_ONCE).min(n);
-        for j in i..end {
-            let fut = f(j);
+    let mut out: Vec<Option<T>> = Vec::with_capacity(n);
+    out.resize_with(n, || None);
+    let mut set = tokio::task::JoinSet::new();
+    let mut next = 0;
+    while next < n || !set.is_empty() {
+        while next < n && set.len() < senders.max(1) {
+            let fut = f(next);
+            let j = next;
             set.spawn(async move { (j, fut.await) });
+            next += 1;
         }
-        let mut chunk = Vec::new();
-        while let Some(r) = set.join_next().await {
-            chunk.push(r?);
+        if let Some(r) = set.join_next().await {
+            let (j, r) = r?;
+            out[j] = Some(r?);
         }
-        chunk.sort_by_key(|(j, _)| *j);
-        for (_, r) in chunk {
-            out.push(r?);
-        }
-        i = end;
     }
-    Ok(out)
+    Ok(out.into_iter().flatten().collect())
 }
 
 /// Downloads the drawn release's published files, as anyone may, and
@@ -1448,6 +1898,7 @@ async fn ballot_release(
     let bots = cast.count(Who::Bot);
     let people = cast.count(Who::Person);
     w.phase(
+        "ballot",
         "ballot release: requests, proof of email, the draw",
         bots * u64::from(BOT_REQUESTS) + (people + bots) * 4,
     );
@@ -1504,7 +1955,6 @@ async fn ballot_release(
     }
     anyhow::ensure!(status == 201, "opening the release: {status} {v}");
     let release = v["id"].as_str().context("no release id")?.to_string();
-    let url = |path: String| format!("{}{path}", w.base);
     let request_body = |n: usize| {
         json!({
             "email": format!("solicitante{n}@example.co"),
@@ -1512,19 +1962,19 @@ async fn ballot_release(
             "preferences": [{ "city": CITY }],
         })
     };
+    let requests_path = format!("/api/v1/releases/{release}/requests");
     // Every requester's first request.
-    let bar = w.bar.clone();
-    let first = concurrently(cast.agents.len(), |n| {
-        let (client, u, b, bar) = (
-            cast.agents[n].client.clone(),
-            url(format!("/api/v1/releases/{release}/requests")),
+    let first = concurrently(w.senders, cast.agents.len(), |n| {
+        let (net, node, client, path, b) = (
+            w.net.clone(),
+            cast.agents[n].node,
+            cast.agents[n].client(),
+            requests_path.clone(),
             request_body(n),
-            bar.clone(),
         );
         async move {
-            let r = send(&client, Method::POST, u, Some(b), None).await;
-            bar.inc(1);
-            r
+            net.call(node, &client?, Method::POST, &path, Some(&b), Auth::None)
+                .await
         }
     })
     .await?;
@@ -1560,66 +2010,60 @@ async fn ballot_release(
         }));
     }
     // The proof of email: the link of the mail, followed.
-    let verified = concurrently(held.len(), |n| {
-        let client = cast.agents[n].client.clone();
+    let verified = concurrently(w.senders, held.len(), |n| {
+        let (net, node, client) = (w.net.clone(), cast.agents[n].node, cast.agents[n].client());
         let h = held[n].as_ref().map(|h| {
             (
-                url(format!("/api/v1/requests/{}/verify", h.code)),
-                h.token.clone(),
+                format!("/api/v1/requests/{}/verify", h.code),
+                json!({ "token": h.token }),
             )
         });
-        let bar = bar.clone();
         async move {
-            let Some((u, token)) = h else {
+            let Some((path, body)) = h else {
                 return Ok(false);
             };
-            let (status, _) = send(
-                &client,
-                Method::POST,
-                u,
-                Some(json!({ "token": token })),
-                None,
-            )
-            .await?;
-            bar.inc(1);
+            let (status, _) = net
+                .call(node, &client?, Method::POST, &path, Some(&body), Auth::None)
+                .await?;
             Ok(status == 200)
         }
     })
     .await?;
-    // The bots' spam: the rest of their hundred requests each.
+    // The bots' spam: the rest of their hundred requests each, over one
+    // connection, the body serialized once.
     let bot_ids: Vec<usize> = (0..cast.agents.len())
         .filter(|n| cast.agents[*n].who == Who::Bot)
         .collect();
-    let spam = concurrently(bot_ids.len(), |i| {
+    let spam = concurrently(w.senders, bot_ids.len(), |i| {
         let n = bot_ids[i];
-        let (client, u, b, bar) = (
-            cast.agents[n].client.clone(),
-            url(format!("/api/v1/releases/{release}/requests")),
-            request_body(n),
-            bar.clone(),
+        let (net, node, client, path, b) = (
+            w.net.clone(),
+            cast.agents[n].node,
+            cast.agents[n].client(),
+            requests_path.clone(),
+            serde_json::to_vec(&request_body(n)),
         );
         async move {
-            let mut answers: Vec<String> = Vec::new();
+            let (client, b) = (client?, b?);
+            let mut answers: BTreeMap<String, u64> = BTreeMap::new();
             for _ in 1..BOT_REQUESTS {
-                let (status, v) =
-                    send(&client, Method::POST, u.clone(), Some(b.clone()), None).await?;
-                bar.inc(1);
-                answers.push(answer_key(status, &v));
+                let (status, v) = net.post_json_bytes(node, &client, &path, b.clone()).await?;
+                *answers.entry(answer_key(status, &v)).or_default() += 1;
             }
             Ok(answers)
         }
     })
     .await?;
     for answers in spam {
-        for a in answers {
-            f.writes_by_bots += 1;
-            *f.bot_answers.entry(a).or_default() += 1;
+        for (a, c) in answers {
+            f.writes_by_bots += c;
+            *f.bot_answers.entry(a).or_default() += c;
         }
     }
     // The draw: the worker step, run at the period's close, draws it.
     crate::ballot::round(
-        &w.server.app,
-        w.server.app.fair.reconfirm,
+        &w.nodes[0].app,
+        w.nodes[0].app.fair.reconfirm,
         close + pasaporte_core::jiff::SignedDuration::from_secs(1),
     )
     .await
@@ -1627,49 +2071,68 @@ async fn ballot_release(
     let v = w.get(&format!("/api/v1/releases/{release}")).await?;
     anyhow::ensure!(v["state"] == "drawn", "the release was not drawn: {v}");
     f.replayed = Some(replay_published(w, &release).await?);
-    // Each requester looks at their request.
-    for (n, h) in held.iter().enumerate() {
-        let Some(h) = h.as_ref().filter(|_| verified[n]) else {
+    // Each requester looks at their request; the seated, at their booking.
+    let looks = concurrently(w.senders, held.len(), |n| {
+        let (net, node, client) = (w.net.clone(), cast.agents[n].node, cast.agents[n].client());
+        let h = held[n]
+            .as_ref()
+            .filter(|_| verified[n])
+            .map(|h| (h.code.clone(), h.token.clone()));
+        async move {
+            let Some((code, token)) = h else {
+                return Ok(None);
+            };
+            let client = client?;
+            let (status, v) = net
+                .call(
+                    node,
+                    &client,
+                    Method::GET,
+                    &format!("/api/v1/requests/{code}"),
+                    None,
+                    Auth::Bearer(&token),
+                )
+                .await?;
+            anyhow::ensure!(status == 200, "request {code}: {status} {v}");
+            let seated = v["status"] == "allocated";
+            let mut booking = None;
+            if let Some(b) = v["booking_code"].as_str().filter(|_| seated) {
+                let (status, v) = net
+                    .call(
+                        node,
+                        &client,
+                        Method::GET,
+                        &format!("/api/v1/bookings/{b}"),
+                        None,
+                        Auth::Bearer(&token),
+                    )
+                    .await?;
+                anyhow::ensure!(status == 200, "allocated booking {b}: {status} {v}");
+                booking = Some(Acknowledged {
+                    code: b.to_string(),
+                    token: token.clone(),
+                    office: v["office"].as_str().unwrap_or_default().to_string(),
+                    start: v["start"].as_str().unwrap_or_default().to_string(),
+                });
+            }
+            Ok(Some((seated, booking)))
+        }
+    })
+    .await?;
+    for (n, look) in looks.into_iter().enumerate() {
+        let Some((seated, booking)) = look else {
             if cast.agents[n].who == Who::Person {
                 f.people_without_seat += 1;
             }
             continue;
         };
-        let (status, v) = w
-            .call(
-                &cast.agents[n].client,
-                Method::GET,
-                &format!("/api/v1/requests/{}", h.code),
-                None,
-                Auth::Bearer(&h.token),
-            )
-            .await?;
-        anyhow::ensure!(status == 200, "request {}: {status} {v}", h.code);
-        let seated = v["status"] == "allocated";
         match (cast.agents[n].who, seated) {
             (Who::Person, true) => f.seats_to_people += 1,
             (Who::Bot, true) => f.seats_to_bots += 1,
             (Who::Person, false) => f.people_without_seat += 1,
             (Who::Bot, false) => {}
         }
-        if let Some(code) = v["booking_code"].as_str().filter(|_| seated) {
-            let (status, b) = w
-                .call(
-                    &w.client,
-                    Method::GET,
-                    &format!("/api/v1/bookings/{code}"),
-                    None,
-                    Auth::Bearer(&h.token),
-                )
-                .await?;
-            anyhow::ensure!(status == 200, "allocated booking {code}: {status} {b}");
-            w.acknowledged.push(Acknowledged {
-                code: code.to_string(),
-                token: h.token.clone(),
-                office: b["office"].as_str().unwrap_or_default().to_string(),
-                start: b["start"].as_str().unwrap_or_default().to_string(),
-            });
-        }
+        w.acknowledged.extend(booking);
     }
     Ok((Step::Done(f), Some(BallotState { held })))
 }
@@ -1679,7 +2142,7 @@ async fn ballot_release(
 /// (the nearest equivalent seats: same city, that day or the next) or,
 /// with none free, keeps them displaced for their citizens to choose.
 async fn strike(w: &mut World, day: Date) -> anyhow::Result<Step<StrikeFigures>> {
-    w.phase("strike: an office closed for a day", 1);
+    w.phase("strike", "strike: an office closed for a day", 1);
     let office = w.offices.first().cloned().unwrap_or_default();
     let path = format!("/api/v1/staff/offices/{office}/closures");
     let (status, v) = w
@@ -1727,6 +2190,7 @@ async fn production(w: &mut World) -> anyhow::Result<(Step<StockFigures>, Step<V
     use pasaporte_core::production::{BookletType, SerialRange};
     let per_vendor = APPLICATIONS_PER_VENDOR as u64;
     w.phase(
+        "production",
         "production: stock, orders, the vendor switch",
         per_vendor * 2 * 12,
     );
@@ -1925,6 +2389,9 @@ where
 const POLL_MS: u64 = 25;
 /// The workers' round: short, so the run does not wait on them.
 const WORKER_INTERVAL_MS: u64 = 50;
+/// The outbox's round (a pass sends up to `mail::MAIL_BATCH_MAX`): short, so
+/// a national run's few hundred thousand mails keep up.
+const OUTBOX_INTERVAL_MS: u64 = 10;
 /// The scenario's first day is at least this many days ahead, so that its
 /// bookings are made before the reconfirmation window (72 hours) opens.
 const FIRST_DAY_AFTER_DAYS: i64 = 4;
@@ -2107,7 +2574,11 @@ async fn reconfirmation(
 ) -> anyhow::Result<Step<ReconfirmFigures>> {
     use crate::ballot::Reconfirm;
     let mut rng = SplitMix64::stream(seed, 3);
-    w.phase("reconfirmation", w.acknowledged.len() as u64 * 2);
+    w.phase(
+        "reconfirmation",
+        "reconfirmation",
+        w.acknowledged.len() as u64 * 2,
+    );
     let Some(first) = w.acknowledged.first() else {
         return Ok(Step::NotAvailable {
             why: "no bookings to reconfirm".into(),
@@ -2124,7 +2595,7 @@ async fn reconfirmation(
         |d: Date| -> anyhow::Result<Timestamp> { Ok(d.in_tz("America/Bogota")?.timestamp()) };
     let hours = |h: i64| pasaporte_core::jiff::SignedDuration::from_hours(h);
     let round = async |at: Timestamp| {
-        crate::ballot::round(&w.server.app, Some(rc), at)
+        crate::ballot::round(&w.nodes[0].app, Some(rc), at)
             .await
             .map_err(|e| anyhow::anyhow!("the fair-access worker step: {e}"))
     };
@@ -2143,21 +2614,12 @@ async fn reconfirmation(
             .await?
             .reminded as u64;
     }
+    // Who confirms, decided in the bookings' order (the seed's stream).
     let mut unconfirmed = 0;
+    let mut confirming = Vec::new();
     for (i, b) in w.acknowledged.iter().enumerate() {
         if rng.chance(CONFIRM_PROBABILITY) {
-            let device = agent_client(agent_ip(2, i))?;
-            let (status, v) = w
-                .call(
-                    &device,
-                    Method::POST,
-                    &format!("/api/v1/bookings/{}/confirm", b.code),
-                    Some(&json!({ "token": b.token })),
-                    Auth::None,
-                )
-                .await?;
-            anyhow::ensure!(status == 200, "confirming {}: {status} {v}", b.code);
-            f.confirmed += 1;
+            confirming.push((i, b.code.clone(), b.token.clone()));
         } else {
             unconfirmed += 1;
             if rng.chance(NO_SHOW_OF_UNCONFIRMED) {
@@ -2165,6 +2627,28 @@ async fn reconfirmation(
             }
         }
     }
+    let nodes = w.nodes.len();
+    concurrently(w.senders, confirming.len(), |j| {
+        let (i, code, token) = confirming[j].clone();
+        let net = w.net.clone();
+        async move {
+            let ip = agent_ip(2, i);
+            let (status, v) = net
+                .call(
+                    node_of(ip, nodes),
+                    &agent_client(ip)?,
+                    Method::POST,
+                    &format!("/api/v1/bookings/{code}/confirm"),
+                    Some(&json!({ "token": token })),
+                    Auth::None,
+                )
+                .await?;
+            anyhow::ensure!(status == 200, "confirming {code}: {status} {v}");
+            Ok(())
+        }
+    })
+    .await?;
+    f.confirmed = confirming.len() as u64;
     // The deadlines: six hours before a day's midnight every appointment of
     // the day is within its last 24 hours.
     for d in days {
@@ -2176,82 +2660,112 @@ async fn reconfirmation(
         f.released
     );
     // The waitlisted find an offer on their request, and take it.
-    for (n, h) in ballot
+    let waiting: Vec<(usize, String, String)> = ballot
         .iter()
         .flat_map(|b| b.held.iter().enumerate())
-        .filter_map(|(n, h)| h.as_ref().map(|h| (n, h)))
-    {
-        let (_, v) = w
-            .call(
-                &cast.agents[n].client,
-                Method::GET,
-                &format!("/api/v1/requests/{}", h.code),
-                None,
-                Auth::Bearer(&h.token),
-            )
-            .await?;
-        if v["status"] != "offered" {
-            continue;
+        .filter_map(|(n, h)| h.as_ref().map(|h| (n, h.code.clone(), h.token.clone())))
+        .collect();
+    let taken = concurrently(w.senders, waiting.len(), |j| {
+        let (n, code, token) = waiting[j].clone();
+        let (net, node, client) = (w.net.clone(), cast.agents[n].node, cast.agents[n].client());
+        async move {
+            let (_, v) = net
+                .call(
+                    node,
+                    &client?,
+                    Method::GET,
+                    &format!("/api/v1/requests/{code}"),
+                    None,
+                    Auth::Bearer(&token),
+                )
+                .await?;
+            if v["status"] != "offered" {
+                return Ok(None);
+            }
+            let device_ip = agent_ip(3, n);
+            let device = agent_client(device_ip)?;
+            let device_node = node_of(device_ip, nodes);
+            let (status, v) = net
+                .call(
+                    device_node,
+                    &device,
+                    Method::POST,
+                    &format!("/api/v1/requests/{code}/accept"),
+                    Some(&json!({ "token": token })),
+                    Auth::None,
+                )
+                .await?;
+            anyhow::ensure!(status == 200, "accepting an offer: {status} {v}");
+            let booking = v["booking_code"].as_str().unwrap_or(&code).to_string();
+            let (_, b) = net
+                .call(
+                    device_node,
+                    &device,
+                    Method::GET,
+                    &format!("/api/v1/bookings/{booking}"),
+                    None,
+                    Auth::Bearer(&token),
+                )
+                .await?;
+            Ok(Some(Acknowledged {
+                code: booking,
+                token,
+                office: b["office"].as_str().unwrap_or_default().to_string(),
+                start: b["start"].as_str().unwrap_or_default().to_string(),
+            }))
         }
+    })
+    .await?;
+    for a in taken.into_iter().flatten() {
         f.freed_to_waitlist += 1;
-        let device = agent_client(agent_ip(3, n))?;
-        let (status, v) = w
-            .call(
-                &device,
-                Method::POST,
-                &format!("/api/v1/requests/{}/accept", h.code),
-                Some(&json!({ "token": h.token })),
-                Auth::None,
-            )
-            .await?;
-        anyhow::ensure!(status == 200, "accepting an offer: {status} {v}");
         f.filled_from_waitlist += 1;
-        let code = v["booking_code"].as_str().unwrap_or(&h.code).to_string();
-        let (_, b) = w
-            .call(
-                &w.client,
-                Method::GET,
-                &format!("/api/v1/bookings/{code}"),
-                None,
-                Auth::Bearer(&h.token),
-            )
-            .await?;
-        w.acknowledged.push(Acknowledged {
-            code,
-            token: h.token.clone(),
-            office: b["office"].as_str().unwrap_or_default().to_string(),
-            start: b["start"].as_str().unwrap_or_default().to_string(),
-        });
+        w.acknowledged.push(a);
     }
     Ok(Step::Done(f))
 }
 
 /// Every acknowledged booking looked up with its own token: (vanished, moved).
 async fn vanished(w: &World) -> anyhow::Result<(u64, u64)> {
-    let (mut gone, mut moved) = (0, 0);
-    for b in &w.acknowledged {
-        let (status, v) = w
-            .call(
-                &w.client,
-                Method::GET,
-                &format!("/api/v1/bookings/{}", b.code),
-                None,
-                Auth::Bearer(&b.token),
-            )
-            .await?;
-        let kept = status == 200
-            && matches!(
-                v["status"].as_str(),
-                Some(
-                    "active" | "checked_in" | "no_show" | "cancelled" | "unconfirmed" | "displaced"
+    let looks = concurrently(w.senders, w.acknowledged.len(), |i| {
+        let b = &w.acknowledged[i];
+        let (net, client) = (w.net.clone(), w.client.clone());
+        let (code, token, office, start) = (
+            b.code.clone(),
+            b.token.clone(),
+            b.office.clone(),
+            b.start.clone(),
+        );
+        async move {
+            let (status, v) = net
+                .call(
+                    0,
+                    &client,
+                    Method::GET,
+                    &format!("/api/v1/bookings/{code}"),
+                    None,
+                    Auth::Bearer(&token),
                 )
-            );
-        if !kept {
-            gone += 1;
-        } else if v["office"] != b.office.as_str() || !same_instant(&v["start"], &b.start) {
-            moved += 1;
+                .await?;
+            let kept = status == 200
+                && matches!(
+                    v["status"].as_str(),
+                    Some(
+                        "active"
+                            | "checked_in"
+                            | "no_show"
+                            | "cancelled"
+                            | "unconfirmed"
+                            | "displaced"
+                    )
+                );
+            let moved =
+                kept && (v["office"] != office.as_str() || !same_instant(&v["start"], &start));
+            Ok((kept, moved))
         }
-    }
+    })
+    .await?;
+    let gone = looks.iter().filter(|(kept, _)| !kept).count() as u64;
+    let moved = looks.iter().filter(|(_, moved)| *moved).count() as u64;
     Ok((gone, moved))
 }
 
@@ -2315,6 +2829,17 @@ mod tests {
             "{counters}"
         );
         assert!(offices[0].counters >= offices[2].counters);
+        assert!(offices.iter().all(|o| o.service_minutes == 60));
+        // A national run: more seats than 500 counters serve in hour-long
+        // services; the services get shorter, the counters fit.
+        let (csv, _) = scaled_offices_csv(NATIONAL_PEOPLE / DEMAND_FACTOR).unwrap();
+        let offices = pasaporte_core::office::parse_offices_csv(&csv).unwrap();
+        let per_day: u32 = offices
+            .iter()
+            .map(|o| o.counters * 9 * 60 / o.service_minutes)
+            .sum();
+        assert!(per_day >= 33_333, "{per_day}");
+        assert!(offices.iter().all(|o| o.counters <= 500));
     }
 
     #[test]
@@ -2323,5 +2848,13 @@ mod tests {
         assert_eq!(bot_count(PEOPLE_MIN), 22);
         assert_ne!(agent_ip(0, 1), agent_ip(0, 251));
         assert_ne!(agent_ip(0, 1), agent_ip(1, 1));
+        // Past the first block, still one address each, in no other group.
+        let mut seen = std::collections::HashSet::new();
+        for g in 0..ADDRESS_GROUPS as u8 {
+            for n in (0..PEOPLE_MAX).step_by(997).chain([PEOPLE_MAX - 1]) {
+                assert!(seen.insert(agent_ip(g, n)), "{g} {n}");
+            }
+        }
+        assert_eq!(agent_ip(0, 300), Ipv4Addr::new(127, 10, 1, 51));
     }
 }

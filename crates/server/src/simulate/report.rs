@@ -93,6 +93,28 @@ pub fn markdown(f: &Figures, lang: Lang) -> String {
         ),
         f.slot_mismatches
     );
+    let _ = writeln!(
+        s,
+        "| {} | **{}** ({} {}, {} {}, {} {}) |",
+        t(
+            "correo enviado exactamente una vez",
+            "mail sent exactly once"
+        ),
+        if f.mail.exactly_once() {
+            t("sí", "yes")
+        } else {
+            t("NO", "NO")
+        },
+        f.mail.outbox_sent,
+        t(
+            "enviados según el buzón de salida",
+            "sent as the outbox records"
+        ),
+        f.mail.distinct,
+        t("mensajes distintos recibidos", "distinct messages received"),
+        f.mail.duplicates,
+        t("duplicados", "duplicates"),
+    );
     share_row(&mut s, lang, "live", Some(&f.live));
     share_row(&mut s, lang, "ballot", f.ballot.done());
     s.push('\n');
@@ -300,6 +322,7 @@ pub fn markdown(f: &Figures, lang: Lang) -> String {
             "Scale: the four Bogotá demo offices keep their codes, hours and relative sizes; their counters are scaled so that a day offers a third of the requesters. Each requester sends from its own loopback address. The answers by rate limit depend on the clock and the ballot's outcome on the server's committed seed: they are not among the figures the seed replays."
         )
     );
+    load_section(&mut s, f, lang);
     s
 }
 
@@ -594,6 +617,72 @@ pub fn html(f: &Figures, lang: Lang) -> String {
     }
     let _ = write!(s, "<pre>{}</pre></body></html>", escape(&markdown(f, lang)));
     s
+}
+
+/// The load reached: per phase, per node (numbered from 1, as operators
+/// count them) and in total.
+fn load_section(s: &mut String, f: &Figures, lang: Lang) {
+    let t = |es: &str, en: &str| lang.pick(es, en).to_string();
+    let _ = writeln!(
+        s,
+        "\n## {} ({} {})\n",
+        t("Carga alcanzada", "Load reached"),
+        f.nodes,
+        if f.nodes == 1 {
+            t("nodo", "node")
+        } else {
+            t("nodos", "nodes")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "| {} | {} | {} | {} | {} | p50 (ms) | p99 (ms) |",
+        t("fase", "phase"),
+        t("segundos", "seconds"),
+        t("nodo", "node"),
+        t("peticiones", "requests"),
+        t("peticiones/s", "requests/s"),
+    );
+    let _ = writeln!(s, "|---|---:|---|---:|---:|---:|---:|");
+    for p in &f.load {
+        let name = phase_name(&p.phase, lang);
+        let mut row = |node: String, l: &super::load::NodeLoad| {
+            let _ = writeln!(
+                s,
+                "| {name} | {:.1} | {node} | {} | {:.0} | {:.1} | {:.1} |",
+                p.seconds, l.requests, l.per_s, l.p50_ms, l.p99_ms
+            );
+        };
+        if p.nodes.len() > 1 {
+            for (i, l) in p.nodes.iter().enumerate() {
+                row(format!("{}", i + 1), l);
+            }
+        }
+        row(t("**total**", "**total**"), &p.total);
+    }
+    let _ = writeln!(
+        s,
+        "\n{}",
+        t(
+            "Latencias vistas por el cliente (cola incluida), todas las peticiones HTTP de la fase; los clientes se reparten entre los nodos por dirección, como un balanceador.",
+            "Latencies as the client sees them (queueing included), every HTTP request of the phase; clients are spread over the nodes by address, as a load balancer does."
+        )
+    );
+}
+
+fn phase_name(key: &str, lang: Lang) -> String {
+    let (es, en) = match key {
+        "setup" => ("preparación", "set-up"),
+        "live" => ("apertura en vivo", "live release"),
+        "ballot" => ("sorteo", "ballot"),
+        "production" => ("producción", "production"),
+        "reconfirmation" => ("reconfirmación", "reconfirmation"),
+        "strike" => ("paro", "strike"),
+        "measures" => ("medición", "measures"),
+        "mail" => ("correo", "mail"),
+        other => (other, other),
+    };
+    lang.pick(es, en).to_string()
 }
 
 #[cfg(test)]
