@@ -263,14 +263,25 @@ async fn killed_node_work_taken_over(db: TestDb) {
         codes.push(book(base_b.clone(), n).await);
     }
     delivered(6).await;
-    // A dies holding the lease; B's bookings wait, then B sends them.
+    // A dies holding the lease, once it recorded its mails as sent (a node
+    // killed between sending and recording may leave its last batch to be
+    // sent again, as docs/several-nodes.md says); B's bookings wait, then B
+    // sends them.
+    let store = Store::open(&db_url).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while store.outbox_stats().await.unwrap().sent != 6 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A never recorded its mails"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
     a.start_kill().unwrap();
     a.wait().await.unwrap();
     for n in 6..12 {
         codes.push(book(base_b.clone(), n).await);
     }
     delivered(12).await;
-    let store = Store::open(&db_url).await.unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while store.outbox_stats().await.unwrap().sent != 12 {
         assert!(
